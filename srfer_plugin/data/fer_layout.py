@@ -1,0 +1,147 @@
+"""The on-disk layout of FER datasets shared by every producer and consumer in the plugin.
+
+A dataset root looks like this (written by ``scripts/prepare_dataset.py`` and the synthetic generator)::
+
+    ROOT/
+      classes.txt               one class name per line; line i is label i
+      meta_info_train.txt       lines ``relative/path label`` (path relative to ROOT)
+      meta_info_val.txt
+      meta_info_test.txt
+      train/<class_name>/<image>.png
+      val/<class_name>/<image>.png
+      test/<class_name>/<image>.png
+      lmdb/<split>.lmdb         optional; keys are the relative paths without extension
+
+``PairedFERDataset`` reads either ``dataroot_gt: ROOT`` with ``meta_info_file: ROOT/meta_info_<split>.txt``
+or ``dataroot_gt: ROOT/<split>`` (class sub-folders). mmpretrain's ``CustomDataset`` reads the same
+meta_info files as ``ann_file`` and ``classes.txt`` as ``classes``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+# One fixed class order for every format (line i of classes.txt is label i).
+FER7_CLASSES: tuple[str, ...] = ('neutral', 'happy', 'sad', 'surprise', 'fear', 'disgust', 'angry')
+# AffectNet's optional eighth class.
+FER8_CLASSES: tuple[str, ...] = FER7_CLASSES + ('contempt',)
+
+IMAGE_EXTENSIONS: tuple[str, ...] = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+CLASSES_FILE = 'classes.txt'
+
+
+def meta_info_name(split: str) -> str:
+    """Return the file name of a split's meta_info file, e.g. ``meta_info_train.txt``."""
+    return f'meta_info_{split}.txt'
+
+
+def read_classes(path: str) -> list[str]:
+    """Read a ``classes.txt`` file.
+
+    Args:
+        path: File with one class name per line.
+
+    Returns:
+        The class names; index i is label i.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'classes file {path!r} does not exist')
+    with open(path, encoding='utf-8') as f:
+        names = [line.strip() for line in f if line.strip()]
+    if not names:
+        raise ValueError(f'classes file {path!r} is empty')
+    if len(set(names)) != len(names):
+        raise ValueError(f'classes file {path!r} lists a class twice: {names}')
+    return names
+
+
+def write_classes(path: str, classes: Sequence[str]) -> None:
+    """Write a ``classes.txt`` file (one name per line)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.writelines(f'{name}\n' for name in classes)
+
+
+def read_meta_info(path: str, num_classes: int | None = None) -> list[tuple[str, int]]:
+    """Read a meta_info file whose lines are ``relative/path label``.
+
+    Args:
+        path: The meta_info file.
+        num_classes: When given, every label must lie in ``[0, num_classes)``.
+
+    Returns:
+        A list of ``(relative_path, label)``.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'meta_info_file {path!r} does not exist')
+    items = []
+    with open(path, encoding='utf-8') as f:
+        for line_no, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.rsplit(maxsplit=1)
+            if len(parts) != 2:
+                raise ValueError(f'{path}:{line_no}: expected "relative/path label", got {line!r}')
+            rel_path, label_text = parts
+            try:
+                label = int(label_text)
+            except ValueError:
+                raise ValueError(f'{path}:{line_no}: label {label_text!r} is not an integer') from None
+            if label < 0 or (num_classes is not None and label >= num_classes):
+                raise ValueError(f'{path}:{line_no}: label {label} is outside [0, {num_classes}) for {rel_path!r}')
+            items.append((rel_path, label))
+    if not items:
+        raise ValueError(f'meta_info_file {path!r} lists no images')
+    return items
+
+
+def write_meta_info(path: str, items: Iterable[tuple[str, int]]) -> None:
+    """Write a meta_info file with lines ``relative/path label``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.writelines(f'{rel_path} {int(label)}\n' for rel_path, label in items)
+
+
+def scan_class_folders(root: str, classes: Sequence[str] | None = None) -> tuple[list[str], list[tuple[str, int]]]:
+    """List the images of a class-folder tree ``root/<class_name>/<image>``.
+
+    Args:
+        root: Folder whose sub-folders are classes.
+        classes: Class order to use. Default: ``root/classes.txt`` or ``root/../classes.txt`` if present,
+            else the sorted sub-folder names.
+
+    Returns:
+        ``(classes, items)`` where items are ``(path relative to root, label)``.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f'dataroot {root!r} does not exist')
+    folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if classes is None:
+        classes = find_classes_file(root)
+    classes = list(classes) if classes is not None else folders
+    unknown = [d for d in folders if d not in classes]
+    if unknown:
+        raise ValueError(f'{root!r} has sub-folders {unknown} that are not among the classes {classes}')
+    items = []
+    for label, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            continue
+        for dirpath, _, files in sorted(os.walk(folder)):
+            for fname in sorted(files):
+                if fname.lower().endswith(IMAGE_EXTENSIONS):
+                    items.append((os.path.relpath(os.path.join(dirpath, fname), root), label))
+    if not items:
+        raise ValueError(f'{root!r} holds no images in class sub-folders')
+    return classes, items
+
+
+def find_classes_file(root: str) -> list[str] | None:
+    """Return the classes of ``root/classes.txt`` or ``root/../classes.txt``, or None when neither exists."""
+    for candidate in (os.path.join(root, CLASSES_FILE), os.path.join(os.path.dirname(os.path.normpath(root)),
+                                                                     CLASSES_FILE)):
+        if os.path.isfile(candidate):
+            return read_classes(candidate)
+    return None
