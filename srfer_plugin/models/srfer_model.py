@@ -1,0 +1,324 @@
+"""SRFERModel: BasicSR's SRModel trained with FER attention and prediction consistency."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from copy import deepcopy
+from typing import Any
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.metrics import calculate_metric
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
+
+from srfer_plugin.data.degradations import upsample_bicubic
+from srfer_plugin.data.paired_fer_dataset import resolve_classes
+
+FER_METRICS = ('acc', 'acc_hr', 'acc_bicubic')
+FER_LOSS_KEYS = ('attention_opt', 'prediction_opt', 'fer_opt')
+FER_INPUTS = ('sr', 'hr')
+
+
+@MODEL_REGISTRY.register()
+class SRFERModel(SRModel):
+    """SR model whose output a frozen (or jointly trained) FER classifier must read as it reads the HR face.
+
+    Train options (``train:``), each optional but at least one of the first three required:
+        pixel_opt: pixel loss of SR vs HR (``l_pix``), as in SRModel.
+        attention_opt: ``AttentionConsistencyLoss`` on ``network_fer`` stage features (``l_att``).
+        prediction_opt: ``PredictionConsistencyLoss`` on ``network_fer`` logits (``l_pred``).
+        fer_opt: classification loss (e.g. ``FERCrossEntropyLoss``) for joint learning (``l_fer``); needs
+            ``network_fer.freeze: false`` and ``optim_fer``.
+        fer_inputs: images the classification loss sees, ``[sr, hr]`` (default) or ``[sr]``.
+        optim_g / optim_fer: optimizers (any ``torch.optim`` class name).
+
+    Validation adds ``acc`` (FER accuracy on SR), ``acc_hr`` and ``acc_bicubic`` to PSNR/SSIM.
+    """
+
+    def __init__(self, opt: dict):
+        self._check_fer_options(opt)
+        super().__init__(opt)  # builds net_g; in training, init_training_settings builds net_fer and losses
+        if not hasattr(self, 'net_fer'):
+            self._build_fer()
+        self._check_sr_output_size()
+        self._fer_reference_cache: dict[str, dict[str, Any]] = {}
+        self.fer_results: dict[str, dict[str, list]] = {}
+
+    # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _check_fer_options(opt: dict) -> None:
+        if not opt.get('network_fer'):
+            raise ValueError('SRFERModel needs a network_fer section (an MMPretrainFER classifier)')
+        train_opt = opt.get('train') or {}
+        joint = not opt['network_fer'].get('freeze', True)
+        if opt.get('is_train'):
+            if not any(train_opt.get(k) for k in ('pixel_opt', 'attention_opt', 'prediction_opt')):
+                raise ValueError('train: set at least one of pixel_opt, attention_opt and prediction_opt')
+            if train_opt.get('fer_opt') and not joint:
+                raise ValueError('train.fer_opt trains the classifier: set network_fer.freeze: false and train.optim_fer')
+            if joint and not (train_opt.get('fer_opt') and train_opt.get('optim_fer')):
+                raise ValueError('network_fer.freeze: false needs train.fer_opt and train.optim_fer (joint learning)')
+            bad_inputs = set(train_opt.get('fer_inputs', FER_INPUTS)) - set(FER_INPUTS)
+            if bad_inputs:
+                raise ValueError(f'train.fer_inputs: {sorted(bad_inputs)} not in {FER_INPUTS}')
+        num_classes = opt['network_fer'].get('num_classes')
+        for phase, dataset_opt in (opt.get('datasets') or {}).items():
+            if dataset_opt.get('type') != 'PairedFERDataset' or num_classes is None:
+                continue
+            try:
+                classes = resolve_classes(dataset_opt)
+            except (OSError, ValueError):
+                continue  # the dataset reports its own path errors
+            if classes is not None and len(classes) != int(num_classes):
+                raise ValueError(f'datasets.{phase} has {len(classes)} classes {classes}, but '
+                                 f'network_fer.num_classes is {num_classes}')
+
+    def _build_fer(self) -> None:
+        self.fer_joint = not self.opt['network_fer'].get('freeze', True)
+        net_fer = build_network(self.opt['network_fer'])
+        # A frozen classifier has no gradients to synchronise: it is never wrapped in DDP/DataParallel.
+        self.net_fer = self.model_to_device(net_fer) if self.fer_joint else net_fer.to(self.device)
+        load_path = self.opt['path'].get('pretrain_network_fer')
+        if load_path is not None:
+            models_dir = self.opt['path'].get('models')
+            resumed_frozen = (not self.fer_joint and models_dir is not None and not os.path.exists(load_path)
+                              and os.path.abspath(load_path).startswith(os.path.abspath(models_dir)))
+            if resumed_frozen:  # check_resume points every network at experiments/; a frozen net_fer is not saved
+                get_root_logger().info(f'Frozen network_fer: not resuming it from {load_path}')
+            else:
+                param_key = self.opt['path'].get('param_key_fer', 'params')
+                self.load_network(self.net_fer, load_path, self.opt['path'].get('strict_load_fer', True), param_key)
+        self.net_fer.train(self.fer_joint and self.is_train)
+
+    def _check_sr_output_size(self, lr_size: int = 16) -> None:
+        """Fail early when network_g does not upscale by ``scale`` (e.g. ``upscale`` and ``scale`` disagree)."""
+        net = self.get_bare_model(self.net_g)
+        scale = int(self.opt.get('scale', 1))
+        in_ch = int(self.opt['network_g'].get('num_in_ch', self.opt['network_g'].get('in_chans', 3)))
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            out = net(torch.zeros(1, in_ch, lr_size, lr_size, device=self.device))
+        net.train(was_training)
+        expected = (lr_size * scale, lr_size * scale)
+        if tuple(out.shape[-2:]) != expected:
+            raise ValueError(f'network_g ({self.opt["network_g"]["type"]}) turns a {lr_size}x{lr_size} input into '
+                             f'{out.shape[-2]}x{out.shape[-1]}, but scale {scale} needs {expected[0]}x{expected[1]}; '
+                             'make network_g\'s upscale factor match the top-level scale')
+
+    def init_training_settings(self) -> None:
+        self._build_fer()
+        self.net_g.train()
+        train_opt = self.opt['train']
+        self.ema_decay = train_opt.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
+            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+            load_path = self.opt['path'].get('pretrain_network_g')
+            if load_path is not None:
+                self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+            else:
+                self.model_ema(0)
+            self.net_g_ema.eval()
+
+        def build(key: str):
+            return build_loss(train_opt[key]).to(self.device) if train_opt.get(key) else None
+
+        self.cri_pix = build('pixel_opt')
+        self.cri_perceptual = build('perceptual_opt')
+        self.cri_att = build('attention_opt')
+        self.cri_pred = build('prediction_opt')
+        self.cri_fer = build('fer_opt')
+        self.fer_inputs = tuple(train_opt.get('fer_inputs', FER_INPUTS))
+        self._checked_output_size = False
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
+        """Build any ``torch.optim`` optimizer by class name (BasicSR 1.4.2 knows only Adam)."""
+        optim_cls = getattr(torch.optim, optim_type, None)
+        if not (isinstance(optim_cls, type) and issubclass(optim_cls, torch.optim.Optimizer)):
+            raise ValueError(f'optimizer type {optim_type!r} is not a torch.optim optimizer')
+        return optim_cls(params, lr, **kwargs)
+
+    def _make_optimizer(self, net: torch.nn.Module, key: str) -> torch.optim.Optimizer:
+        params = []
+        for name, param in net.named_parameters():
+            if param.requires_grad:
+                params.append(param)
+            else:
+                get_root_logger().warning(f'Params {name} will not be optimized.')
+        optim_opt = deepcopy(self.opt['train'][key])  # BasicSR pops 'type' in place; keep the options intact
+        return self.get_optimizer(optim_opt.pop('type'), params, **optim_opt)
+
+    def setup_optimizers(self) -> None:
+        self.optimizer_g = self._make_optimizer(self.net_g, 'optim_g')
+        self.optimizers.append(self.optimizer_g)
+        if self.fer_joint:
+            self.optimizer_fer = self._make_optimizer(self.net_fer, 'optim_fer')
+            self.optimizers.append(self.optimizer_fer)
+
+    def setup_schedulers(self) -> None:
+        scheduler_opt = self.opt['train']['scheduler']
+        self.opt['train']['scheduler'] = deepcopy(scheduler_opt)  # BaseModel pops 'type'
+        try:
+            super().setup_schedulers()
+        finally:
+            self.opt['train']['scheduler'] = scheduler_opt
+
+    # --------------------------------------------------------------- training
+    def feed_data(self, data: dict) -> None:
+        super().feed_data(data)
+        if 'label' in data:
+            self.label = data['label'].to(self.device)
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.optimizer_g.zero_grad(set_to_none=True)
+        if self.fer_joint:
+            self.optimizer_fer.zero_grad(set_to_none=True)
+        self.output = self.net_g(self.lq)
+        if not self._checked_output_size:
+            if self.output.shape != self.gt.shape:
+                raise ValueError(f'network_g ({self.opt["network_g"]["type"]}) output {tuple(self.output.shape)} '
+                                 f'differs from the HR batch {tuple(self.gt.shape)}')
+            self._checked_output_size = True
+
+        l_total = 0
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            if l_percep is not None:
+                loss_dict['l_percep'] = l_percep
+            if l_style is not None:
+                loss_dict['l_style'] = l_style
+        loss_dict.update(self._fer_losses())
+        for value in loss_dict.values():
+            l_total = l_total + value
+        l_total.backward()
+        self.optimizer_g.step()
+        if self.fer_joint:
+            self.optimizer_fer.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _fer_losses(self) -> OrderedDict:
+        losses = OrderedDict()
+        need_hr = self.cri_att or self.cri_pred or (self.cri_fer and 'hr' in self.fer_inputs)
+        if not (need_hr or self.cri_fer):
+            return losses
+        feats_sr, logits_sr = self.net_fer(self.output)
+        if need_hr:
+            if self.cri_fer and 'hr' in self.fer_inputs:  # joint learning on HR needs its graph
+                feats_hr, logits_hr = self.net_fer(self.gt)
+            else:
+                with torch.no_grad():
+                    feats_hr, logits_hr = self.net_fer(self.gt)
+        if self.cri_att:
+            losses['l_att'] = self.cri_att(feats_sr, feats_hr)
+        if self.cri_pred:
+            losses['l_pred'] = self.cri_pred(logits_sr, logits_hr)
+        if self.cri_fer:
+            if not hasattr(self, 'label'):
+                raise KeyError('train.fer_opt needs labels: the training dataset must return "label"')
+            l_fer = self.cri_fer(logits_sr, self.label) if 'sr' in self.fer_inputs else 0
+            if 'hr' in self.fer_inputs:
+                l_fer = l_fer + self.cri_fer(logits_hr, self.label)
+            losses['l_fer'] = l_fer
+        return losses
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        if self.fer_joint:  # before the training state, so a state never points at a missing net_fer
+            self.save_network(self.net_fer, 'net_fer', current_iter)
+        super().save(epoch, current_iter)
+
+    # ------------------------------------------------------------- validation
+    def _initialize_best_metric_results(self, dataset_name: str) -> None:
+        if hasattr(self, 'best_metric_results') and dataset_name in self.best_metric_results:
+            return
+        if not hasattr(self, 'best_metric_results'):
+            self.best_metric_results = {}
+        record = {}
+        for metric in self.metric_results:
+            better = (self.opt['val'].get('metrics') or {}).get(metric, {}).get('better', 'higher')
+            record[metric] = dict(better=better, val=float('-inf') if better == 'higher' else float('inf'), iter=-1)
+        self.best_metric_results[dataset_name] = record
+
+    def _fer_predict(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.net_fer(images.clamp(0, 1))[1].argmax(dim=1)
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
+        """SRModel's validation (PSNR/SSIM, saved images) plus FER accuracy on SR, HR and bicubic images."""
+        dataset_name = dataloader.dataset.opt['name']
+        metrics_opt = self.opt['val'].get('metrics') or {}
+        use_pbar = self.opt['val'].get('pbar', False)
+        fer_was_training = self.net_fer.training
+        self.net_fer.eval()
+        # With a frozen classifier, HR and bicubic predictions never change: compute them once per dataset.
+        cached = self._fer_reference_cache.get(dataset_name) if not self.fer_joint else None
+        sums = {metric: 0.0 for metric in metrics_opt}
+        records: dict[str, list] = {'path': [], 'label': [], 'pred_sr': [], 'pred_hr': [], 'pred_bicubic': []}
+        num_images = 0
+        pbar = tqdm(total=len(dataloader), unit='batch', desc=f'Validate {dataset_name}') if use_pbar else None
+        for val_data in dataloader:
+            self.feed_data(val_data)
+            self.test()
+            has_label = 'label' in val_data
+            if has_label:
+                records['label'] += val_data['label'].tolist()
+                records['pred_sr'] += self._fer_predict(self.output).tolist()
+                if cached is None:
+                    records['pred_hr'] += self._fer_predict(self.gt).tolist()
+                    bicubic = upsample_bicubic(self.lq, self.gt.shape[-2:])
+                    records['pred_bicubic'] += self._fer_predict(bicubic).tolist()
+            records['path'] += list(val_data['gt_path'] if 'gt_path' in val_data else val_data['lq_path'])
+            for i in range(self.output.shape[0]):
+                metric_data = {'img': tensor2img([self.output[i].detach().cpu()])}
+                if hasattr(self, 'gt'):
+                    metric_data['img2'] = tensor2img([self.gt[i].detach().cpu()])
+                for name, opt_ in metrics_opt.items():
+                    sums[name] += calculate_metric(metric_data, opt_)
+                if save_img:
+                    self._save_sr_image(metric_data['img'], val_data['lq_path'][i], dataset_name, current_iter)
+            num_images += self.output.shape[0]
+            del self.lq, self.output
+            if hasattr(self, 'gt'):
+                del self.gt
+            if pbar:
+                pbar.update(1)
+        if pbar:
+            pbar.close()
+        self.net_fer.train(fer_was_training)
+
+        self.metric_results = {name: value / max(num_images, 1) for name, value in sums.items()}
+        if records['label']:
+            if cached is not None:
+                records['pred_hr'], records['pred_bicubic'] = cached['pred_hr'], cached['pred_bicubic']
+            elif not self.fer_joint:
+                self._fer_reference_cache[dataset_name] = {k: records[k] for k in ('pred_hr', 'pred_bicubic')}
+            labels = torch.tensor(records['label'])
+            for metric, key in zip(FER_METRICS, ('pred_sr', 'pred_hr', 'pred_bicubic')):
+                self.metric_results[metric] = (torch.tensor(records[key]) == labels).float().mean().item() * 100
+            self.fer_results[dataset_name] = records
+        if self.metric_results:
+            self._initialize_best_metric_results(dataset_name)
+            for metric, value in self.metric_results.items():
+                self._update_best_metric_result(dataset_name, metric, value, current_iter)
+            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+
+    def _save_sr_image(self, img, lq_path: str, dataset_name: str, current_iter) -> None:
+        img_name = os.path.splitext(os.path.basename(lq_path))[0]
+        if self.opt['is_train']:
+            path = os.path.join(self.opt['path']['visualization'], img_name, f'{img_name}_{current_iter}.png')
+        else:
+            suffix = self.opt['val'].get('suffix') or self.opt['name']
+            path = os.path.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}.png')
+        imwrite(img, path)

@@ -1,0 +1,86 @@
+"""Tiny FER datasets and option files made on the fly for the tests."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+from srfer_plugin.data.fer_layout import meta_info_name, write_classes, write_meta_info
+
+TINY_CLASSES = ('neutral', 'happy', 'sad', 'surprise')
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def draw_face(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A crude face whose mouth shape encodes the label (BGR uint8)."""
+    img = np.full((size, size, 3), rng.integers(40, 90), np.uint8)
+    c = size // 2
+    cv2.circle(img, (c, c), int(size * 0.42), tuple(int(v) for v in rng.integers(120, 230, 3)), -1)
+    for dx in (-1, 1):
+        cv2.circle(img, (c + dx * size // 6, c - size // 8), max(1, size // 16), (20, 20, 20), -1)
+    mouth_y, half = c + size // 5, size // 6
+    if label == 0:
+        cv2.line(img, (c - half, mouth_y), (c + half, mouth_y), (30, 30, 120), max(1, size // 32))
+    else:
+        start, end = {1: (0, 180), 2: (180, 360), 3: (0, 360)}[label]
+        cv2.ellipse(img, (c, mouth_y - (half // 2 if label == 1 else 0)), (half, half // 2), 0, start, end,
+                    (30, 30, 120), max(1, size // 32))
+    return img
+
+
+def make_tiny_fer_dataset(root: str, size: int = 32, per_class: dict[str, int] | None = None,
+                          seed: int = 0, classes: tuple[str, ...] = TINY_CLASSES) -> str:
+    """Write a tiny dataset in the plugin's layout (class folders + meta_info files + classes.txt).
+
+    Args:
+        root: Output folder.
+        size: Image size.
+        per_class: Images per class for each split. Default ``{'train': 3, 'val': 2}``.
+        seed: Random seed.
+        classes: Class names.
+
+    Returns:
+        ``root``.
+    """
+    per_class = per_class or {'train': 3, 'val': 2}
+    rng = np.random.default_rng(seed)
+    write_classes(os.path.join(root, 'classes.txt'), classes)
+    for split, count in per_class.items():
+        items = []
+        for label, name in enumerate(classes):
+            os.makedirs(os.path.join(root, split, name), exist_ok=True)
+            for i in range(count):
+                rel = f'{split}/{name}/{name}_{i:03d}.png'
+                cv2.imwrite(os.path.join(root, rel), draw_face(label, size, rng))
+                items.append((rel, label))
+        write_meta_info(os.path.join(root, meta_info_name(split)), items)
+    return root
+
+
+def load_options(name: str) -> dict[str, Any]:
+    """Load a YAML option file of the repository (path relative to the repo root)."""
+    with open(os.path.join(REPO_ROOT, name), encoding='utf-8') as f:
+        return yaml.safe_load(f)
+
+
+def tiny_train_options(data_root: str, **overrides: Any) -> dict[str, Any]:
+    """The tiny CPU training options, pointed at ``data_root``; ``overrides`` replace top-level keys."""
+    opt = load_options('options/tests/train_srfer_tiny_cpu.yml')
+    for phase in ('train', 'val'):
+        ds = opt['datasets'][phase]
+        ds['dataroot_gt'] = data_root
+        ds['meta_info_file'] = os.path.join(data_root, meta_info_name(phase))
+    opt['network_fer']['config'] = os.path.join(REPO_ROOT, opt['network_fer']['config'])
+    opt.update(overrides)
+    return opt
+
+
+def write_options(opt: dict[str, Any], path: str) -> str:
+    """Write options to a YAML file and return its path."""
+    with open(path, 'w', encoding='utf-8') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return path
