@@ -53,12 +53,13 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['srfer_plugin', 'srfer_plugin.*']),
+    py_modules=['srfer_plugin_autoload'],
     include_package_data=True,
     python_requires='>=3.9',
     install_requires=[
         'basicsr==1.4.2',
-        'torch>=2.5',
-        'torchvision>=0.20',
+        'torch>=2.6',  # weights_only torch.load by default
+        'torchvision>=0.21',
         'mmengine>=0.10.4,<0.11',
         'mmpretrain>=1.2,<1.3',
         # Pure-Python mmcv: mmpretrain needs mmcv's Python API only; full mmcv needs a CUDA build.

@@ -4,8 +4,13 @@
 archs, losses, models and datasets in BasicSR's registries.
 """
 
-from srfer_plugin import compat  # noqa: F401  (must run before basicsr is imported)
-from srfer_plugin import archs, data, losses, models  # noqa: F401,E402  (registration)
+from srfer_plugin import (  # noqa: F401,E402  (registration)
+    archs,
+    compat,  # noqa: F401  (must run before basicsr is imported)
+    data,
+    losses,
+    models,
+)
 from srfer_plugin.version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -140,8 +140,10 @@ def scan_class_folders(root: str, classes: Sequence[str] | None = None) -> tuple
 
 def find_classes_file(root: str) -> list[str] | None:
     """Return the classes of ``root/classes.txt`` or ``root/../classes.txt``, or None when neither exists."""
-    for candidate in (os.path.join(root, CLASSES_FILE), os.path.join(os.path.dirname(os.path.normpath(root)),
-                                                                     CLASSES_FILE)):
+    for candidate in (
+        os.path.join(root, CLASSES_FILE),
+        os.path.join(os.path.dirname(os.path.normpath(root)), CLASSES_FILE),
+    ):
         if os.path.isfile(candidate):
             return read_classes(candidate)
     return None
