@@ -78,6 +78,8 @@ setup(
         'console_scripts': [
             'srfer-train=srfer_plugin.train:main',
             'srfer-test=srfer_plugin.test:main',
+            'srfer-infer=srfer_plugin.infer:main',
+            'srfer-demo=srfer_plugin.demo:main',
         ],
     },
     data_files=autoload_data_files(),

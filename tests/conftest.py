@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 import torch
+from fer_fixtures import make_tiny_fer_dataset
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import srfer_plugin  # noqa: E402,F401  (registration)
-from fer_fixtures import make_tiny_fer_dataset  # noqa: E402
+import srfer_plugin  # noqa: F401  (registration)
 
 torch.set_num_threads(2)
 

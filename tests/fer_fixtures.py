@@ -27,13 +27,26 @@ def draw_face(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
         cv2.line(img, (c - half, mouth_y), (c + half, mouth_y), (30, 30, 120), max(1, size // 32))
     else:
         start, end = {1: (0, 180), 2: (180, 360), 3: (0, 360)}[label]
-        cv2.ellipse(img, (c, mouth_y - (half // 2 if label == 1 else 0)), (half, half // 2), 0, start, end,
-                    (30, 30, 120), max(1, size // 32))
+        cv2.ellipse(
+            img,
+            (c, mouth_y - (half // 2 if label == 1 else 0)),
+            (half, half // 2),
+            0,
+            start,
+            end,
+            (30, 30, 120),
+            max(1, size // 32),
+        )
     return img
 
 
-def make_tiny_fer_dataset(root: str, size: int = 32, per_class: dict[str, int] | None = None,
-                          seed: int = 0, classes: tuple[str, ...] = TINY_CLASSES) -> str:
+def make_tiny_fer_dataset(
+    root: str,
+    size: int = 32,
+    per_class: dict[str, int] | None = None,
+    seed: int = 0,
+    classes: tuple[str, ...] = TINY_CLASSES,
+) -> str:
     """Write a tiny dataset in the plugin's layout (class folders + meta_info files + classes.txt).
 
     Args:

@@ -35,15 +35,17 @@ def load_mmpretrain_config(config: str, where: str = 'network_fer.config'):
     try:
         return copy.deepcopy(ModelHub.get(config).config)
     except ValueError as err:
-        raise ValueError(f'{where}: {config!r} is neither a .py config file nor an mmpretrain model name '
-                         '(see mmpretrain.list_models())') from err
+        raise ValueError(
+            f'{where}: {config!r} is neither a .py config file nor an mmpretrain model name '
+            '(see mmpretrain.list_models())'
+        ) from err
 
 
 def _strip_prefixes(state_dict: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
     """Drop wrapper prefixes (``module.`` from DDP, ``model.`` from this wrapper) until keys match the model."""
     for prefix in ('module.', 'model.', 'module.model.'):
         if not any(k in model_keys for k in state_dict) and all(k.startswith(prefix) for k in state_dict):
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
     return state_dict
 
 
@@ -63,9 +65,16 @@ class MMPretrainFER(nn.Module):
         param_key: Key of the weights inside the checkpoint (e.g. ``params_ema``). Default: found automatically.
     """
 
-    def __init__(self, config: str, checkpoint: str | None = None, num_classes: int | None = None,
-                 stages: Sequence[int] | None = None, freeze: bool = True, strict: bool = True,
-                 param_key: str | None = None):
+    def __init__(
+        self,
+        config: str,
+        checkpoint: str | None = None,
+        num_classes: int | None = None,
+        stages: Sequence[int] | None = None,
+        freeze: bool = True,
+        strict: bool = True,
+        param_key: str | None = None,
+    ):
         super().__init__()
         from mmpretrain.apis import get_model
 
@@ -74,7 +83,7 @@ class MMPretrainFER(nn.Module):
             raise ValueError(f'network_fer.config: {config!r} defines no model with a backbone')
         backbone_cfg = cfg.model.backbone
         num_stages = backbone_cfg.get('num_stages')
-        config_out = backbone_cfg.get('out_indices', (num_stages - 1, ) if num_stages else (-1, ))
+        config_out = backbone_cfg.get('out_indices', (num_stages - 1,) if num_stages else (-1,))
         config_out = [config_out] if isinstance(config_out, int) else list(config_out)
         if num_stages:
             config_out = [i % num_stages for i in config_out]
@@ -84,8 +93,10 @@ class MMPretrainFER(nn.Module):
         if not stages:
             raise ValueError('network_fer.stages must list at least one stage')
         if max(stages) > max(config_out):
-            raise ValueError(f'network_fer.stages {stages}: stage {max(stages)} lies after the stage the head reads '
-                             f'({max(config_out)}); use stages up to {max(config_out)}')
+            raise ValueError(
+                f'network_fer.stages {stages}: stage {max(stages)} lies after the stage the head reads '
+                f'({max(config_out)}); use stages up to {max(config_out)}'
+            )
         out_indices = sorted(set(stages) | {max(config_out)})
         backbone_cfg.out_indices = tuple(out_indices)
         if num_classes is not None:
@@ -105,10 +116,16 @@ class MMPretrainFER(nn.Module):
         preprocessor = self.model.data_preprocessor
         mean = getattr(preprocessor, 'mean', None) if getattr(preprocessor, '_enable_normalize', False) else None
         std = getattr(preprocessor, 'std', None) if mean is not None else None
-        self.register_buffer('pixel_mean', (mean if mean is not None else torch.zeros(3, 1, 1)).reshape(1, -1, 1, 1)
-                             .clone().float(), persistent=False)
-        self.register_buffer('pixel_std', (std if std is not None else torch.ones(3, 1, 1)).reshape(1, -1, 1, 1)
-                             .clone().float(), persistent=False)
+        self.register_buffer(
+            'pixel_mean',
+            (mean if mean is not None else torch.zeros(3, 1, 1)).reshape(1, -1, 1, 1).clone().float(),
+            persistent=False,
+        )
+        self.register_buffer(
+            'pixel_std',
+            (std if std is not None else torch.ones(3, 1, 1)).reshape(1, -1, 1, 1).clone().float(),
+            persistent=False,
+        )
         # Models trained with to_rgb=True see RGB; otherwise they see the BGR order images are loaded in.
         self.input_bgr = not bool(getattr(preprocessor, '_channel_conversion', False))
 
@@ -142,16 +159,22 @@ class MMPretrainFER(nn.Module):
             if key in model_state and model_state[key].shape != value.shape:
                 hint = ''
                 if key.startswith('head.') and value.ndim >= 1:
-                    hint = (f' (the checkpoint head has {value.shape[0]} classes, network_fer.num_classes is '
-                            f'{self.num_classes})')
-                raise ValueError(f'network_fer.checkpoint {path!r}: {key} has shape {tuple(value.shape)}, the '
-                                 f'model expects {tuple(model_state[key].shape)}{hint}')
+                    hint = (
+                        f' (the checkpoint head has {value.shape[0]} classes, network_fer.num_classes is '
+                        f'{self.num_classes})'
+                    )
+                raise ValueError(
+                    f'network_fer.checkpoint {path!r}: {key} has shape {tuple(value.shape)}, the '
+                    f'model expects {tuple(model_state[key].shape)}{hint}'
+                )
         missing = sorted(set(model_state) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(model_state))
         if strict and (missing or unexpected):
-            raise ValueError(f'network_fer.checkpoint {path!r} does not match {self.config_path!r}: missing keys '
-                             f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected keys {unexpected[:5]}'
-                             f'{"..." if len(unexpected) > 5 else ""} (set network_fer.strict: false to allow)')
+            raise ValueError(
+                f'network_fer.checkpoint {path!r} does not match {self.config_path!r}: missing keys '
+                f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected keys {unexpected[:5]}'
+                f'{"..." if len(unexpected) > 5 else ""} (set network_fer.strict: false to allow)'
+            )
         self.model.load_state_dict(state_dict, strict=False)
         get_root_logger().info(f'Loaded FER classifier weights from {path}')
 
@@ -175,7 +198,7 @@ class MMPretrainFER(nn.Module):
             ``(feats, logits)``: the feature maps of the configured ``stages`` and the class logits ``(N, K)``.
         """
         outs = self.model.backbone(self.normalize(x))
-        outs = outs if isinstance(outs, (tuple, list)) else (outs, )
+        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
         neck_out = self.model.neck(outs) if self.model.with_neck else outs
         logits = self.model.head(neck_out)
         feats = [outs[i] for i in self._stage_positions]

@@ -194,8 +194,9 @@ class PairedFERDataset(data.Dataset):
             img_lq, lq_path = degrade(img_gt, self.scale, self.degradation, rng), gt_path
         if self.phase == 'train' and self.opt.get('use_hflip', False):
             # contiguous copies: OpenCV >= 5 refuses to flip strided arrays in place
-            img_gt, img_lq = augment([np.ascontiguousarray(img_gt), np.ascontiguousarray(img_lq)], hflip=True,
-                                     rotation=False)
+            img_gt, img_lq = augment(
+                [np.ascontiguousarray(img_gt), np.ascontiguousarray(img_lq)], hflip=True, rotation=False
+            )
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         return {
             'lq': img_lq,

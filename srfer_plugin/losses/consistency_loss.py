@@ -56,8 +56,13 @@ class AttentionConsistencyLoss(nn.Module):
         reduction: ``mean`` (over the batch), ``sum`` or ``none`` (per sample). Default ``mean``.
     """
 
-    def __init__(self, loss_weight: float = 1.0, p: float = 2.0, stage_weights: Sequence[float] | None = None,
-                 reduction: str = 'mean'):
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        p: float = 2.0,
+        stage_weights: Sequence[float] | None = None,
+        reduction: str = 'mean',
+    ):
         super().__init__()
         self.loss_weight = float(loss_weight)
         self.p = float(p)
@@ -78,13 +83,16 @@ class AttentionConsistencyLoss(nn.Module):
             raise ValueError(f'AttentionConsistencyLoss: {len(feats_sr)} SR stages vs {len(feats_hr)} HR stages')
         weights = self.stage_weights if self.stage_weights is not None else [1.0] * len(feats_sr)
         if len(weights) != len(feats_sr):
-            raise ValueError(f'AttentionConsistencyLoss: stage_weights has {len(weights)} entries for '
-                             f'{len(feats_sr)} stages')
+            raise ValueError(
+                f'AttentionConsistencyLoss: stage_weights has {len(weights)} entries for {len(feats_sr)} stages'
+            )
         total = 0.0
         for weight, f_sr, f_hr in zip(weights, feats_sr, feats_hr):
             if f_sr.shape != f_hr.shape:
-                raise ValueError(f'AttentionConsistencyLoss: SR features {tuple(f_sr.shape)} and HR features '
-                                 f'{tuple(f_hr.shape)} differ; SR and HR images must have the same size')
+                raise ValueError(
+                    f'AttentionConsistencyLoss: SR features {tuple(f_sr.shape)} and HR features '
+                    f'{tuple(f_hr.shape)} differ; SR and HR images must have the same size'
+                )
             diff = attention_map(f_sr, self.p) - attention_map(f_hr.detach(), self.p)
             total = total + weight * diff.pow(2).mean(dim=1)
         return self.loss_weight * _reduce(total, self.reduction)
@@ -119,8 +127,9 @@ class PredictionConsistencyLoss(nn.Module):
             The weighted loss (a scalar unless ``reduction='none'``).
         """
         if logits_sr.shape != logits_hr.shape:
-            raise ValueError(f'PredictionConsistencyLoss: logits shapes differ: {tuple(logits_sr.shape)} vs '
-                             f'{tuple(logits_hr.shape)}')
+            raise ValueError(
+                f'PredictionConsistencyLoss: logits shapes differ: {tuple(logits_sr.shape)} vs {tuple(logits_hr.shape)}'
+            )
         t = self.temperature
         log_p_sr = F.log_softmax(logits_sr / t, dim=1)
         log_p_hr = F.log_softmax(logits_hr.detach() / t, dim=1)

@@ -60,7 +60,9 @@ class SRFERModel(SRModel):
             if not any(train_opt.get(k) for k in ('pixel_opt', 'attention_opt', 'prediction_opt')):
                 raise ValueError('train: set at least one of pixel_opt, attention_opt and prediction_opt')
             if train_opt.get('fer_opt') and not joint:
-                raise ValueError('train.fer_opt trains the classifier: set network_fer.freeze: false and train.optim_fer')
+                raise ValueError(
+                    'train.fer_opt trains the classifier: set network_fer.freeze: false and train.optim_fer'
+                )
             if joint and not (train_opt.get('fer_opt') and train_opt.get('optim_fer')):
                 raise ValueError('network_fer.freeze: false needs train.fer_opt and train.optim_fer (joint learning)')
             bad_inputs = set(train_opt.get('fer_inputs', FER_INPUTS)) - set(FER_INPUTS)
@@ -75,8 +77,10 @@ class SRFERModel(SRModel):
             except (OSError, ValueError):
                 continue  # the dataset reports its own path errors
             if classes is not None and len(classes) != int(num_classes):
-                raise ValueError(f'datasets.{phase} has {len(classes)} classes {classes}, but '
-                                 f'network_fer.num_classes is {num_classes}')
+                raise ValueError(
+                    f'datasets.{phase} has {len(classes)} classes {classes}, but '
+                    f'network_fer.num_classes is {num_classes}'
+                )
 
     def _build_fer(self) -> None:
         self.fer_joint = not self.opt['network_fer'].get('freeze', True)
@@ -86,8 +90,12 @@ class SRFERModel(SRModel):
         load_path = self.opt['path'].get('pretrain_network_fer')
         if load_path is not None:
             models_dir = self.opt['path'].get('models')
-            resumed_frozen = (not self.fer_joint and models_dir is not None and not os.path.exists(load_path)
-                              and os.path.abspath(load_path).startswith(os.path.abspath(models_dir)))
+            resumed_frozen = (
+                not self.fer_joint
+                and models_dir is not None
+                and not os.path.exists(load_path)
+                and os.path.abspath(load_path).startswith(os.path.abspath(models_dir))
+            )
             if resumed_frozen:  # check_resume points every network at experiments/; a frozen net_fer is not saved
                 get_root_logger().info(f'Frozen network_fer: not resuming it from {load_path}')
             else:
@@ -107,9 +115,11 @@ class SRFERModel(SRModel):
         net.train(was_training)
         expected = (lr_size * scale, lr_size * scale)
         if tuple(out.shape[-2:]) != expected:
-            raise ValueError(f'network_g ({self.opt["network_g"]["type"]}) turns a {lr_size}x{lr_size} input into '
-                             f'{out.shape[-2]}x{out.shape[-1]}, but scale {scale} needs {expected[0]}x{expected[1]}; '
-                             'make network_g\'s upscale factor match the top-level scale')
+            raise ValueError(
+                f'network_g ({self.opt["network_g"]["type"]}) turns a {lr_size}x{lr_size} input into '
+                f'{out.shape[-2]}x{out.shape[-1]}, but scale {scale} needs {expected[0]}x{expected[1]}; '
+                "make network_g's upscale factor match the top-level scale"
+            )
 
     def init_training_settings(self) -> None:
         self._build_fer()
@@ -184,8 +194,10 @@ class SRFERModel(SRModel):
         self.output = self.net_g(self.lq)
         if not self._checked_output_size:
             if self.output.shape != self.gt.shape:
-                raise ValueError(f'network_g ({self.opt["network_g"]["type"]}) output {tuple(self.output.shape)} '
-                                 f'differs from the HR batch {tuple(self.gt.shape)}')
+                raise ValueError(
+                    f'network_g ({self.opt["network_g"]["type"]}) output {tuple(self.output.shape)} '
+                    f'differs from the HR batch {tuple(self.gt.shape)}'
+                )
             self._checked_output_size = True
 
         l_total = 0
@@ -313,6 +325,22 @@ class SRFERModel(SRModel):
             for metric, value in self.metric_results.items():
                 self._update_best_metric_result(dataset_name, metric, value, current_iter)
             self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if not self.opt['is_train'] and self.opt['rank'] == 0:
+            self.write_test_reports(dataset_name, dataloader.dataset)
+
+    def write_test_reports(self, dataset_name: str, dataset) -> None:
+        """Write the evaluation reports of a test set under ``results/<name>/`` (see ``utils/fer_report.py``)."""
+        from srfer_plugin.utils.fer_report import write_fer_reports
+
+        fer = self.get_bare_model(self.net_fer)
+        class_names = getattr(dataset, 'classes', None) or getattr(fer, 'class_names', None)
+        write_fer_reports(
+            self.opt['path']['results_root'],
+            dataset_name,
+            dict(self.metric_results),
+            self.fer_results.get(dataset_name),
+            class_names,
+        )
 
     def _save_sr_image(self, img, lq_path: str, dataset_name: str, current_iter) -> None:
         img_name = os.path.splitext(os.path.basename(lq_path))[0]
