@@ -89,9 +89,11 @@ class MMPretrainFER(nn.Module):
             config_out = [i % num_stages for i in config_out]
         if stages is None:
             stages = list(range(num_stages)) if num_stages else config_out
-        stages = [int(s) % num_stages if num_stages else int(s) for s in stages]
+        stages = [int(s) + num_stages if num_stages and int(s) < 0 else int(s) for s in stages]
         if not stages:
             raise ValueError('network_fer.stages must list at least one stage')
+        if num_stages and not all(0 <= s < num_stages for s in stages):
+            raise ValueError(f'network_fer.stages {stages}: the backbone has stages 0..{num_stages - 1}')
         if max(stages) > max(config_out):
             raise ValueError(
                 f'network_fer.stages {stages}: stage {max(stages)} lies after the stage the head reads '
@@ -127,7 +129,7 @@ class MMPretrainFER(nn.Module):
             persistent=False,
         )
         # Models trained with to_rgb=True see RGB; otherwise they see the BGR order images are loaded in.
-        self.input_bgr = not bool(getattr(preprocessor, '_channel_conversion', False))
+        self.input_bgr = not bool(getattr(preprocessor, 'to_rgb', getattr(preprocessor, '_channel_conversion', False)))
 
         if checkpoint is None:
             get_root_logger().warning(f'network_fer.checkpoint is None: {config!r} keeps its random initialisation')

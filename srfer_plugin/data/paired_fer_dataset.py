@@ -41,11 +41,13 @@ def resolve_classes(opt: dict) -> list[str] | None:
     if classes is not None:
         return list(classes)
     if opt.get('meta_info_file'):
-        return find_classes_file(os.path.dirname(os.path.abspath(opt['meta_info_file'])))
+        found = find_classes_file(os.path.dirname(os.path.abspath(opt['meta_info_file'])))
+        if found is not None:
+            return found
     root = opt.get('dataroot_gt')
     if root and os.path.isdir(root):
         found = find_classes_file(root)
-        if found is None and opt.get('io_backend', {}).get('type', 'disk') == 'disk':
+        if found is None and not opt.get('meta_info_file') and opt.get('io_backend', {}).get('type', 'disk') == 'disk':
             found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) or None
         return found
     return None
