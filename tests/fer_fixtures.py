@@ -97,3 +97,81 @@ def write_options(opt: dict[str, Any], path: str) -> str:
     with open(path, 'w', encoding='utf-8') as f:
         yaml.safe_dump(opt, f, sort_keys=False)
     return path
+
+
+# Small network_g settings of every supported backbone (x4) for CPU tests.
+TINY_SR_ARCHS: dict[str, dict[str, Any]] = {
+    'RCAN': {
+        'type': 'RCAN',
+        'num_in_ch': 3,
+        'num_out_ch': 3,
+        'num_feat': 8,
+        'num_group': 1,
+        'num_block': 1,
+        'squeeze_factor': 4,
+        'upscale': 4,
+        'res_scale': 1,
+        'img_range': 255.0,
+        'rgb_mean': [0.4488, 0.4371, 0.4040],
+    },
+    'EDSR': {
+        'type': 'EDSR',
+        'num_in_ch': 3,
+        'num_out_ch': 3,
+        'num_feat': 8,
+        'num_block': 1,
+        'upscale': 4,
+        'res_scale': 1,
+        'img_range': 255.0,
+        'rgb_mean': [0.4488, 0.4371, 0.4040],
+    },
+    'SwinIR': {
+        'type': 'SwinIR',
+        'upscale': 4,
+        'in_chans': 3,
+        'img_size': 8,
+        'window_size': 4,
+        'img_range': 1.0,
+        'depths': [1],
+        'embed_dim': 12,
+        'num_heads': [2],
+        'mlp_ratio': 2,
+        'upsampler': 'pixelshuffle',
+        'resi_connection': '1conv',
+    },
+    'MSRResNet': {'type': 'MSRResNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 4},
+    'RRDBNet': {
+        'type': 'RRDBNet',
+        'num_in_ch': 3,
+        'num_out_ch': 3,
+        'num_feat': 8,
+        'num_block': 1,
+        'num_grow_ch': 4,
+        'scale': 4,
+    },
+}
+
+
+def model_options(
+    data_root: str, exp_root: str, network_g: dict[str, Any] | None = None, is_train: bool = True
+) -> dict[str, Any]:
+    """Options as ``parse_options`` returns them (no distributed run), for building SRFERModel directly."""
+    opt = tiny_train_options(data_root)
+    if network_g is not None:
+        opt['network_g'] = dict(network_g)
+    for phase, ds in opt['datasets'].items():
+        ds['phase'], ds['scale'] = phase, opt['scale']
+    opt.update(
+        {'is_train': is_train, 'dist': False, 'rank': 0, 'world_size': 1, 'auto_resume': False, 'root_path': exp_root}
+    )
+    opt['path'].update(
+        {
+            'experiments_root': exp_root,
+            'models': os.path.join(exp_root, 'models'),
+            'training_states': os.path.join(exp_root, 'training_states'),
+            'log': exp_root,
+            'visualization': os.path.join(exp_root, 'visualization'),
+            'results_root': os.path.join(exp_root, 'results'),
+        }
+    )
+    return opt

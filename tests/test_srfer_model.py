@@ -1,0 +1,123 @@
+"""SRFERModel: one optimisation step with every supported SR backbone, frozen versus joint FER, validation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.models import build_model
+from fer_fixtures import TINY_SR_ARCHS, model_options
+
+from srfer_plugin.models.srfer_model import SRFERModel
+
+
+@pytest.fixture(scope='module')
+def train_batch(tiny_fer_root):
+    opt = model_options(tiny_fer_root, '/tmp/unused')
+    dataset = build_dataset(opt['datasets']['train'])
+    return {
+        key: torch.utils.data.default_collate([dataset[i][key] for i in (0, 3, 6, 9)]) for key in ('lq', 'gt', 'label')
+    }
+
+
+def _params(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize('arch', sorted(TINY_SR_ARCHS))
+def test_one_step_every_backbone_frozen_fer(arch, tiny_fer_root, tmp_path, train_batch):
+    torch.manual_seed(0)
+    model = build_model(model_options(tiny_fer_root, str(tmp_path), TINY_SR_ARCHS[arch]))
+    assert isinstance(model, SRFERModel) and not model.fer_joint
+    grad_modes = []
+    hook = model.net_fer.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
+    g_before, fer_before = _params(model.net_g), _params(model.net_fer)
+    model.feed_data(train_batch)
+    model.optimize_parameters(1)
+    hook.remove()
+    log = model.get_current_log()
+    assert set(log) == {'l_pix', 'l_att', 'l_pred'}
+    assert all(torch.isfinite(torch.tensor(v)) for v in log.values())
+    assert grad_modes == [True, False], 'SR branch with autograd, HR branch without'
+    assert not torch.isnan(model.output).any() and model.output.shape == train_batch['gt'].shape
+    assert any(not torch.equal(v, model.net_g.state_dict()[k]) for k, v in g_before.items())
+    assert all(torch.equal(v, model.net_fer.state_dict()[k]) for k, v in fer_before.items()), 'frozen FER changed'
+
+
+def test_consistency_gradients_reach_net_g_through_frozen_fer(tiny_fer_root, tmp_path, train_batch):
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    opt['train'].pop('pixel_opt')
+    model = build_model(opt)
+    model.feed_data(train_batch)
+    model.optimizer_g.step = lambda *a, **k: None  # keep the gradients for inspection
+    model.optimize_parameters(1)
+    grads = [p.grad for p in model.net_g.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(p.grad is None for p in model.net_fer.parameters())
+
+
+def test_joint_learning_trains_and_saves_fer(tiny_fer_root, tmp_path, train_batch):
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    opt['network_fer']['freeze'] = False
+    opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
+    opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
+    model = build_model(copy.deepcopy(opt))
+    assert model.fer_joint and len(model.optimizers) == 2 and isinstance(model.optimizer_fer, torch.optim.SGD)
+    assert model.net_fer.training
+    fer_before = _params(model.net_fer)
+    model.feed_data(train_batch)
+    model.optimize_parameters(1)
+    assert 'l_fer' in model.get_current_log()
+    assert any(not torch.equal(v, model.net_fer.state_dict()[k]) for k, v in fer_before.items())
+    (tmp_path / 'models').mkdir()
+    (tmp_path / 'training_states').mkdir()
+    model.save(epoch=0, current_iter=1)
+    saved = torch.load(f'{tmp_path}/models/net_fer_1.pth', weights_only=True)['params']
+    assert all(torch.equal(saved[k], v) for k, v in model.net_fer.state_dict().items())
+
+
+def test_validation_reports_fer_accuracies_once_per_set(tiny_fer_root, tmp_path):
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    opt['train']['ema_decay'] = 0.5
+    model = build_model(opt)
+    assert hasattr(model, 'net_g_ema')
+    val_set = build_dataset(opt['datasets']['val'])
+    loader = build_dataloader(val_set, opt['datasets']['val'], num_gpu=0, dist=False)
+    model.validation(loader, current_iter=1, tb_logger=None, save_img=False)
+    results = dict(model.metric_results)
+    assert set(results) == {'psnr', 'acc', 'acc_hr', 'acc_bicubic'}
+    assert all(0.0 <= results[m] <= 100.0 for m in ('acc', 'acc_hr', 'acc_bicubic'))
+    records = model.fer_results['tiny_fer_val']
+    labels = torch.tensor(records['label'])
+    assert results['acc'] == pytest.approx((torch.tensor(records['pred_sr']) == labels).float().mean().item() * 100)
+    assert 'tiny_fer_val' in model._fer_reference_cache
+    model.net_fer.forward = None  # HR/bicubic come from the cache; SR predictions still need the classifier
+    with pytest.raises(TypeError):
+        model.validation(loader, current_iter=2, tb_logger=None, save_img=False)
+    assert model.best_metric_results['tiny_fer_val']['acc']['iter'] == 1
+
+
+def test_bad_options_fail_before_training(tiny_fer_root, tmp_path):
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    wrong_scale = dict(opt, network_g=dict(opt['network_g'], upscale=2))
+    with pytest.raises(ValueError, match=r'network_g \(RCAN\) turns a 16x16 input into 32x32.*scale 4'):
+        build_model(copy.deepcopy(wrong_scale))
+    wrong_classes = copy.deepcopy(opt)
+    wrong_classes['network_fer']['num_classes'] = 7
+    with pytest.raises(ValueError, match=r'datasets\.train has 4 classes.*num_classes is 7'):
+        build_model(wrong_classes)
+    no_loss = copy.deepcopy(opt)
+    for key in ('pixel_opt', 'attention_opt', 'prediction_opt'):
+        no_loss['train'].pop(key)
+    with pytest.raises(ValueError, match='at least one of pixel_opt'):
+        build_model(no_loss)
+    fer_loss_frozen = copy.deepcopy(opt)
+    fer_loss_frozen['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss'}
+    with pytest.raises(ValueError, match='freeze: false'):
+        build_model(fer_loss_frozen)
+    bad_optim = copy.deepcopy(opt)
+    bad_optim['train']['optim_g'] = {'type': 'Adamm', 'lr': 1e-3}
+    with pytest.raises(ValueError, match="'Adamm' is not a torch.optim"):
+        build_model(bad_optim)
