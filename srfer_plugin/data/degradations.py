@@ -10,12 +10,14 @@ it). Exactly one ``bicubic`` step changes the resolution by the dataset's ``scal
       - {type: jpeg, quality: [30, 95]}                   # JPEG compression
 
 A value given as ``[low, high]`` is drawn uniformly per image; a scalar is fixed. ``{type: bicubic}`` alone (the
-default) is plain bicubic downsampling. Training draws from the data loader's random state; test sets draw from a
+default) is plain bicubic downsampling. A scenario name of :data:`SCENARIOS` may stand for the whole pipeline
+(``degradation: blur_noise_jpeg``). Training draws from the data loader's random state; test sets draw from a
 generator seeded by the image path (:func:`rng_for_image`), so every run degrades each test image identically.
 """
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
@@ -26,10 +28,24 @@ import torch
 import torch.nn.functional as F
 from basicsr.utils.matlab_functions import imresize
 
-DegradationSpec = Union[None, Mapping[str, Any], Sequence[Mapping[str, Any]]]
+DegradationSpec = Union[None, str, Mapping[str, Any], Sequence[Mapping[str, Any]]]
 
 STEP_TYPES = ('bicubic', 'blur', 'noise', 'jpeg')
 SUPPORTED_SCALES = (2, 3, 4, 8)
+# Named degradation scenarios: ``degradation: NAME`` in a dataset option, ``--scenario NAME`` in the scripts.
+# Ranged values are drawn per image (randomly in training, from the image's path and seed for test sets).
+SCENARIOS: dict[str, tuple[dict[str, Any], ...]] = {
+    'bicubic': ({'type': 'bicubic'},),
+    'blur': ({'type': 'blur', 'sigma': [0.2, 2.0]}, {'type': 'bicubic'}),
+    'noise': ({'type': 'bicubic'}, {'type': 'noise', 'sigma': [1.0, 10.0]}),
+    'jpeg': ({'type': 'bicubic'}, {'type': 'jpeg', 'quality': [30, 95]}),
+    'blur_noise_jpeg': (
+        {'type': 'blur', 'sigma': [0.2, 2.0]},
+        {'type': 'bicubic'},
+        {'type': 'noise', 'sigma': [1.0, 10.0]},
+        {'type': 'jpeg', 'quality': [30, 95]},
+    ),
+}
 _STEP_KEYS = {
     'bicubic': set(),
     'blur': {'sigma', 'kernel_size'},
@@ -42,7 +58,7 @@ def normalize_pipeline(spec: DegradationSpec, where: str = 'degradation') -> lis
     """Validate a degradation spec and return it as a list of steps.
 
     Args:
-        spec: ``None`` (plain bicubic), one step (a dict) or a list of steps.
+        spec: ``None`` (plain bicubic), a scenario name of :data:`SCENARIOS`, one step (a dict) or a list of steps.
         where: The option's name for error messages, e.g. ``datasets.train.degradation``.
 
     Returns:
@@ -50,6 +66,12 @@ def normalize_pipeline(spec: DegradationSpec, where: str = 'degradation') -> lis
     """
     if spec is None:
         return [{'type': 'bicubic'}]
+    if isinstance(spec, str):
+        if spec not in SCENARIOS:
+            raise ValueError(
+                f'{where}: unknown scenario {spec!r}; choose from {sorted(SCENARIOS)} or give a list of steps'
+            )
+        spec = copy.deepcopy(list(SCENARIOS[spec]))
     steps = [spec] if isinstance(spec, Mapping) else list(spec)
     out = []
     for i, step in enumerate(steps):
@@ -73,6 +95,15 @@ def normalize_pipeline(spec: DegradationSpec, where: str = 'degradation') -> lis
     if n_bicubic != 1:
         raise ValueError(f'{where}: the pipeline needs exactly one {{type: bicubic}} step, found {n_bicubic}')
     return out
+
+
+def describe_pipeline(spec: DegradationSpec) -> str:
+    """A one-line description of a pipeline, e.g. ``blur(sigma=[0.2, 2.0]) > bicubic > jpeg(quality=[30, 95])``."""
+    parts = []
+    for step in normalize_pipeline(spec):
+        args = ', '.join(f'{k}={v}' for k, v in step.items() if k != 'type')
+        parts.append(f'{step["type"]}({args})' if args else step['type'])
+    return ' > '.join(parts)
 
 
 def _check_range(value: Any, where: str) -> None:
