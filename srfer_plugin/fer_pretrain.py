@@ -31,6 +31,17 @@ def set_data_root(cfg, data_root: str) -> None:
             loader.dataset.classes = read_classes(classes_file)
 
 
+def set_max_epochs(cfg, max_epochs: int) -> None:
+    """Change ``train_cfg.max_epochs`` and stretch the epoch-based LR schedule (``end``, ``T_max``) to match."""
+    old = int(cfg.train_cfg.max_epochs)
+    cfg.train_cfg.max_epochs = int(max_epochs)
+    for scheduler in cfg.get('param_scheduler') or []:
+        if scheduler.get('end') == old:
+            scheduler['end'] = int(max_epochs)
+            if 'T_max' in scheduler:
+                scheduler['T_max'] = int(max_epochs) - int(scheduler.get('begin', 0))
+
+
 def build_config(
     config: str,
     work_dir: str | None = None,
@@ -38,6 +49,7 @@ def build_config(
     cfg_options: dict[str, Any] | None = None,
     seed: int | None = None,
     device: str = 'auto',
+    max_epochs: int | None = None,
 ):
     """Load an mmpretrain config and apply the overrides.
 
@@ -48,6 +60,7 @@ def build_config(
         cfg_options: ``key.sub=value`` overrides, as mmengine's ``--cfg-options``.
         seed: Random seed (overrides ``randomness.seed``).
         device: ``cpu`` selects the gloo backend; ``auto``/``cuda`` keep the config's.
+        max_epochs: Training epochs; the epoch-based LR schedule is stretched to match.
 
     Returns:
         The ``mmengine.Config`` handed to ``Runner.from_cfg``.
@@ -59,6 +72,8 @@ def build_config(
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if max_epochs is not None:
+        set_max_epochs(cfg, max_epochs)
     if data_root:
         set_data_root(cfg, data_root)
     if work_dir:
@@ -110,6 +125,7 @@ def train_fer(
     cfg_options: dict[str, Any] | None = None,
     seed: int | None = None,
     device: str = 'auto',
+    max_epochs: int | None = None,
     reuse: bool = False,
 ) -> dict[str, Any]:
     """Train the classifier, test the final model on the test split and write ``fer_final.pth``.
@@ -124,6 +140,7 @@ def train_fer(
         cfg_options: Config overrides.
         seed: Random seed.
         device: ``cpu`` hides every GPU; ``auto`` lets mmengine pick.
+        max_epochs: Training epochs (the LR schedule follows).
         reuse: Return the summary of an earlier run with the same settings instead of training again.
 
     Returns:
@@ -135,9 +152,10 @@ def train_fer(
             'data_root': osp.abspath(data_root) if data_root else None,
             'cfg_options': cfg_options or {},
             'seed': seed,
+            'max_epochs': max_epochs,
         }
     )
-    cfg = build_config(config, work_dir, data_root, cfg_options, seed, device)
+    cfg = build_config(config, work_dir, data_root, cfg_options, seed, device, max_epochs)
     summary_path = osp.join(cfg.work_dir, SUMMARY_NAME)
     if reuse and osp.isfile(summary_path):
         with open(summary_path, encoding='utf-8') as f:

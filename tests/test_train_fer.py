@@ -89,12 +89,14 @@ def test_plain_checkpoint_loads_without_allow_listing(trained):
     assert not torch.equal(fresh['head.fc.weight'], ckpt['state_dict']['head.fc.weight'])
 
 
-def test_config_overrides(tiny_dataset):
+def test_cli_overrides_reach_the_config(tiny_dataset):
     sys.path.insert(0, os.path.join(REPO, 'scripts'))
     try:
         import train_fer
     finally:
         sys.path.pop(0)
+    from srfer_plugin.fer_pretrain import build_config
+
     args = train_fer.parse_args(
         [
             TINY_CONFIG,
@@ -104,15 +106,48 @@ def test_config_overrides(tiny_dataset):
             '/tmp/x',
             '--device',
             'cpu',
+            '--max-epochs',
+            '5',
             '--cfg-options',
             'train_dataloader.batch_size=4',
         ]
     )
-    cfg = train_fer.build_config(args)
+    cfg = build_config(
+        args.config, args.work_dir, args.data_root, args.cfg_options, args.seed, args.device, args.max_epochs
+    )
     assert cfg.work_dir == '/tmp/x' and cfg.train_dataloader.batch_size == 4
+    assert cfg.train_cfg.max_epochs == 5 and cfg.param_scheduler[-1]['end'] == 5
     assert cfg.env_cfg.dist_cfg.backend == 'gloo' and cfg.launcher == 'none'
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[key].dataset.data_root == tiny_dataset
         assert list(cfg[key].dataset.classes) == list(FER7_CLASSES)
     assert cfg.test_dataloader.dataset.ann_file == 'meta_info_test.txt'
     assert cfg.default_scope == 'mmpretrain'
+
+
+def test_eval_degradation_on_plain_checkpoint(trained, tiny_dataset, tmp_path):
+    work_dir, _ = trained
+    out = str(tmp_path / 'degradation.json')
+    cmd = [
+        sys.executable,
+        os.path.join(REPO, 'scripts', 'eval_fer_degradation.py'),
+        TINY_CONFIG,
+        os.path.join(work_dir, 'fer_final.pth'),
+        '--data-root',
+        tiny_dataset,
+        '--split',
+        'val',
+        '--out',
+        out,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out) as f:
+        result = json.load(f)
+    assert result['num_images'] == 14 and result['scale'] == 4
+    for key in ('hr', 'bicubic'):
+        confusion = result[f'confusion_{key}']
+        assert sum(map(sum, confusion)) == 14 and all(sum(row) == 2 for row in confusion)
+        correct = sum(confusion[i][i] for i in range(7))
+        assert abs(result[f'{key}_accuracy'] - 100 * correct / 14) < 1e-6
+    assert abs(result['drop'] - (result['hr_accuracy'] - result['bicubic_accuracy'])) < 1e-6

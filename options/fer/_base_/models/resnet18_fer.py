@@ -2,8 +2,8 @@
 _base_ = ['mmpretrain::_base_/models/resnet18.py']
 
 model = dict(
-    backbone=dict(out_indices=(3, )),
-    head=dict(num_classes=7, topk=(1, )),
+    backbone=dict(out_indices=(3,)),
+    head=dict(num_classes=7, topk=(1,)),
 )
 
 # The classifier's own normalisation (RGB, 0-255 scale). MMPretrainFER applies it to BasicSR tensors.

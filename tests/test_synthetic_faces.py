@@ -1,0 +1,171 @@
+"""Tests of the synthetic expression-face generator (srfer_plugin.data.synthetic_faces)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from srfer_plugin.data import synthetic_faces as sf
+from srfer_plugin.data.fer_layout import FER7_CLASSES, meta_info_name, read_classes, read_meta_info
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(seed=3, size=40, num_train=3, num_val=1, num_test=2)
+
+
+def _digest(root: str) -> dict[str, str]:
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            if name.endswith('.png') or name.endswith('.txt'):
+                path = os.path.join(dirpath, name)
+                with open(path, 'rb') as f:
+                    out[os.path.relpath(path, root)] = hashlib.sha1(f.read()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp('synth') / 'fer')
+    sf.write_synthetic_dataset(root, **SMALL)
+    return root
+
+
+def test_image_shape_dtype_and_params():
+    img, label, params = sf.generate_face(3, sf.face_rng(0, 'train', 3), size=112)
+    assert img.shape == (112, 112, 3) and img.dtype == np.uint8
+    assert label == 3 and params['class'] == 'surprise'
+    assert set(sf.EXPRESSION_PARAMS) <= set(params['expression'])
+    json.dumps(params)  # plain python types only
+    assert img.std() > 10  # not a blank image
+
+
+def test_same_seed_same_bytes_different_seed_differs(dataset, tmp_path):
+    again = str(tmp_path / 'again')
+    sf.write_synthetic_dataset(again, **SMALL)
+    assert _digest(again) == _digest(dataset)
+    other = str(tmp_path / 'other')
+    sf.write_synthetic_dataset(other, **{**SMALL, 'seed': 4})
+    a, b = _digest(dataset), _digest(other)
+    assert a.keys() == b.keys()
+    pngs = [k for k in a if k.endswith('.png')]
+    assert all(a[k] != b[k] for k in pngs)
+
+
+def test_layout_balanced_and_readable(dataset):
+    assert read_classes(os.path.join(dataset, 'classes.txt')) == list(FER7_CLASSES)
+    for split, per_class in (('train', 3), ('val', 1), ('test', 2)):
+        items = read_meta_info(os.path.join(dataset, meta_info_name(split)), num_classes=7)
+        assert len(items) == 7 * per_class
+        assert np.bincount([label for _, label in items], minlength=7).tolist() == [per_class] * 7
+        for rel_path, label in items:
+            parts = rel_path.split('/')
+            assert parts[0] == split and parts[1] == FER7_CLASSES[label] and parts[2].endswith('.png')
+            assert os.path.isfile(os.path.join(dataset, rel_path))
+    import cv2
+
+    img = cv2.imread(os.path.join(dataset, items[0][0]))
+    assert img.shape == (40, 40, 3)
+
+
+def test_labels_match_drawn_expression():
+    rng = np.random.default_rng(0)
+    draws = {name: [sf.sample_expression(label, rng) for _ in range(200)] for label, name in enumerate(FER7_CLASSES)}
+
+    def values(name, key):
+        return np.array([d[key] for d in draws[name]])
+
+    neutral_curve = values('neutral', 'mouth_curve')
+    assert (values('happy', 'mouth_curve') > neutral_curve.max()).all()
+    assert (values('sad', 'mouth_curve') < neutral_curve.min()).all()
+    assert (values('happy', 'mouth_curve') > 0).all() and (values('sad', 'mouth_curve') < 0).all()
+    neutral_eye = values('neutral', 'eye_open')
+    for wide in ('surprise', 'fear'):
+        assert (values(wide, 'eye_open') > neutral_eye.max()).all()
+        assert (values(wide, 'brow_raise') > values('neutral', 'brow_raise').max()).all()
+        assert (values(wide, 'mouth_open') > 0.02).all()
+    assert (values('neutral', 'mouth_open') < 0.02).all()
+    assert (values('angry', 'brow_tilt') < 0).all() and (values('sad', 'brow_tilt') > 0).all()
+    assert (values('angry', 'wrinkle_glabella') > 0.5).all()
+    assert (values('disgust', 'wrinkle_nose') > 0.5).all()
+    assert (values('surprise', 'wrinkle_forehead') > 0.5).all()
+    assert (values('neutral', 'intensity') == 0).all() and (values('happy', 'intensity') > 0.5).all()
+    # the same draws come back from generate_face
+    _, label, params = sf.generate_face(1, 123)
+    assert params['expression'] == sf.sample_expression(1, np.random.default_rng(123))
+
+
+def test_expression_changes_pixels_only_in_the_face():
+    rng = np.random.default_rng(5)
+    identity, scene = sf.sample_identity(rng), sf.sample_scene(rng)
+    neutral = sf.render_face(identity, sf.sample_expression(0, np.random.default_rng(1)), scene)
+    happy = sf.render_face(identity, sf.sample_expression(1, np.random.default_rng(1)), scene)
+    diff = np.abs(neutral.astype(int) - happy.astype(int)).sum(-1)
+    assert diff.max() > 60  # the expression is visible
+    assert diff[:, :15].max() == 0 and diff[:, -15:].max() == 0  # background is untouched
+
+
+def test_bicubic_roundtrip_weakens_detail():
+    img, _, _ = sf.generate_face(3, 7)
+    restored = sf.bicubic_roundtrip(img, 4)
+    assert restored.shape == (112, 112, 3) and restored.dtype == np.float32
+    hr = img.astype(np.float32) / 255
+    assert 0.005 < np.abs(restored - hr).mean() < 0.1
+    grad = lambda x: np.abs(np.diff(x, axis=1)).mean()  # noqa: E731
+    assert grad(restored) < 0.8 * grad(hr)
+
+
+def test_ensure_reuses_and_regenerates(tmp_path):
+    root = str(tmp_path / 'cache')
+    sf.ensure_synthetic_dataset(root, **SMALL)
+    manifest = os.path.join(root, sf.MANIFEST_NAME)
+    with open(manifest) as f:
+        info = json.load(f)
+    assert info['version'] == sf.GENERATOR_VERSION and info['per_class']['train'] == 3
+    probe = os.path.join(root, 'train', 'neutral', 'probe.txt')
+    open(probe, 'w').close()
+    sf.ensure_synthetic_dataset(root, **SMALL)
+    assert os.path.exists(probe)  # reused, not rewritten
+    sf.ensure_synthetic_dataset(root, **{**SMALL, 'num_train': 2})
+    assert not os.path.exists(probe)  # other settings: regenerated
+    assert len(read_meta_info(os.path.join(root, 'meta_info_train.txt'))) == 14
+    info['version'] = -1  # a stale generator version is regenerated too
+    with open(manifest, 'w') as f:
+        json.dump(info, f)
+    open(probe, 'w').close()
+    sf.ensure_synthetic_dataset(root, **{**SMALL, 'num_train': 2})
+    assert not os.path.exists(probe)
+    os.remove(os.path.join(root, read_meta_info(os.path.join(root, 'meta_info_test.txt'))[0][0]))
+    sf.ensure_synthetic_dataset(root, **{**SMALL, 'num_train': 2})  # incomplete: regenerated
+    assert all(
+        os.path.isfile(os.path.join(root, p)) for p, _ in read_meta_info(os.path.join(root, 'meta_info_test.txt'))
+    )
+
+
+def test_cli(tmp_path):
+    out = str(tmp_path / 'cli')
+    cmd = [
+        sys.executable,
+        os.path.join(REPO, 'scripts', 'generate_synthetic_faces.py'),
+        '--out',
+        out,
+        '--seed',
+        '1',
+        '--size',
+        '32',
+        '--num-train',
+        '1',
+        '--num-val',
+        '1',
+        '--num-test',
+        '1',
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert len(read_meta_info(os.path.join(out, 'meta_info_val.txt'))) == 7
+    with open(os.path.join(out, sf.MANIFEST_NAME)) as f:
+        assert json.load(f)['size'] == 32
