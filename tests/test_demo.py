@@ -1,0 +1,40 @@
+"""The demo's --quick path, shrunk to a few images and iterations, writes a well-formed report."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import cv2
+
+from srfer_plugin import demo
+
+
+def test_quick_demo_writes_a_well_formed_report(tmp_path, monkeypatch):
+    monkeypatch.setitem(
+        demo.PRESETS, 'quick', {'num_train': 4, 'num_val': 1, 'num_test': 2, 'fer_epochs': 1, 'sr_iters': 3}
+    )
+    out = tmp_path / 'results' / 'demo'
+    rows = demo.main(['--quick', '--out', str(out), '--exp-root', str(tmp_path), '--num-grid-faces', '2'])
+
+    with open(out / 'report.csv', newline='') as f:
+        table = list(csv.DictReader(f))
+    assert [row['method'] for row in table] == ['hr', 'bicubic', 'plain_sr', 'srfer']
+    assert list(table[0]) == ['method', 'acc', 'psnr', 'ssim']
+    for row in table:
+        assert 0.0 <= float(row['acc']) <= 100.0
+    for row in table[1:]:
+        assert float(row['psnr']) > 5.0 and 0.0 < float(row['ssim']) <= 1.0
+    assert table[0]['psnr'] == '' and float(table[3]['acc']) == round(rows['srfer']['acc'], 4)
+
+    report = (out / 'report.md').read_text()
+    assert '| srfer |' in report and 'gap closed' in report and '![faces](faces.png)' in report
+    for picture in ('accuracy.png', 'faces.png'):
+        image = cv2.imread(str(out / picture))
+        assert image is not None and image.shape[0] > 100 and image.shape[1] > 100
+    # both SR runs are real BasicSR trainings whose option files can be rerun by hand
+    assert sorted(os.listdir(out / 'options')) == ['demo_plain_sr_quick_seed0.yml', 'demo_srfer_quick_seed0.yml']
+    assert os.path.isfile(tmp_path / 'experiments' / 'demo_srfer_quick_seed0' / 'models' / 'net_g_latest.pth')
+    # cached steps are reused on a second run
+    again = demo.main(['--quick', '--out', str(out), '--exp-root', str(tmp_path), '--num-grid-faces', '2'])
+    assert again == rows
