@@ -45,8 +45,8 @@ METHOD_TITLES = {'hr': 'HR', 'bicubic': 'bicubic', 'plain_sr': 'plain SR', 'srfe
 
 # Presets: sizes of the synthetic data, FER pre-training epochs and SR iterations.
 PRESETS: dict[str, dict[str, Any]] = {
-    'default': {'num_train': 300, 'num_val': 20, 'num_test': 60, 'fer_epochs': 12, 'sr_iters': 1500},
-    'quick': {'num_train': 80, 'num_val': 10, 'num_test': 20, 'fer_epochs': 4, 'sr_iters': 150},
+    'default': {'num_train': 300, 'num_val': 20, 'num_test': 60, 'fer_epochs': 12, 'sr_iters': 1000},
+    'quick': {'num_train': 100, 'num_val': 10, 'num_test': 20, 'fer_epochs': 6, 'sr_iters': 300},
 }
 
 # The SR backbone of the demo: RCAN with 32 features, 2 groups and 4 blocks (about 0.12 s per CPU step).
@@ -65,8 +65,8 @@ DEMO_NETWORK_G: dict[str, Any] = {
 }
 # The SR-FER losses of the demo (see docs/demo.md for how they were chosen).
 DEMO_SRFER_LOSSES: dict[str, Any] = {
-    'attention_opt': {'type': 'AttentionConsistencyLoss', 'loss_weight': 100.0, 'p': 2},
-    'prediction_opt': {'type': 'PredictionConsistencyLoss', 'loss_weight': 0.1, 'temperature': 4.0},
+    'attention_opt': {'type': 'AttentionConsistencyLoss', 'loss_weight': 0.1, 'p': 2},
+    'prediction_opt': {'type': 'PredictionConsistencyLoss', 'loss_weight': 0.001, 'temperature': 4.0},
 }
 FER_DEMO_CONFIG = 'options/fer/resnet18slim_fer7_demo.py'
 METRICS = {
