@@ -69,6 +69,9 @@ DEMO_SRFER_LOSSES: dict[str, Any] = {
     'prediction_opt': {'type': 'PredictionConsistencyLoss', 'loss_weight': 0.001, 'temperature': 4.0},
 }
 FER_DEMO_CONFIG = 'options/fer/resnet18slim_fer7_demo.py'
+# One loader worker: the worker count changes the augmentation random streams, and the demo's numbers were measured
+# with one (docs/demo.md).
+FER_DATALOADER_OPTIONS = {f'{split}_dataloader.num_workers': 1 for split in ('train', 'val', 'test')}
 METRICS = {
     'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
     'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True},
@@ -405,7 +408,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         data_root=data_root,
         device='cpu',
         seed=0,
-        cfg_options={'train_cfg.max_epochs': preset['fer_epochs']},
+        max_epochs=preset['fer_epochs'],
+        cfg_options=FER_DATALOADER_OPTIONS,
         reuse=True,
     )
     fer_checkpoint = fer['fer_final']
