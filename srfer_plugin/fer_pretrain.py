@@ -35,11 +35,19 @@ def set_max_epochs(cfg, max_epochs: int) -> None:
     """Change ``train_cfg.max_epochs`` and stretch the epoch-based LR schedule (``end``, ``T_max``) to match."""
     old = int(cfg.train_cfg.max_epochs)
     cfg.train_cfg.max_epochs = int(max_epochs)
-    for scheduler in cfg.get('param_scheduler') or []:
-        if scheduler.get('end') == old:
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    kept = []
+    for scheduler in schedulers:
+        if int(scheduler.get('begin', 0)) >= int(max_epochs):
+            continue  # e.g. the cosine phase after a warm-up epoch, in a 1-epoch run
+        if scheduler.get('end') == old or int(scheduler.get('end', 0)) > int(max_epochs):
             scheduler['end'] = int(max_epochs)
             if 'T_max' in scheduler:
                 scheduler['T_max'] = int(max_epochs) - int(scheduler.get('begin', 0))
+        kept.append(scheduler)
+    cfg.param_scheduler = kept
 
 
 def build_config(
