@@ -81,7 +81,7 @@ METRICS = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description='SR-FER demo on synthetic faces (CPU, no downloads).')
-    parser.add_argument('--quick', action='store_true', help='a smaller run of about 3 minutes')
+    parser.add_argument('--quick', action='store_true', help='smoke run of the whole chain (~5 min)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the SR trainings (data and FER stay fixed)')
     parser.add_argument('--sr-iters', type=int, help='SR training iterations (default: from the preset)')
     parser.add_argument('--out', default='results/demo', help='report folder')
