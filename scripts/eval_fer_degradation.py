@@ -60,11 +60,12 @@ def evaluate(
     import srfer_plugin  # noqa: F401  (before basicsr)
     from srfer_plugin.data.fer_layout import meta_info_name, read_classes, read_meta_info
     from srfer_plugin.data.synthetic_faces import bicubic_roundtrip
+    from srfer_plugin.utils.checkpoint import safe_load
 
     register_all_modules()
     cfg = Config.fromfile(config)
     model = MODELS.build({**cfg.model, 'data_preprocessor': cfg.get('data_preprocessor')})
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    state = safe_load(checkpoint)
     model.load_state_dict(state.get('state_dict', state))
     model.eval()
     classes = read_classes(osp.join(data_root, 'classes.txt'))

@@ -1,23 +1,47 @@
 """Training entry point: ``python -m srfer_plugin.train -opt X.yml`` (console script ``srfer-train``).
 
-Registers the plugin, then runs BasicSR's own training loop with experiments/ and tb_logger/ under the current
-directory. Takes BasicSR's arguments: ``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``.
+Registers the plugin, applies the BasicSR fixes of :mod:`srfer_plugin.compat`, then runs BasicSR's own training
+loop with experiments/ and tb_logger/ under the current directory. Takes BasicSR's arguments: ``-opt``,
+``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``.
+
+Distributed training (nccl on GPUs, gloo on CPUs; ``dist_params.backend`` overrides)::
+
+    torchrun --nproc_per_node=N -m srfer_plugin.train -opt X.yml --launcher pytorch
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import srfer_plugin  # noqa: F401  (registration)
-from srfer_plugin.compat import patch_basicsr_train
+from srfer_plugin.compat import configure_dist_backend, normalize_launcher_argv, patch_basicsr_train
+
+
+def _opt_path(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == '-opt' and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith('-opt='):
+            return arg.split('=', 1)[1]
+    return None
 
 
 def main() -> None:
     """Run ``basicsr.train.train_pipeline`` rooted at the current directory."""
+    sys.argv = normalize_launcher_argv(sys.argv)
+    opt_path = _opt_path(sys.argv)
+    if opt_path and os.path.isfile(opt_path) and '--launcher' in ' '.join(sys.argv):
+        configure_dist_backend(opt_path)
     patch_basicsr_train()
+    import torch.distributed as dist
     from basicsr.train import train_pipeline
 
-    train_pipeline(root_path=os.getcwd())
+    try:
+        train_pipeline(root_path=os.getcwd())
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -1,0 +1,61 @@
+"""Distributed training on CPU: 2 processes started by torchrun (gloo), BasicSR's launcher path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+from fer_fixtures import TINY_SR_ARCHS, tiny_train_options, write_options
+from training_runs import logged_losses, train_env
+
+from srfer_plugin.compat import normalize_launcher_argv
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_local_rank_argument_spellings(monkeypatch):
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    argv = normalize_launcher_argv(['train.py', '-opt', 'x.yml', '--local-rank=1', '--launcher', 'pytorch'])
+    assert argv[3] == '--local_rank=1' and os.environ['LOCAL_RANK'] == '1'
+
+
+def test_torchrun_two_cpu_processes(tiny_fer_root, tmp_path):
+    """Joint learning with SwinIR (DDP buffers) on 2 ranks: both finish and end with identical weights."""
+    opt = tiny_train_options(tiny_fer_root, name='dist_tiny', network_g=dict(TINY_SR_ARCHS['SwinIR']))
+    opt['network_fer']['freeze'] = False
+    opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
+    opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
+    opt['train']['total_iter'] = 3
+    opt['datasets']['train']['batch_size_per_gpu'] = 2
+    opt['val']['val_freq'] = 2  # rank 0 validates while rank 1 waits at the barrier
+    opt['logger']['save_checkpoint_freq'] = 2
+    opt_path = write_options(opt, str(tmp_path / 'dist.yml'))
+    cmd = [
+        sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+        os.path.join(TESTS_DIR, 'dist_train_entry.py'), '-opt', opt_path, '--launcher', 'pytorch',
+    ]  # fmt: skip
+    env = train_env()
+    env['PYTHONPATH'] = os.pathsep.join([TESTS_DIR, env.get('PYTHONPATH', '')])
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, f'{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}'
+
+    exp = tmp_path / 'experiments' / 'dist_tiny'
+    dumps = {r: torch.load(exp / 'rank_dumps' / f'rank{r}_latest.pth', weights_only=True) for r in (0, 1)}
+    for r in (0, 1):
+        assert dumps[r]['net_g_wrapper'] == dumps[r]['net_fer_wrapper'] == 'DistributedDataParallel'
+    for net in ('net_g', 'net_fer'):
+        assert dumps[0][net].keys() == dumps[1][net].keys()
+        # Parameters are kept identical by DDP. BatchNorm running statistics are per rank between DDP's
+        # buffer broadcasts (from rank 0, at each forward); BasicSR saves rank 0's.
+        differ = [k for k in dumps[0][f'{net}_params'] if not torch.equal(dumps[0][net][k], dumps[1][net][k])]
+        assert not differ, f'{net} parameters differ across ranks: {differ[:5]}'
+    assert all(torch.equal(v, dumps[1]['net_g'][k]) for k, v in dumps[0]['net_g'].items()), 'SwinIR buffers'
+    saved = torch.load(exp / 'models' / 'net_g_latest.pth', weights_only=True)['params']
+    assert all(torch.equal(v, saved[k]) for k, v in dumps[0]['net_g'].items())
+    first = torch.load(exp / 'rank_dumps' / 'rank0_2.pth', weights_only=True)['net_g']
+    assert any(not torch.equal(v, dumps[0]['net_g'][k]) for k, v in first.items()), 'no training step happened'
+    assert sorted(logged_losses(str(exp))) == [1, 2, 3]
+    log = next(exp.glob('train_*.log')).read_text()
+    assert 'World size (gpu number): 2' in log and '# acc:' in log
