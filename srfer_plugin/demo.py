@@ -72,10 +72,17 @@ FER_DEMO_CONFIG = 'options/fer/resnet18slim_fer7_demo.py'
 # One loader worker: the worker count changes the augmentation random streams, and the demo's numbers were measured
 # with one (docs/demo.md).
 FER_DATALOADER_OPTIONS = {f'{split}_dataloader.num_workers': 1 for split in ('train', 'val', 'test')}
-METRICS = {
-    'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
-    'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True},
-}
+
+
+def metric_options(scale: int = 4) -> dict[str, dict[str, Any]]:
+    """PSNR/SSIM options (Y channel, ``scale`` border pixels cropped) of the demo and the benchmark."""
+    return {
+        'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': True},
+        'ssim': {'type': 'calculate_ssim', 'crop_border': scale, 'test_y_channel': True},
+    }
+
+
+METRICS = metric_options(4)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -188,23 +195,42 @@ def run_training(opt: dict[str, Any], opt_dir: str, exp_root: str, desc: str) ->
 
 
 def evaluation_options(
-    data_root: str, fer_checkpoint: str, net_g_path: str | None, results_root: str
+    data_root: str,
+    fer_checkpoint: str,
+    net_g_path: str | None,
+    results_root: str,
+    network_g: dict[str, Any] | None = None,
+    scale: int = 4,
+    fer_config: str = FER_DEMO_CONFIG,
 ) -> dict[str, Any]:
-    """Options of an SRFERModel in test mode (as ``parse_options`` returns them)."""
+    """Options of an SRFERModel in test mode (as ``parse_options`` returns them).
+
+    Args:
+        data_root: Dataset in the plugin's FER layout (its ``test`` split is evaluated).
+        fer_checkpoint: Weights of the frozen FER classifier.
+        net_g_path: Trained ``net_g`` (``params``), or None.
+        results_root: Folder of the srfer-test reports.
+        network_g: SR network options (default: the demo's RCAN).
+        scale: Upscale factor of ``network_g``.
+        fer_config: mmpretrain config of the classifier (relative to the repository or absolute).
+
+    Returns:
+        The options for ``basicsr.models.build_model``.
+    """
     return {
         'name': 'demo_eval',
         'model_type': 'SRFERModel',
-        'scale': 4,
-        'num_gpu': 0,
+        'scale': scale,
+        'num_gpu': 1 if torch.cuda.is_available() else 0,
         'is_train': False,
         'dist': False,
         'rank': 0,
         'world_size': 1,
-        'datasets': {'test': dict(dataset_options(data_root, 'test', 'test'), phase='test', scale=4)},
-        'network_g': copy.deepcopy(DEMO_NETWORK_G),
+        'datasets': {'test': dict(dataset_options(data_root, 'test', 'test'), phase='test', scale=scale)},
+        'network_g': copy.deepcopy(network_g or DEMO_NETWORK_G),
         'network_fer': {
             'type': 'MMPretrainFER',
-            'config': repo_path(FER_DEMO_CONFIG),
+            'config': fer_config if os.path.isabs(fer_config) else repo_path(fer_config),
             'checkpoint': fer_checkpoint,
             'num_classes': 7,
             'stages': [0, 1, 2, 3],
@@ -215,21 +241,28 @@ def evaluation_options(
             'param_key_g': 'params',
             'results_root': results_root,
         },
-        'val': {'save_img': False, 'metrics': copy.deepcopy(METRICS)},
+        'val': {'save_img': False, 'metrics': metric_options(scale)},
     }
 
 
 def evaluate_sr(
-    data_root: str, fer_checkpoint: str, net_g_path: str, results_root: str
+    data_root: str, fer_checkpoint: str, net_g_path: str, results_root: str, **eval_kwargs: Any
 ) -> tuple[dict[str, float], Any]:
     """PSNR, SSIM, acc, acc_hr and acc_bicubic of a trained network_g on the test split.
 
     The srfer-test reports (per-class accuracy, confusion matrices) go to ``results_root``.
 
+    Args:
+        data_root: Dataset in the plugin's FER layout.
+        fer_checkpoint: Weights of the frozen FER classifier.
+        net_g_path: Trained ``net_g``.
+        results_root: Folder of the reports.
+        **eval_kwargs: ``network_g``, ``scale`` and ``fer_config`` of :func:`evaluation_options`.
+
     Returns:
         ``(metrics, model)``; ``model.fer_results`` holds the per-image predictions.
     """
-    opt = evaluation_options(data_root, fer_checkpoint, net_g_path, results_root)
+    opt = evaluation_options(data_root, fer_checkpoint, net_g_path, results_root, **eval_kwargs)
     model = build_model(opt)
     dataset = build_dataset(opt['datasets']['test'])
     loader = build_dataloader(dataset, opt['datasets']['test'], num_gpu=0, dist=False)
@@ -377,20 +410,24 @@ def plot_faces(path: str, dataset, models: dict[str, Any], net_fer, class_names:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
-    """Run the demo and return the report rows."""
-    args = parse_args(argv)
-    preset = dict(PRESETS['quick' if args.quick else 'default'])
-    if args.sr_iters:
-        preset['sr_iters'] = args.sr_iters
-    tag = 'quick' if args.quick else 'default'
-    exp_root = os.path.abspath(args.exp_root)
-    data_root = os.path.abspath(args.data_root or os.path.join(exp_root, 'datasets', f'synthetic_fer_{tag}'))
-    out_dir = os.path.abspath(args.out)
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    start = time.time()
+def prepare_data_and_classifier(
+    preset_name: str, exp_root: str, data_root: str | None = None, step_prefix: tuple[str, str] = ('', '')
+) -> tuple[str, dict[str, Any]]:
+    """Synthetic faces and the FER classifier pre-trained on them (both cached; the benchmark shares them).
 
-    print(f'[1/5] synthetic faces -> {data_root}', flush=True)
+    Args:
+        preset_name: ``default`` or ``quick`` (see :data:`PRESETS`).
+        exp_root: Folder holding ``datasets/`` and ``experiments/``.
+        data_root: Dataset folder (default: ``<exp_root>/datasets/synthetic_fer_<preset_name>``).
+        step_prefix: Text put before the two progress lines.
+
+    Returns:
+        ``(data_root, fer)``: ``fer`` is :func:`srfer_plugin.fer_pretrain.train_fer`'s result (``fer_final``,
+        ``accuracy_top1``, ``classes``).
+    """
+    preset = PRESETS[preset_name]
+    data_root = os.path.abspath(data_root or os.path.join(exp_root, 'datasets', f'synthetic_fer_{preset_name}'))
+    print(f'{step_prefix[0]}synthetic faces -> {data_root}', flush=True)
     ensure_synthetic_dataset(
         data_root,
         seed=0,
@@ -399,9 +436,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         num_val=preset['num_val'],
         num_test=preset['num_test'],
     )
-
-    fer_dir = os.path.join(exp_root, 'experiments', f'demo_fer_{tag}')
-    print(f'[2/5] FER pre-training (mmpretrain, {FER_DEMO_CONFIG}) -> {fer_dir}', flush=True)
+    fer_dir = os.path.join(exp_root, 'experiments', f'demo_fer_{preset_name}')
+    print(f'{step_prefix[1]}FER pre-training (mmpretrain, {FER_DEMO_CONFIG}) -> {fer_dir}', flush=True)
     fer = train_fer(
         repo_path(FER_DEMO_CONFIG),
         work_dir=fer_dir,
@@ -412,6 +448,23 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         cfg_options=FER_DATALOADER_OPTIONS,
         reuse=True,
     )
+    return data_root, fer
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Run the demo and return the report rows."""
+    args = parse_args(argv)
+    preset = dict(PRESETS['quick' if args.quick else 'default'])
+    if args.sr_iters:
+        preset['sr_iters'] = args.sr_iters
+    tag = 'quick' if args.quick else 'default'
+    exp_root = os.path.abspath(args.exp_root)
+    data_root = args.data_root
+    out_dir = os.path.abspath(args.out)
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    start = time.time()
+
+    data_root, fer = prepare_data_and_classifier(tag, exp_root, data_root, step_prefix=('[1/5] ', '[2/5] '))
     fer_checkpoint = fer['fer_final']
 
     opt_dir = os.path.join(out_dir, 'options')

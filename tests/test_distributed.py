@@ -59,3 +59,28 @@ def test_torchrun_two_cpu_processes(tiny_fer_root, tmp_path):
     assert sorted(logged_losses(str(exp))) == [1, 2, 3]
     log = next(exp.glob('train_*.log')).read_text()
     assert 'World size (gpu number): 2' in log and '# acc:' in log
+
+
+def test_frozen_classifier_is_not_wrapped_in_ddp(tiny_fer_root, tmp_path):
+    """Under DDP only trainable networks are wrapped; a frozen net_fer stays bare and still gives losses."""
+    import torch.distributed as dist
+    from basicsr.data import build_dataset
+    from basicsr.models import build_model
+    from fer_fixtures import model_options
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "pg"}', rank=0, world_size=1)
+    try:
+        opt = model_options(tiny_fer_root, str(tmp_path / 'exp'))
+        opt['dist'] = True
+        model = build_model(opt)
+        assert isinstance(model.net_g, DistributedDataParallel)
+        assert not isinstance(model.net_fer, DistributedDataParallel)
+        assert not any(p.requires_grad for p in model.net_fer.parameters())
+        dataset = build_dataset(opt['datasets']['train'])
+        items = [dataset[i] for i in range(2)]
+        model.feed_data({k: torch.stack([it[k] for it in items]) for k in ('lq', 'gt', 'label')})
+        model.optimize_parameters(1)
+        assert {'l_pix', 'l_att', 'l_pred'} <= set(model.log_dict)
+    finally:
+        dist.destroy_process_group()

@@ -82,3 +82,23 @@ def test_training_set_smaller_than_a_batch_fails_early(tiny_fer_root):
 
     with pytest.raises(ValueError, match='empty'):
         basicsr.train.build_dataloader([], dict(opt, batch_size_per_gpu=1), num_gpu=0)
+
+
+def test_amp_and_channels_last_step_on_cpu(tiny_fer_root, tmp_path):
+    """bf16 autocast and NHWC training take finite steps; fp16 without CUDA is refused at build time."""
+    opt = model_options(tiny_fer_root, str(tmp_path / 'exp'))
+    opt['train'].update(use_amp=True, amp_dtype='bf16', channels_last=True)
+    model = build_model(opt)
+    assert model.net_g.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    dataset = build_dataset(opt['datasets']['train'])
+    before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    model.feed_data(_batch(dataset, nan=False))
+    assert model.lq.is_contiguous(memory_format=torch.channels_last)
+    model.optimize_parameters(1)
+    assert all(torch.isfinite(torch.tensor(v)) for v in model.log_dict.values())
+    assert any(not torch.equal(v, model.net_g.state_dict()[k]) for k, v in before.items()), 'no step was taken'
+
+    opt = model_options(tiny_fer_root, str(tmp_path / 'exp2'))
+    opt['train'].update(use_amp=True, amp_dtype='fp16')
+    with pytest.raises(ValueError, match='fp16 needs CUDA'):
+        build_model(opt)

@@ -121,3 +121,12 @@ def test_bad_options_fail_before_training(tiny_fer_root, tmp_path):
     bad_optim['train']['optim_g'] = {'type': 'Adamm', 'lr': 1e-3}
     with pytest.raises(ValueError, match="'Adamm' is not a torch.optim"):
         build_model(bad_optim)
+
+
+def test_output_size_probe_fits_the_swinir_window(tiny_fer_root, tmp_path):
+    """The build-time upscale check feeds SwinIR an input its window divides (BasicSR's SwinIR does not pad)."""
+    net = dict(TINY_SR_ARCHS['SwinIR'], window_size=7, img_size=7)
+    model = build_model(model_options(tiny_fer_root, str(tmp_path), net))
+    assert model.opt['network_g']['window_size'] == 7
+    with pytest.raises(ValueError, match='scale 2 needs'):
+        build_model(dict(model_options(tiny_fer_root, str(tmp_path), net), scale=2))

@@ -170,7 +170,13 @@ class SRFERModel(SRModel):
         self.net_fer.train(self.fer_joint and self.is_train)
 
     def _check_sr_output_size(self, lr_size: int = 16) -> None:
-        """Fail early when network_g does not upscale by ``scale`` (e.g. ``upscale`` and ``scale`` disagree)."""
+        """Fail early when network_g does not upscale by ``scale`` (e.g. ``upscale`` and ``scale`` disagree).
+
+        Args:
+            lr_size: Side of the probe input; rounded up to a multiple of ``network_g.window_size`` (SwinIR).
+        """
+        window = int(self.opt['network_g'].get('window_size', 1))
+        lr_size = -(-lr_size // window) * window
         net = self.get_bare_model(self.net_g)
         scale = int(self.opt.get('scale', 1))
         in_ch = int(self.opt['network_g'].get('num_in_ch', self.opt['network_g'].get('in_chans', 3)))
@@ -233,8 +239,9 @@ class SRFERModel(SRModel):
                 return
             except OSError as err:
                 get_root_logger().warning(f'Save error: {err}, remaining retry times: {2 - attempt}')
-                time.sleep(1)
-        get_root_logger().error(f'Still cannot save {path}; the previous checkpoint (if any) is intact.')
+                if attempt < 2:
+                    time.sleep(1)
+        raise OSError(f'cannot save {path} after 3 attempts; the previous checkpoint (if any) is intact')
 
     @master_only
     def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
@@ -280,15 +287,18 @@ class SRFERModel(SRModel):
             self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
 
     def reduce_loss_dict(self, loss_dict: OrderedDict) -> OrderedDict:
-        """Average the losses over ranks (all-reduce, so every rank takes the same non-finite decision)."""
+        """Average the losses over ranks and read them as floats in one host transfer.
+
+        BasicSR reads each loss with its own ``.item()``; here all losses go in one stacked tensor (one all-reduce
+        under DDP, so every rank takes the same non-finite decision).
+        """
         with torch.no_grad():
+            keys = list(loss_dict)
+            losses = torch.stack([torch.as_tensor(loss_dict[k], device=self.device).float().mean() for k in keys])
             if self.opt['dist']:
-                keys = list(loss_dict)
-                losses = torch.stack([torch.as_tensor(loss_dict[k], device=self.device).mean() for k in keys])
                 torch_dist.all_reduce(losses)
                 losses /= self.opt['world_size']
-                loss_dict = OrderedDict(zip(keys, losses))
-            return OrderedDict((name, float(value.mean().item())) for name, value in loss_dict.items())
+            return OrderedDict(zip(keys, losses.tolist()))
 
     def init_training_settings(self) -> None:
         self._build_fer()
