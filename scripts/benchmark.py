@@ -43,6 +43,7 @@ from make_benchmark_options import (  # noqa: E402
     BACKBONES,
     METHODS,
     PRESETS,
+    REPO_ROOT,
     SCALES,
     cell_name,
     make_options,
@@ -142,6 +143,8 @@ def run_cell(
             return json.load(f)
     os.makedirs(cell_dir, exist_ok=True)
     opt = make_options(backbone, scale, method, args.preset, args.iters, data_root, fer_checkpoint)
+    if 'network_fer' in opt and not os.path.isabs(opt['network_fer']['config']):  # trainings run in --exp-root
+        opt['network_fer']['config'] = os.path.join(REPO_ROOT, opt['network_fer']['config'])
     opt_path = write_options(opt, os.path.join(cell_dir, f'{name}.yml'))
     exp_root = os.path.abspath(args.exp_root)
     exp_dir = os.path.join(exp_root, 'experiments', name)
