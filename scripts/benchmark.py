@@ -125,7 +125,14 @@ def train_seconds_per_iter(exp_dir: str) -> float | None:
 
 
 def run_cell(
-    args: argparse.Namespace, out: str, data_root: str, fer_checkpoint: str, backbone: str, scale: int, method: str
+    args: argparse.Namespace,
+    out: str,
+    data_root: str,
+    fer_checkpoint: str,
+    fer_config: str,
+    backbone: str,
+    scale: int,
+    method: str,
 ) -> dict[str, Any]:
     """Train and evaluate one cell unless its ``result.json`` exists; return its row."""
     from srfer_plugin.demo import evaluate_sr
@@ -143,8 +150,8 @@ def run_cell(
             return json.load(f)
     os.makedirs(cell_dir, exist_ok=True)
     opt = make_options(backbone, scale, method, args.preset, args.iters, data_root, fer_checkpoint)
-    if 'network_fer' in opt and not os.path.isabs(opt['network_fer']['config']):  # trainings run in --exp-root
-        opt['network_fer']['config'] = os.path.join(REPO_ROOT, opt['network_fer']['config'])
+    if 'network_fer' in opt:
+        opt['network_fer']['config'] = fer_config  # absolute: trainings run in --exp-root
     opt_path = write_options(opt, os.path.join(cell_dir, f'{name}.yml'))
     exp_root = os.path.abspath(args.exp_root)
     exp_dir = os.path.join(exp_root, 'experiments', name)
@@ -154,7 +161,6 @@ def run_cell(
         print(f'[{name}] training {opt["train"]["total_iter"]} iterations', flush=True)
         train_cell(opt_path, exp_root, os.path.join(cell_dir, 'train_stdout.log'))
     print(f'[{name}] evaluating', flush=True)
-    fer_config = template(args.preset, 'srfer', None, data_root, fer_checkpoint)['network_fer']['config']
     metrics, model = evaluate_sr(
         data_root, fer_checkpoint, net_g_path, os.path.join(cell_dir, 'eval'),
         network_g=opt['network_g'], scale=scale, fer_config=fer_config,
@@ -252,11 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     out = os.path.abspath(args.out or os.path.join('results', f'benchmark_{args.preset.replace("-", "_")}'))
     os.makedirs(out, exist_ok=True)
     data_root, fer_checkpoint = prepare_data_and_classifier(args)
+    fer_config = template(args.preset, 'srfer', None, data_root, fer_checkpoint)['network_fer']['config']
+    fer_config = os.path.join(REPO_ROOT, fer_config)  # no-op when already absolute
     rows = []
     for backbone in args.backbones:
         for scale in args.scales:
             for method in args.methods:
-                rows.append(run_cell(args, out, data_root, fer_checkpoint, backbone, scale, method))
+                rows.append(run_cell(args, out, data_root, fer_checkpoint, fer_config, backbone, scale, method))
                 write_tables(rows, out, command)  # partial tables survive an interruption
     plot(rows, out)
     with open(os.path.join(out, 'benchmark.md'), encoding='utf-8') as f:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_benchmark_options import RECIPE, plain_variant  # noqa: E402
+from make_benchmark_options import RECIPE, REPO_ROOT, plain_variant  # noqa: E402
 
 import srfer_plugin  # noqa: E402,F401  (registration, before basicsr)
 from srfer_plugin.demo import DEMO_NETWORK_G  # noqa: E402
@@ -71,9 +71,8 @@ def model_options(args: argparse.Namespace, work_dir: str, device: str) -> dict[
         srfer['network_g'] = copy.deepcopy(DEMO_NETWORK_G)
     srfer['network_g']['upscale' if 'upscale' in srfer['network_g'] else 'scale'] = srfer['scale']
     fer = srfer['network_fer']
-    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.isabs(fer['config']):
-        fer['config'] = os.path.join(repo_root, fer['config'])
+        fer['config'] = os.path.join(REPO_ROOT, fer['config'])
     if fer.get('checkpoint') and not os.path.isfile(fer['checkpoint']):
         print(f'note: {fer["checkpoint"]} not found; the FER classifier is randomly initialised', flush=True)
         fer['checkpoint'] = None
