@@ -120,9 +120,18 @@ def network_g(backbone: str, scale: int, preset: str = 'paper') -> dict[str, Any
     return copy.deepcopy(net)
 
 
-def cell_name(preset: str, backbone: str, scale: int, method: str) -> str:
-    """Experiment name of a benchmark cell."""
-    return f'bench_{preset.replace("-", "_")}_{backbone}_x{scale}_{method}'
+def cell_name(preset: str, backbone: str, scale: int, method: str, fer_tag: str = '') -> str:
+    """Experiment name of a benchmark cell; ``fer_tag`` (empty for the preset's own classifier) names the classifier."""
+    return f'bench_{preset.replace("-", "_")}_{backbone}_x{scale}_{method}' + (f'_{fer_tag}' if fer_tag else '')
+
+
+def default_fer_config(preset: str) -> str:
+    """Absolute path of the preset's own FER classifier config (the template's ``network_fer.config``)."""
+    if PRESETS[preset]['template'] == 'demo':
+        from srfer_plugin.demo import FER_DEMO_CONFIG
+
+        return os.path.join(REPO_ROOT, FER_DEMO_CONFIG)
+    return os.path.join(REPO_ROOT, _load_recipe()['network_fer']['config'])  # no-op when already absolute
 
 
 def _load_recipe() -> dict[str, Any]:

@@ -11,7 +11,14 @@ At the end the final model is tested on the test split, and the work dir holds:
 * ``fer_final.pth``: ``{'state_dict': ..., 'meta': {...}}`` (tensors and plain Python types only), loadable with
   ``torch.load(path, weights_only=True)``;
 * the Runner checkpoints ``epoch_N.pth`` / ``best_accuracy_top1_epoch_N.pth`` (they also hold an mmengine
-  ``HistoryBuffer`` and need the plugin's safe loader).
+  ``HistoryBuffer`` and need the plugin's safe loader);
+* with ``--pretrained`` (or a config ``load_from``): ``init_weights.pth``, the tensors of that checkpoint that fit the
+  model, read with the safe loader; the Runner starts from it. Start from ImageNet weights on real data, e.g.::
+
+    python scripts/train_fer.py options/fer/resnet18_fer7.py --data-root datasets/RAF-DB \\
+        --pretrained https://download.openmmlab.com/mmclassification/v0/resnet/resnet18_8xb32_in1k_20210831-fbbb1da6.pth
+
+Other classifiers (MobileNetV3, ConvNeXt, DeiT) and the augmentation: docs/fer_classifiers.md.
 """
 
 from __future__ import annotations
@@ -36,6 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument('--seed', type=int, default=None, help='random seed (overrides randomness.seed)')
     parser.add_argument('--reuse', action='store_true', help='keep an earlier run with the same settings')
+    parser.add_argument(
+        '--pretrained',
+        help='checkpoint (path or http(s) URL) to start from, e.g. ImageNet weights; read with the safe loader, '
+        'tensors that do not fit the model (the 1000-class head) are skipped. Replaces the config load_from',
+    )
     return parser.parse_args(argv)
 
 
@@ -53,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         max_epochs=args.max_epochs,
         reuse=args.reuse,
+        pretrained=args.pretrained,
     )
     print(f'accuracy json:            {osp.join(osp.dirname(summary["fer_final"]), SUMMARY_NAME)}')
     return 0

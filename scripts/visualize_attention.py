@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if srfer_path:
         models.append(('SR-FER', load_sr_network(opt['network_g'], srfer_path, device=device)))
     paths = args.images or [os.path.join(dataset.gt_folder, p) for p, _ in dataset.items[: args.num]]
-    stage_names = [f'stage {s}' for s in getattr(fer, 'stages', [])] or None
+    stage_names = list(getattr(fer, 'taps', [])) or None  # the backbone modules the maps come from
     written = 0
     for path in paths:
         try:

@@ -5,14 +5,21 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 import json
 import os
 import os.path as osp
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    import torch
 
 SUMMARY_NAME = 'fer_test_accuracy.json'
 FINAL_NAME = 'fer_final.pth'
+# The cleaned initial weights handed to the Runner as ``load_from`` (tensors only, see :func:`prepare_init_weights`).
+INIT_NAME = 'init_weights.pth'
 
 
 def set_data_root(cfg, data_root: str) -> None:
@@ -96,11 +103,171 @@ def build_config(
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     if device == 'cpu' or not dist_cfg.get('backend'):
         dist_cfg['backend'] = 'gloo'
-    # Resuming or loading Runner checkpoints goes through torch.load(weights_only=True) on torch >= 2.6, which
-    # rejects mmengine's HistoryBuffer; start from scratch unless the config asks otherwise.
+    # mmengine reads load_from/resume files with torch.load(weights_only=True) (torch >= 2.6), which rejects the
+    # HistoryBuffer of its own Runner checkpoints; train_fer reads a load_from through the safe loader instead
+    # (prepare_init_weights). Start from scratch unless the config asks otherwise.
     cfg.setdefault('load_from', None)
     cfg.setdefault('resume', False)
     return cfg
+
+
+def _is_url(path: str) -> bool:
+    return urlparse(path).scheme in ('http', 'https')
+
+
+def fetch_checkpoint(path_or_url: str, what: str = '--pretrained') -> str:
+    """Return a local checkpoint path; a URL is downloaded once into torch hub's checkpoint folder.
+
+    Args:
+        path_or_url: Local file or ``http(s)://`` URL.
+        what: Name of the setting, for error messages.
+
+    Returns:
+        The local file (for a URL: ``<torch.hub.get_dir()>/checkpoints/<file name>``).
+
+    Raises:
+        FileNotFoundError: A local file that does not exist.
+    """
+    if _is_url(path_or_url):
+        import torch.hub
+
+        folder = osp.join(torch.hub.get_dir(), 'checkpoints')
+        local = osp.join(folder, osp.basename(urlparse(path_or_url).path) or 'checkpoint.pth')
+        if not osp.isfile(local):
+            os.makedirs(folder, exist_ok=True)
+            print(f'{what}: downloading {path_or_url} -> {local}', flush=True)
+            torch.hub.download_url_to_file(path_or_url, local, progress=True)  # temp file, then rename
+        return local
+    local = osp.expanduser(path_or_url)
+    if not osp.isfile(local):
+        raise FileNotFoundError(f'{what} {path_or_url!r} does not exist')
+    return local
+
+
+def read_weights(path_or_url: str, what: str = '--pretrained') -> dict[str, torch.Tensor]:
+    """Read the weights of a checkpoint with the plugin's safe loader (no pickled code runs).
+
+    Accepts mmpretrain/mmengine files (``{'state_dict', 'meta', ...}``, Runner checkpoints included), BasicSR
+    params, plain state dicts, and ``module.``-prefixed keys (DDP).
+
+    Args:
+        path_or_url: Local file or URL (see :func:`fetch_checkpoint`).
+        what: Name of the setting, for messages.
+
+    Returns:
+        Flat mapping from parameter names to tensors.
+
+    Raises:
+        FileNotFoundError: Missing local file.
+        srfer_plugin.utils.checkpoint.UnsafeCheckpointError: The file references code outside the allow-list.
+    """
+    from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load
+
+    local = fetch_checkpoint(path_or_url, what)
+    state = extract_state_dict(safe_load(local), local)
+    while state and all(k.startswith('module.') for k in state):
+        state = {k[len('module.') :]: v for k, v in state.items()}
+    return state
+
+
+def _apply_load_pre_hooks(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Run the model's own ``load_state_dict`` pre-hooks on ``state`` in place, as ``load_state_dict`` would.
+
+    mmpretrain uses them to adapt checkpoints, e.g. VisionTransformer resizes ``pos_embed`` to its ``img_size``.
+    """
+    for name, module in model.named_modules():
+        prefix = f'{name}.' if name else ''
+        for hook in getattr(module, '_load_state_dict_pre_hooks', {}).values():
+            hook(state, prefix, {}, False, [], [], [])
+
+
+def match_weights(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, what: str = '--pretrained'
+) -> dict[str, Any]:
+    """Keep the tensors of ``state`` that fit ``model``, after the model's own checkpoint adaptations.
+
+    Args:
+        model: The model to initialise.
+        state: Checkpoint weights (:func:`read_weights`).
+        source: The checkpoint's path or URL, for messages.
+        what: Name of the setting, for messages.
+
+    Returns:
+        ``{'state_dict': matching tensors, 'shape_mismatch': {key: (checkpoint shape, model shape)},
+        'unexpected': [keys not in the model], 'missing': [model keys not in the checkpoint]}``.
+
+    Raises:
+        ValueError: No tensor matches the model, not even with a ``backbone.`` prefix (a backbone-only file).
+    """
+    state = dict(state)
+    _apply_load_pre_hooks(model, state)
+    target = model.state_dict()
+    if not any(k in target for k in state) and any(f'backbone.{k}' in target for k in state):
+        state = {f'backbone.{k}': v for k, v in state.items()}  # a backbone-only checkpoint
+    matched, mismatch, unexpected = {}, {}, []
+    for key, value in state.items():
+        if key not in target:
+            unexpected.append(key)
+        elif tuple(value.shape) != tuple(target[key].shape):
+            mismatch[key] = (tuple(value.shape), tuple(target[key].shape))
+        else:
+            matched[key] = value.detach().to(dtype=target[key].dtype).contiguous()
+    if not matched:
+        raise ValueError(
+            f'{what} {source}: none of its {len(state)} tensors match the model (checkpoint keys '
+            f'{list(state)[:3]}..., model keys {list(target)[:3]}...); is it a checkpoint of this architecture?'
+        )
+    missing = [k for k in target if k not in matched]
+    return {'state_dict': matched, 'shape_mismatch': mismatch, 'unexpected': unexpected, 'missing': missing}
+
+
+def prepare_init_weights(cfg, source: str, what: str = '--pretrained') -> str:
+    """Turn a pretrained checkpoint into a tensors-only file the Runner loads as ``load_from``.
+
+    The file is read with the safe loader, matched against the config's model (tensors whose shape differs, such
+    as a 1000-class ImageNet head, are skipped and logged) and written to ``<work_dir>/init_weights.pth``. The
+    Runner loads ``load_from`` after ``init_weights()``, so these weights are the ones training starts from.
+
+    Args:
+        cfg: The training config (``model``, ``data_preprocessor``, ``work_dir``); ``cfg.load_from`` is set.
+        source: Local path or URL of the checkpoint.
+        what: Name of the setting, for messages.
+
+    Returns:
+        The path of the written file.
+    """
+    from mmpretrain.registry import MODELS
+
+    from srfer_plugin.utils.checkpoint import atomic_torch_save
+
+    state = read_weights(source, what)  # fails before anything is built or written
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
+    result = match_weights(model, state, source, what)
+    del model
+    loaded, mismatch = result['state_dict'], result['shape_mismatch']
+    print(f'{what} {source}: initialising {len(loaded)} of {len(loaded) + len(result["missing"])} model tensors')
+    if mismatch:
+        listed = ', '.join(f'{k} {list(a)} vs {list(b)}' for k, (a, b) in list(mismatch.items())[:6])
+        more = f' and {len(mismatch) - 6} more' if len(mismatch) > 6 else ''
+        print(f'{what}: skipped {len(mismatch)} tensors whose shape differs from the model: {listed}{more}')
+    unexpected = result['unexpected']
+    if unexpected:
+        print(f'{what}: ignored {len(unexpected)} tensors the model does not have: {unexpected[:6]}')
+    missing = [k for k in result['missing'] if k not in mismatch]
+    if missing:
+        print(f'{what}: {len(missing)} model tensors are not in the checkpoint and keep their initialisation')
+    meta = {
+        'source': source,
+        'skipped_shape_mismatch': {k: [list(a), list(b)] for k, (a, b) in mismatch.items()},
+        'ignored_unexpected': unexpected,
+    }
+    path = osp.join(osp.abspath(cfg.work_dir), INIT_NAME)
+    atomic_torch_save({'state_dict': loaded, 'meta': meta}, path)
+    cfg.load_from = path
+    return path
 
 
 def _checkpoint_paths(work_dir: str) -> dict[str, str | None]:
@@ -135,6 +302,7 @@ def train_fer(
     device: str = 'auto',
     max_epochs: int | None = None,
     reuse: bool = False,
+    pretrained: str | None = None,
 ) -> dict[str, Any]:
     """Train the classifier, test the final model on the test split and write ``fer_final.pth``.
 
@@ -150,6 +318,9 @@ def train_fer(
         device: ``cpu`` hides every GPU; ``auto`` lets mmengine pick.
         max_epochs: Training epochs (the LR schedule follows).
         reuse: Return the summary of an earlier run with the same settings instead of training again.
+        pretrained: Checkpoint (path or URL) to start from, e.g. ImageNet weights; tensors that do not fit the model
+            (the 1000-class head) are skipped. Replaces the config's ``load_from``; a config ``load_from`` is read
+            the same safe way (:func:`prepare_init_weights`).
 
     Returns:
         The summary written to ``fer_test_accuracy.json`` (``accuracy_top1``, ``fer_final``, ``classes``, ...).
@@ -163,6 +334,8 @@ def train_fer(
             'max_epochs': max_epochs,
         }
     )
+    if pretrained:  # only when set, so that summaries of earlier runs still match
+        settings['pretrained'] = pretrained if _is_url(pretrained) else osp.abspath(pretrained)
     cfg = build_config(config, work_dir, data_root, cfg_options, seed, device, max_epochs)
     summary_path = osp.join(cfg.work_dir, SUMMARY_NAME)
     if reuse and osp.isfile(summary_path):
@@ -182,6 +355,12 @@ def train_fer(
     import srfer_plugin  # noqa: F401  (torchvision shim before anything imports basicsr)
 
     register_all_modules(init_default_scope=False)
+    if pretrained:
+        if cfg.get('load_from'):
+            print(f"--pretrained {pretrained} replaces the config's load_from {cfg.load_from}")
+        prepare_init_weights(cfg, pretrained, '--pretrained')
+    elif cfg.get('load_from') and not cfg.get('resume'):
+        prepare_init_weights(cfg, cfg.load_from, 'load_from')
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()

@@ -152,6 +152,25 @@ TINY_SR_ARCHS: dict[str, dict[str, Any]] = {
 }
 
 
+# A 4-layer ViT classifier (patch 8, 4 classes): 4x4 token grids on the tiny 32 px faces.
+TINY_VIT_FER: dict[str, Any] = {
+    'type': 'MMPretrainFER',
+    'config': 'vit-base-p16_32xb128-mae_in1k',
+    'num_classes': 4,
+    'cfg_options': {
+        'model.backbone.arch': {
+            '_delete_': True,
+            'embed_dims': 32,
+            'num_layers': 4,
+            'num_heads': 2,
+            'feedforward_channels': 64,
+        },
+        'model.backbone.patch_size': 8,
+        'model.head.in_channels': 32,
+    },
+}
+
+
 def model_options(
     data_root: str, exp_root: str, network_g: dict[str, Any] | None = None, is_train: bool = True
 ) -> dict[str, Any]:

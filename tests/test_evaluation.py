@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 import glob
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from eval_fixtures import tiny_test_setup
+from eval_fixtures import run_srfer_test, tiny_test_setup
 
 from srfer_plugin.utils.fer_report import confusion_matrix, gap_closed, per_class_accuracy, write_fer_reports
 
@@ -92,15 +90,7 @@ def test_srfer_test_writes_reports(tiny_fer_root, tmp_path):
     opt_path, _ = tiny_test_setup(
         str(tmp_path), tiny_fer_root, {'test_2': {'name': 'tiny_fer_val_bnj', 'degradation': 'blur_noise_jpeg'}}
     )
-    proc = subprocess.run(
-        [sys.executable, '-m', 'srfer_plugin.test', '-opt', opt_path],
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    root = str(tmp_path / 'results' / 'test_srfer_tiny_cpu')
+    root = run_srfer_test(opt_path, str(tmp_path))
     summary = _summary(root)
     assert list(summary) == ['tiny_fer_val', 'tiny_fer_val_bnj']
     for name, row in summary.items():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
-from fer_fixtures import TINY_SR_ARCHS, model_options
+from fer_fixtures import TINY_SR_ARCHS, TINY_VIT_FER, model_options
 
 from srfer_plugin.models.srfer_model import SRFERModel
 
@@ -130,3 +130,74 @@ def test_output_size_probe_fits_the_swinir_window(tiny_fer_root, tmp_path):
     assert model.opt['network_g']['window_size'] == 7
     with pytest.raises(ValueError, match='scale 2 needs'):
         build_model(dict(model_options(tiny_fer_root, str(tmp_path), net), scale=2))
+
+
+@pytest.mark.parametrize(
+    'network_fer',
+    [
+        pytest.param(TINY_VIT_FER, id='transformer'),
+        pytest.param({**TINY_VIT_FER, 'freeze': False}, id='transformer_joint'),
+        pytest.param({'input_size': 48}, id='input_size_48_on_32px_faces'),
+    ],
+)
+def test_one_step_with_other_classifiers(network_fer, tiny_fer_root, tmp_path, train_batch):
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    opt['network_fer'].pop('stages')  # the default taps of each family
+    opt['network_fer'].update(copy.deepcopy(network_fer))
+    joint = not network_fer.get('freeze', True)
+    if joint:
+        opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
+        opt['train']['optim_fer'] = {'type': 'AdamW', 'lr': 1e-3}
+    torch.manual_seed(0)
+    model = build_model(opt)
+    net_fer = model.net_fer
+    if 'input_size' in network_fer:
+        assert net_fer.input_size == (48, 48) and net_fer(train_batch['gt'])[0][0].shape[-1] == 12
+    else:
+        assert net_fer.taps == ['layers.0', 'layers.1', 'layers.2', 'layers.3']
+    g_before, fer_before = _params(model.net_g), _params(net_fer)
+    model.feed_data(train_batch)
+    model.optimize_parameters(1)
+    log = model.get_current_log()
+    assert set(log) == {'l_pix', 'l_att', 'l_pred'} | ({'l_fer'} if joint else set()) and log['l_att'] > 0
+    assert all(torch.isfinite(torch.tensor(v)) for v in log.values())
+    assert any(not torch.equal(v, model.net_g.state_dict()[k]) for k, v in g_before.items())
+    fer_changed = any(not torch.equal(v, net_fer.state_dict()[k]) for k, v in fer_before.items())
+    assert fer_changed == joint, 'a frozen classifier must stay bit-identical; a joint one must learn'
+
+
+def test_fer_input_size_the_model_cannot_take_fails_before_training(tiny_fer_root, tmp_path):
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    opt['datasets']['train']['gt_size'] = 8  # Swin's last stages: 1x1 maps, smaller than its 2x2 windows
+    opt['network_fer'].pop('stages')
+    opt['network_fer']['config'] = 'swin-tiny_16xb64_in1k'
+    opt['network_fer']['cfg_options'] = {
+        'model.backbone.arch': {'_delete_': True, 'embed_dims': 16, 'depths': [1, 1, 1, 1], 'num_heads': [1] * 4},
+        'model.backbone.window_size': 2,
+        'model.backbone.pad_small_map': False,
+        'model.head.in_channels': 128,
+    }
+    message = r'cannot classify 8x8 faces \(datasets.train.gt_size\).*network_fer.input_size'
+    with pytest.raises(ValueError, match=message):
+        build_model(opt)
+
+
+def test_label_outside_num_classes_without_classes_txt_fails_before_training(tmp_path):
+    import cv2
+    import numpy as np
+    from fer_fixtures import draw_face
+
+    root = tmp_path / 'no_classes_txt'
+    (root / 'c0').mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        cv2.imwrite(str(root / 'c0' / f'{i}.png'), draw_face(i, 32, rng))
+    (root / 'meta_info.txt').write_text('c0/0.png 0\nc0/1.png 9\n')
+    opt = model_options(str(root), str(tmp_path / 'exp'))
+    for phase in ('train', 'val'):
+        opt['datasets'][phase]['meta_info_file'] = str(root / 'meta_info.txt')
+    opt['network_fer']['num_classes'] = 7
+    with pytest.raises(
+        ValueError, match=r'datasets.train.meta_info_file: .*meta_info.txt:2: label 9 is outside \[0, 7\)'
+    ):
+        build_model(opt)

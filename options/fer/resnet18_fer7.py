@@ -1,24 +1,17 @@
 # ResNet-18 FER classifier for 7 expressions on 112x112 faces (the network_fer of the SR-FER recipes).
 # The SR recipes use only ``model`` and ``data_preprocessor``; the dataset, schedule and runtime parts make it a
-# complete mmpretrain training config for scripts/train_fer.py:
+# complete mmpretrain training config for scripts/train_fer.py. Training uses the RAF-DB augmentation
+# (_base_/datasets/fer7_112_aug.py) and label smoothing 0.1:
 #   python scripts/train_fer.py options/fer/resnet18_fer7.py --data-root datasets/synthetic_fer
+# On RAF-DB, start from mmpretrain's ImageNet ResNet-18 (the 1000-class head is skipped):
+#   python scripts/train_fer.py options/fer/resnet18_fer7.py --data-root datasets/RAF-DB \
+#       --pretrained https://download.openmmlab.com/mmclassification/v0/resnet/resnet18_8xb32_in1k_20210831-fbbb1da6.pth
+# Other classifiers, the augmentation and the pretrained start: docs/fer_classifiers.md.
 _base_ = [
     './_base_/models/resnet18_fer.py',
-    './_base_/datasets/fer7_112.py',
+    './_base_/datasets/fer7_112_aug.py',
     './_base_/schedules/fer_adamw_cosine.py',
-    'mmpretrain::_base_/default_runtime.py',
+    './_base_/fer_runtime.py',
 ]
 
-default_scope = 'mmpretrain'
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='accuracy/top1', rule='greater'),
-)
-# CPU-friendly runtime: no NCCL, single process.
-launcher = 'none'
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='gloo'),
-)
-randomness = dict(seed=0, deterministic=False)
+model = dict(head=dict(loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')))

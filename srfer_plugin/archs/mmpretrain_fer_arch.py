@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from srfer_plugin.archs.feature_taps import (
+    MAX_DEFAULT_TAPS,
+    FeatureTapper,
+    TapInfo,
+    candidate_modules,
+    default_taps,
+    longest_block_run,
+    probe_taps,
+    resolutions,
+)
 from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load
 
 
@@ -49,17 +61,62 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor], model_keys: set[str]) -
     return state_dict
 
 
+DEFAULT_PROBE_SIZE = 112
+# Backbone options some families need for small feature maps, set for the user when a probe fails without them.
+SMALL_MAP_OPTIONS = {'pad_small_map': True}
+
+
+def _as_hw(size: int | Sequence[int] | None, where: str = 'network_fer.input_size') -> tuple[int, int] | None:
+    if size is None:
+        return None
+    hw = (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(v) for v in size)
+    if len(hw) != 2 or min(hw) < 1:
+        raise ValueError(f'{where}: {size!r} is not a size (an int or [height, width] of positive ints)')
+    return hw
+
+
+def _set_num_classes(cfg, num_classes: int, config: str) -> None:
+    """Set the class count of every head type: the head's ``num_classes``, else the backbone's (VGG)."""
+    head = cfg.model.get('head') or {}
+    if 'num_classes' in head:
+        cfg.model.head.num_classes = num_classes
+    elif 'num_classes' in cfg.model.backbone:
+        cfg.model.backbone.num_classes = num_classes
+    else:
+        raise ValueError(
+            f'network_fer.num_classes: neither the head ({head.get("type")}) nor the backbone '
+            f'({cfg.model.backbone.get("type")}) of {config!r} has num_classes to set; use a config whose head '
+            'classifies (e.g. LinearClsHead with num_classes), or set it through network_fer.cfg_options'
+        )
+    if cfg.get('data_preprocessor') is not None:
+        cfg.data_preprocessor.num_classes = num_classes
+
+
+def _accepts(backbone_type, option: str) -> bool:
+    from mmpretrain.registry import MODELS
+
+    cls = MODELS.get(backbone_type) if isinstance(backbone_type, str) else backbone_type
+    return cls is not None and option in inspect.signature(cls.__init__).parameters
+
+
 @ARCH_REGISTRY.register()
 class MMPretrainFER(nn.Module):
     """A facial expression classifier built by MMPretrain, fed with BasicSR tensors.
 
+    The classifier runs unchanged, so its logits are the original model's; forward hooks copy the stage
+    feature maps that the attention loss reads (:mod:`srfer_plugin.archs.feature_taps`).
+
     Args:
-        config: mmpretrain config file (``.py``) or model name.
+        config: mmpretrain config file (``.py``) or model name (``mmpretrain.list_models()``).
         checkpoint: Weights: an mmengine Runner checkpoint, a plain state dict or a BasicSR ``params`` file.
             ``None`` keeps the random initialisation (with a warning).
-        num_classes: Overrides the head's number of classes. Default: keep the config's.
-        stages: Backbone ``out_indices`` whose feature maps ``forward`` returns (for attention consistency).
-            Default: every stage of the backbone (``range(num_stages)``), else the config's ``out_indices``.
+        num_classes: Overrides the head's number of classes (the backbone's for VGG). Default: the config's.
+        stages: Feature taps: indices into the default taps (``default_taps``; negative counts from the end) or
+            backbone module names (``layer3``, ``stages.2``, ``layers.11``). Default: every default tap, the end of
+            each stage (or block group for plain transformers).
+        input_size: The classifier's input resolution (int or ``[h, w]``); faces are resized to it
+            (bilinear, antialiased when shrinking, differentiable). Default None: the face as it is.
+        cfg_options: mmengine-style overrides of the config, e.g. ``{'model.backbone.drop_path_rate': 0.0}``.
         freeze: Keep the classifier in eval mode with ``requires_grad=False``. Default True.
         strict: Require the checkpoint keys to match the model exactly. Default True.
         param_key: Key of the weights inside the checkpoint (e.g. ``params_ema``). Default: found automatically.
@@ -70,50 +127,175 @@ class MMPretrainFER(nn.Module):
         config: str,
         checkpoint: str | None = None,
         num_classes: int | None = None,
-        stages: Sequence[int] | None = None,
+        stages: Sequence[int | str] | None = None,
+        input_size: int | Sequence[int] | None = None,
+        cfg_options: dict | None = None,
         freeze: bool = True,
         strict: bool = True,
         param_key: str | None = None,
     ):
         super().__init__()
+        cfg = load_mmpretrain_config(config)
+        if cfg_options:
+            try:
+                cfg.merge_from_dict(dict(cfg_options))
+            except (TypeError, KeyError, ValueError) as err:
+                raise ValueError(f'network_fer.cfg_options {cfg_options!r}: {err}') from err
+        model_cfg = cfg.get('model') or {}
+        if 'backbone' not in model_cfg or model_cfg.get('type', 'ImageClassifier') != 'ImageClassifier':
+            raise ValueError(
+                f'network_fer.config: {config!r} is a {model_cfg.get("type")!r}, not an mmpretrain ImageClassifier '
+                'with a backbone and a classification head'
+            )
+        if num_classes is not None:
+            _set_num_classes(cfg, int(num_classes), str(config))
+        self.config_path = str(config)
+        self.input_size = _as_hw(input_size)
+        self.class_names: list[str] | None = None
+        probe_hw = self.input_size or (DEFAULT_PROBE_SIZE, DEFAULT_PROBE_SIZE)
+        requested = [stages] if isinstance(stages, (int, str)) else list(stages or [])
+        self._requested_names = [s.removeprefix('backbone.') for s in requested if isinstance(s, str)]
+        self.model, infos = self._build_and_probe(cfg, probe_hw)
+        self.num_classes = self._probe_num_classes
+        if num_classes is not None and self.num_classes != int(num_classes):
+            raise ValueError(
+                f'network_fer.num_classes: {config!r} gives {self.num_classes} logits after setting '
+                f'num_classes={num_classes}; set the head through network_fer.cfg_options'
+            )
+        self.tap_infos = {t.name: t for t in infos}
+        self.default_taps = default_taps(infos)
+        if not self.default_taps:
+            raise ValueError(
+                f'network_fer.config: the backbone of {config!r} ({cfg.model.backbone.get("type")}) gives no '
+                'spatial feature map that reaches the logits (only vectors), so attention consistency has no '
+                'meaning for it; choose a backbone with spatial stages'
+            )
+        self.taps = self._resolve_taps(stages)
+        self.stages = requested if stages is not None else list(range(len(self.default_taps)))
+        extra = getattr(self.model.backbone, 'num_extra_tokens', None)
+        self.extra_tokens = extra if isinstance(extra, int) else None
+        self._init_normalisation()
+
+        if checkpoint is None:
+            get_root_logger().warning(f'network_fer.checkpoint is None: {config!r} keeps its random initialisation')
+        else:
+            self.load_checkpoint(checkpoint, strict=strict, param_key=param_key)
+        self.frozen = bool(freeze)
+        if self.frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    # ------------------------------------------------------------------ build
+    def _build_and_probe(self, cfg, probe_hw: tuple[int, int]):
+        """Build the model and probe its candidate taps; set small-map options the backbone needs."""
         from mmpretrain.apis import get_model
 
-        cfg = load_mmpretrain_config(config)
-        if 'model' not in cfg or 'backbone' not in cfg.model:
-            raise ValueError(f'network_fer.config: {config!r} defines no model with a backbone')
         backbone_cfg = cfg.model.backbone
-        num_stages = backbone_cfg.get('num_stages')
-        config_out = backbone_cfg.get('out_indices', (num_stages - 1,) if num_stages else (-1,))
-        config_out = [config_out] if isinstance(config_out, int) else list(config_out)
-        if num_stages:
-            config_out = [i % num_stages for i in config_out]
-        if stages is None:
-            stages = list(range(num_stages)) if num_stages else config_out
-        stages = [int(s) + num_stages if num_stages and int(s) < 0 else int(s) for s in stages]
-        if not stages:
-            raise ValueError('network_fer.stages must list at least one stage')
-        if num_stages and not all(0 <= s < num_stages for s in stages):
-            raise ValueError(f'network_fer.stages {stages}: the backbone has stages 0..{num_stages - 1}')
-        if max(stages) > max(config_out):
-            raise ValueError(
-                f'network_fer.stages {stages}: stage {max(stages)} lies after the stage the head reads '
-                f'({max(config_out)}); use stages up to {max(config_out)}'
-            )
-        out_indices = sorted(set(stages) | {max(config_out)})
-        backbone_cfg.out_indices = tuple(out_indices)
-        if num_classes is not None:
-            if 'num_classes' not in cfg.model.get('head', {}):
-                raise ValueError(f'network_fer.num_classes: the head of {config!r} has no num_classes to override')
-            cfg.model.head.num_classes = int(num_classes)
-            if cfg.get('data_preprocessor') is not None:
-                cfg.data_preprocessor.num_classes = int(num_classes)
-        self.model = get_model(cfg, pretrained=False)
-        self.num_classes = int(cfg.model.head.num_classes) if 'num_classes' in cfg.model.get('head', {}) else None
-        self.stages = stages
-        self._stage_positions = [out_indices.index(s) for s in stages]
-        self.config_path = str(config)
-        self.class_names: list[str] | None = None
+        self.backbone_options_set: dict = {}  # what the probe had to set (e.g. Swin's pad_small_map)
+        tried: list[str] = []
+        while True:
+            try:
+                model = get_model(cfg, pretrained=False)
+            except (TypeError, KeyError, ValueError, AssertionError) as err:
+                raise ValueError(
+                    f'network_fer: mmpretrain cannot build {self.config_path!r} with these settings (num_classes, '
+                    f'cfg_options): {type(err).__name__}: {err}'
+                ) from err
+            try:
+                return model, self._probe(model, probe_hw)
+            except Exception as err:  # noqa: BLE001  (any failure of the probe forward is reported below)
+                fixes = {
+                    k: v
+                    for k, v in SMALL_MAP_OPTIONS.items()
+                    if k not in backbone_cfg and k not in tried and _accepts(backbone_cfg.get('type'), k)
+                }
+                if not fixes:
+                    where = 'network_fer.input_size' if self.input_size else 'the face size'
+                    size = backbone_cfg.get('img_size') or 224
+                    hint = (
+                        f'set network_fer.input_size to a size it takes (e.g. {size}), or backbone options through '
+                        'network_fer.cfg_options'
+                    )
+                    raise ValueError(
+                        f'network_fer: {self.config_path!r} cannot classify a {probe_hw[0]}x{probe_hw[1]} input '
+                        f'({where}): {type(err).__name__}: {err}; {hint}'
+                    ) from err
+                backbone_cfg.update(fixes)
+                self.backbone_options_set.update(fixes)
+                tried.extend(fixes)
+                get_root_logger().info(f'network_fer: set model.backbone {fixes} for small feature maps')
 
+    def _probe(self, model: nn.Module, probe_hw: tuple[int, int]) -> list[TapInfo]:
+        """Probe the stage-level candidates; one level deeper when that shows more of the backbone's stages."""
+        modules = dict(model.backbone.named_modules())
+        requested = [n for n in self._requested_names if n and n in modules]  # unknown: see _resolve_taps
+        extra = getattr(model.backbone, 'num_extra_tokens', None)
+        extra = extra if isinstance(extra, int) else None
+        was_training = model.training
+        model.eval()
+        try:
+            best = None
+            for depth in (1, 2):
+                names = dict(candidate_modules(model.backbone, depth))
+                names.update({n: None for n in requested if n not in names})
+                if best is not None and set(names) == set(best[0]):
+                    break
+                infos, logits = probe_taps(
+                    model.backbone, lambda x: model(x, mode='tensor'), list(names.items()), probe_hw, extra
+                )
+                enough = resolutions(infos) >= MAX_DEFAULT_TAPS or longest_block_run(infos) >= MAX_DEFAULT_TAPS
+                if (
+                    best is None
+                    or resolutions(infos) > resolutions(best[1])
+                    or longest_block_run(best[1]) < 2 <= (longest_block_run(infos))
+                ):
+                    best = (names, infos, logits)
+                if enough:
+                    break
+        finally:
+            model.train(was_training)
+        self._probe_num_classes = int(best[2].shape[-1])
+        return best[1]
+
+    def _resolve_taps(self, stages: Sequence[int | str] | None) -> list[str]:
+        if stages is None:
+            return list(self.default_taps)
+        if isinstance(stages, (int, str)):
+            stages = [stages]
+        if not stages:
+            raise ValueError('network_fer.stages must list at least one tap')
+        spatial = [n for n, t in self.tap_infos.items() if t.shape is not None and n not in self.default_taps]
+        offered = f'the default taps are {dict(enumerate(self.default_taps))}; other modules with maps: ' + str(
+            [n for n in spatial if self.tap_infos[n].reaches_logits]
+        )
+        unreachable = [n for n in spatial if not self.tap_infos[n].reaches_logits]
+        if unreachable:
+            offered += f' ({unreachable} lie after the stage the head reads: their outputs do not reach the logits)'
+
+        taps = []
+        for stage in stages:
+            if isinstance(stage, bool) or not isinstance(stage, (int, str)):
+                raise ValueError(f'network_fer.stages: {stage!r} is neither an index nor a module name; {offered}')
+            if isinstance(stage, int):
+                if not -len(self.default_taps) <= stage < len(self.default_taps):
+                    raise ValueError(f'network_fer.stages: index {stage} is out of range; {offered}')
+                taps.append(self.default_taps[stage])
+                continue
+            name = stage.removeprefix('backbone.')
+            info = self.tap_infos.get(name)
+            if info is None and name not in dict(self.model.backbone.named_modules()):
+                raise ValueError(f'network_fer.stages: the backbone has no module {stage!r}; {offered}')
+            if info is None or info.shape is None:
+                raise ValueError(f'network_fer.stages: {stage!r} gives no spatial feature map; {offered}')
+            if not info.reaches_logits:
+                raise ValueError(
+                    f'network_fer.stages: {stage!r} lies after the stage the head reads (its output does not reach '
+                    f'the logits); {offered}'
+                )
+            taps.append(name)
+        return taps
+
+    def _init_normalisation(self) -> None:
         # The classifier's own normalisation (mmpretrain applies it only inside train_step/val_step).
         preprocessor = self.model.data_preprocessor
         mean = getattr(preprocessor, 'mean', None) if getattr(preprocessor, '_enable_normalize', False) else None
@@ -130,15 +312,6 @@ class MMPretrainFER(nn.Module):
         )
         # Models trained with to_rgb=True see RGB; otherwise they see the BGR order images are loaded in.
         self.input_bgr = not bool(getattr(preprocessor, 'to_rgb', getattr(preprocessor, '_channel_conversion', False)))
-
-        if checkpoint is None:
-            get_root_logger().warning(f'network_fer.checkpoint is None: {config!r} keeps its random initialisation')
-        else:
-            self.load_checkpoint(checkpoint, strict=strict, param_key=param_key)
-        self.frozen = bool(freeze)
-        if self.frozen:
-            self.requires_grad_(False)
-            self.eval()
 
     def load_checkpoint(self, path: str, strict: bool = True, param_key: str | None = None) -> None:
         """Load classifier weights from any supported checkpoint format, without unpickling code.
@@ -190,6 +363,36 @@ class MMPretrainFER(nn.Module):
             x = x.flip(1)
         return (x * 255.0 - self.pixel_mean) / self.pixel_std
 
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """Resize faces to ``input_size`` (bilinear, antialiased when shrinking); unchanged when it is None."""
+        if self.input_size is None or tuple(x.shape[-2:]) == self.input_size:
+            return x
+        shrink = x.shape[-2] > self.input_size[0] or x.shape[-1] > self.input_size[1]
+        return F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False, antialias=shrink)
+
+    def check_input_size(self, height: int, width: int, where: str = 'the faces') -> None:
+        """Raise a ValueError naming ``network_fer.input_size`` if the classifier cannot take these faces.
+
+        Args:
+            height: Face height in pixels.
+            width: Face width in pixels.
+            where: What the faces are, for the message (e.g. ``datasets.train.gt_size``).
+        """
+        device = self.pixel_mean.device
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                self(torch.zeros(1, 3, height, width, device=device))
+        except Exception as err:  # noqa: BLE001  (reported with the option to change)
+            raise ValueError(
+                f'network_fer: {self.config_path!r} cannot classify {height}x{width} faces ({where}) at '
+                f'network_fer.input_size={list(self.input_size) if self.input_size else None}: '
+                f'{type(err).__name__}: {err}; set network_fer.input_size to a size the model takes'
+            ) from err
+        finally:
+            self.train(was_training)
+
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Classify a batch of faces.
 
@@ -197,11 +400,11 @@ class MMPretrainFER(nn.Module):
             x: ``NCHW`` RGB tensor in [0, 1].
 
         Returns:
-            ``(feats, logits)``: the feature maps of the configured ``stages`` and the class logits ``(N, K)``.
+            ``(feats, logits)``: the ``(N, C, H, W)`` maps of the taps and the class logits ``(N, K)``.
         """
-        outs = self.model.backbone(self.normalize(x))
-        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
-        neck_out = self.model.neck(outs) if self.model.with_neck else outs
-        logits = self.model.head(neck_out)
-        feats = [outs[i] for i in self._stage_positions]
-        return feats, logits
+        x = self.normalize(self.resize(x))
+        with FeatureTapper(self.model.backbone, self.taps, x.shape[-2:], self.extra_tokens) as tapper:
+            logits = self.model(x, mode='tensor')
+        if isinstance(logits, (tuple, list)):  # Conformer's head scores twice; its predict() adds the scores
+            logits = sum(logits)
+        return tapper.collect(), logits

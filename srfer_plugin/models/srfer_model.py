@@ -24,6 +24,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from srfer_plugin.data.degradations import upsample_bicubic
+from srfer_plugin.data.fer_layout import read_meta_info
 from srfer_plugin.data.paired_fer_dataset import resolve_classes
 from srfer_plugin.utils.checkpoint import atomic_torch_save, safe_load
 
@@ -101,6 +102,10 @@ class SRFERModel(SRModel):
         super().__init__(opt)  # builds net_g; in training, init_training_settings builds net_fer and losses
         if not hasattr(self, 'net_fer'):
             self._build_fer()
+        fer_classes = getattr(self.get_bare_model(self.net_fer), 'num_classes', None)
+        if fer_classes is not None:
+            self._check_dataset_classes(opt, int(fer_classes))
+        self._check_fer_input()
         self._check_sr_output_size()
         self._fer_reference_cache: dict[str, dict[str, Any]] = {}
         self.fer_results: dict[str, dict[str, list]] = {}
@@ -124,19 +129,41 @@ class SRFERModel(SRModel):
             bad_inputs = set(train_opt.get('fer_inputs', FER_INPUTS)) - set(FER_INPUTS)
             if bad_inputs:
                 raise ValueError(f'train.fer_inputs: {sorted(bad_inputs)} not in {FER_INPUTS}')
-        num_classes = opt['network_fer'].get('num_classes')
+
+    @staticmethod
+    def _check_dataset_classes(opt: dict, num_classes: int) -> None:
+        """Every FER dataset names ``num_classes`` classes, or (naming none) has labels in ``[0, num_classes)``."""
         for phase, dataset_opt in (opt.get('datasets') or {}).items():
-            if dataset_opt.get('type') != 'PairedFERDataset' or num_classes is None:
+            if dataset_opt.get('type') != 'PairedFERDataset':
                 continue
             try:
                 classes = resolve_classes(dataset_opt)
             except (OSError, ValueError):
                 continue  # the dataset reports its own path errors
-            if classes is not None and len(classes) != int(num_classes):
+            if classes is not None and len(classes) != num_classes:
                 raise ValueError(
-                    f'datasets.{phase} has {len(classes)} classes {classes}, but '
-                    f'network_fer.num_classes is {num_classes}'
+                    f'datasets.{phase} has {len(classes)} classes {classes}, but network_fer.num_classes is '
+                    f'{num_classes}'
                 )
+            meta_info = dataset_opt.get('meta_info_file')
+            if classes is None and meta_info and os.path.isfile(meta_info):
+                try:
+                    read_meta_info(meta_info, num_classes)
+                except ValueError as err:
+                    raise ValueError(
+                        f'datasets.{phase}.meta_info_file: {err}, the classes of network_fer (num_classes '
+                        f'{num_classes}); with no classes.txt beside it, labels must fit the classifier'
+                    ) from err
+
+    def _check_fer_input(self) -> None:
+        """Fail before training if the classifier cannot take the faces (``network_fer.input_size``)."""
+        net_fer = self.get_bare_model(self.net_fer)
+        if not hasattr(net_fer, 'check_input_size'):
+            return
+        for phase, dataset_opt in (self.opt.get('datasets') or {}).items():
+            size = dataset_opt.get('gt_size')
+            if size:
+                net_fer.check_input_size(int(size), int(size), where=f'datasets.{phase}.gt_size')
 
     def _build_fer(self) -> None:
         self.fer_joint = not self.opt['network_fer'].get('freeze', True)
