@@ -5,7 +5,8 @@ Example::
     python scripts/benchmark.py --preset cpu-small                      # whole matrix on CPU (about 40 min)
     python scripts/benchmark.py --preset paper --backbones RCAN EDSR --scales 4 --iters 300000
     python scripts/benchmark.py --preset cpu-small --backbones RCAN --scales 4 --fer \\
-        options/fer/resnet18slim_fer7_demo.py options/fer/mobilenetv3-small_fer7.py options/fer/deit-tiny_fer7.py
+        options/fer/resnet18slim_fer7_demo.py options/fer/mobilenetv3-small_fer7_demo.py \\
+        options/fer/repvgg-a0_fer7_demo.py
 
 Cells come from ``scripts/make_benchmark_options.py`` (one template per preset). Each cell is trained by
 ``python -m srfer_plugin.train -opt <cell>.yml --auto_resume`` in a subprocess, so an interrupted cell resumes
