@@ -20,12 +20,6 @@ model = dict(
         topk=(1,),
     ),
 )
-data_preprocessor = dict(
-    num_classes=7,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True,
-)
 # ConvNeXt recipe: AdamW, no weight decay on norms, biases and GRN's gamma/beta; gradient clipping.
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),

@@ -26,12 +26,6 @@ model = dict(
         dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),
     ],
 )
-data_preprocessor = dict(
-    num_classes=7,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True,
-)
 # Transformers want a lower learning rate and a longer warm-up than the CNNs; no weight decay on norms, biases and
 # the class token / position embedding; gradient clipping as in DeiT.
 max_epochs = 10

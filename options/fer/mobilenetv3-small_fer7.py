@@ -17,12 +17,6 @@ model = dict(
         topk=(1,),
     ),
 )
-data_preprocessor = dict(
-    num_classes=7,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True,
-)
 # No weight decay on BatchNorm and biases (the small depthwise/SE layers suffer most from it).
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),

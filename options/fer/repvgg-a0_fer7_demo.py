@@ -10,9 +10,3 @@ _base_ = [
 ]
 
 model = dict(head=dict(num_classes=7, topk=(1,)))
-data_preprocessor = dict(
-    num_classes=7,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True,
-)

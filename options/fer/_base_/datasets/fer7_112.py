@@ -5,6 +5,14 @@ dataset_type = 'CustomDataset'
 data_root = 'datasets/synthetic_fer'
 fer_classes = ('neutral', 'happy', 'sad', 'surprise', 'fear', 'disgust', 'angry')  # = FER7_CLASSES
 img_size = 112
+# The classifier's own normalisation (RGB, 0-255 scale), shared by every FER config; MMPretrainFER applies it to
+# BasicSR tensors, mmpretrain applies it in train_step/val_step.
+data_preprocessor = dict(
+    num_classes=7,
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True,
+)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -6,10 +6,4 @@ model = dict(
     head=dict(num_classes=7, topk=(1,)),
 )
 
-# The classifier's own normalisation (RGB, 0-255 scale). MMPretrainFER applies it to BasicSR tensors.
-data_preprocessor = dict(
-    num_classes=7,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True,
-)
+# Its normalisation (data_preprocessor) is in _base_/datasets/fer7_112.py, shared by every FER config.
