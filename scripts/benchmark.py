@@ -390,21 +390,15 @@ def evaluate_cell(
         ``(metrics, params)``: ``acc``, ``acc_hr``, ``acc_bicubic``, ``psnr``, ``ssim``, and the parameter
         count of ``network_g``. The srfer-test reports go to ``results_root``.
     """
-    from basicsr.data import build_dataloader, build_dataset
-    from basicsr.models import build_model
-
-    from srfer_plugin.demo import evaluation_options
+    from srfer_plugin.demo import evaluation_options, run_evaluation
 
     opt = evaluation_options(
         data_root, fer.checkpoint, net_g_path, results_root, network_g=network_g, scale=scale, fer_config=fer.config
     )
     opt['network_fer'] = fer_network_options(opt['network_fer'], fer)
-    model = build_model(opt)
-    dataset = build_dataset(opt['datasets']['test'])
-    loader = build_dataloader(dataset, opt['datasets']['test'], num_gpu=0, dist=False)
-    model.nondist_validation(loader, current_iter=0, tb_logger=None, save_img=False)
+    metrics, model = run_evaluation(opt)
     params = sum(p.numel() for p in model.get_bare_model(model.net_g).parameters())
-    return dict(model.metric_results), int(params)
+    return metrics, int(params)
 
 
 def run_cell(args: argparse.Namespace, out: str, data_root: str, cell: Cell) -> dict[str, Any]:

@@ -262,7 +262,15 @@ def evaluate_sr(
     Returns:
         ``(metrics, model)``; ``model.fer_results`` holds the per-image predictions.
     """
-    opt = evaluation_options(data_root, fer_checkpoint, net_g_path, results_root, **eval_kwargs)
+    return run_evaluation(evaluation_options(data_root, fer_checkpoint, net_g_path, results_root, **eval_kwargs))
+
+
+def run_evaluation(opt: dict[str, Any]) -> tuple[dict[str, float], Any]:
+    """Build the test-mode SRFERModel of ``opt`` (:func:`evaluation_options`) and validate it on its test split.
+
+    Returns:
+        ``(metrics, model)``.
+    """
     model = build_model(opt)
     dataset = build_dataset(opt['datasets']['test'])
     loader = build_dataloader(dataset, opt['datasets']['test'], num_gpu=0, dist=False)

@@ -44,14 +44,12 @@ class TapInfo:
 
     Attributes:
         name: Module path inside the backbone (``layer3``, ``stages.2``, ``layers.11``).
-        order: Position in the order the modules finished their forward.
         shape: ``(C, H, W)`` of the map the tap gives, or None when the output is no spatial map.
         reaches_logits: Whether the logits depend on this output.
         group: Name of the ``ModuleList`` the module sits in (``layers``), or None.
     """
 
     name: str
-    order: int
     shape: tuple[int, int, int] | None
     reaches_logits: bool
     group: str | None
@@ -200,9 +198,8 @@ class FeatureTapper:
         self._handles: list = []
 
     def __enter__(self) -> FeatureTapper:
-        modules = dict(self.backbone.named_modules())
         for name in dict.fromkeys(self.names):
-            self._handles.append(modules[name].register_forward_hook(self._hook(name)))
+            self._handles.append(self.backbone.get_submodule(name).register_forward_hook(self._hook(name)))
         # Patch embeddings report their token grid as ``(x, hw_shape)``: keep it for later token outputs.
         for name, module in self.backbone.named_children():
             if name not in self.names:
@@ -278,10 +275,10 @@ def probe_taps(
         for handle in order_handles:
             handle.remove()
     infos = []
-    for order, name in enumerate(dict.fromkeys(finish_order)):
+    for name in dict.fromkeys(finish_order):
         m = tapper.maps.get(name)
         shape = tuple(int(v) for v in m.shape[1:]) if m is not None else None
-        infos.append(TapInfo(name, order, shape, reaches.get(name, False), groups[name]))
+        infos.append(TapInfo(name, shape, reaches.get(name, False), groups[name]))
     return infos, logits.detach()
 
 

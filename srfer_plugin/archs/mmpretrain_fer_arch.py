@@ -155,8 +155,7 @@ class MMPretrainFER(nn.Module):
         probe_hw = self.input_size or (DEFAULT_PROBE_SIZE, DEFAULT_PROBE_SIZE)
         requested = [stages] if isinstance(stages, (int, str)) else list(stages or [])
         self._requested_names = [s.removeprefix('backbone.') for s in requested if isinstance(s, str)]
-        self.model, infos = self._build_and_probe(cfg, probe_hw)
-        self.num_classes = self._probe_num_classes
+        self.model, infos, self.num_classes = self._build_and_probe(cfg, probe_hw)
         if num_classes is not None and self.num_classes != int(num_classes):
             raise ValueError(
                 f'network_fer.num_classes: {config!r} gives {self.num_classes} logits after setting '
@@ -202,7 +201,7 @@ class MMPretrainFER(nn.Module):
                     f'cfg_options): {type(err).__name__}: {err}'
                 ) from err
             try:
-                return model, self._probe(model, probe_hw)
+                return (model, *self._probe(model, probe_hw))
             except Exception as err:  # noqa: BLE001  (any failure of the probe forward is reported below)
                 fixes = {
                     k: v
@@ -225,8 +224,12 @@ class MMPretrainFER(nn.Module):
                 tried.extend(fixes)
                 get_root_logger().info(f'network_fer: set model.backbone {fixes} for small feature maps')
 
-    def _probe(self, model: nn.Module, probe_hw: tuple[int, int]) -> list[TapInfo]:
-        """Probe the stage-level candidates; one level deeper when that shows more of the backbone's stages."""
+    def _probe(self, model: nn.Module, probe_hw: tuple[int, int]) -> tuple[list[TapInfo], int]:
+        """Probe the stage-level candidates; one level deeper when that shows more of the backbone's stages.
+
+        Returns:
+            The probe results and the number of logits.
+        """
         modules = dict(model.backbone.named_modules())
         requested = [n for n in self._requested_names if n and n in modules]  # unknown: see _resolve_taps
         extra = getattr(model.backbone, 'num_extra_tokens', None)
@@ -254,8 +257,7 @@ class MMPretrainFER(nn.Module):
                     break
         finally:
             model.train(was_training)
-        self._probe_num_classes = int(best[2].shape[-1])
-        return best[1]
+        return best[1], int(best[2].shape[-1])
 
     def _resolve_taps(self, stages: Sequence[int | str] | None) -> list[str]:
         if stages is None:

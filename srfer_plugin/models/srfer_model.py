@@ -160,10 +160,12 @@ class SRFERModel(SRModel):
         net_fer = self.get_bare_model(self.net_fer)
         if not hasattr(net_fer, 'check_input_size'):
             return
+        sizes = {}  # one probe per size, named by the first dataset that uses it
         for phase, dataset_opt in (self.opt.get('datasets') or {}).items():
-            size = dataset_opt.get('gt_size')
-            if size:
-                net_fer.check_input_size(int(size), int(size), where=f'datasets.{phase}.gt_size')
+            if dataset_opt.get('gt_size'):
+                sizes.setdefault(int(dataset_opt['gt_size']), phase)
+        for size, phase in sizes.items():
+            net_fer.check_input_size(size, size, where=f'datasets.{phase}.gt_size')
 
     def _build_fer(self) -> None:
         self.fer_joint = not self.opt['network_fer'].get('freeze', True)
