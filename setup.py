@@ -21,8 +21,9 @@ def read_version() -> str:
 def autoload_data_files() -> list:
     """Place ``srfer_plugin_autoload.pth`` in site-packages (data files install relative to the prefix).
 
-    The .pth line imports only ``srfer_plugin.autoload`` (no torch), which registers the plugin right after
-    ``basicsr`` itself is imported, so ``python -m basicsr.train`` finds the plugin's classes.
+    The .pth line imports the top-level module ``srfer_plugin_autoload`` (no torch) and installs its import hook,
+    which registers the plugin right after ``basicsr`` itself is imported, so ``python -m basicsr.train`` finds the
+    plugin's classes.
     """
     site_packages = os.path.relpath(sysconfig.get_path('purelib'), sys.prefix)
     return [(site_packages, [AUTOLOAD_PTH])]

@@ -1,14 +1,21 @@
-"""Registers srfer_plugin in BasicSR whenever ``basicsr`` is imported, without editing BasicSR.
+"""Lets BasicSR's own entry points find srfer_plugin, without editing BasicSR.
 
-``srfer_plugin_autoload.pth`` (installed into site-packages) imports this top-level module at interpreter
-start-up. It lives outside the ``srfer_plugin`` package because importing that package registers everything
-(torch, basicsr, mmpretrain); this module imports nothing heavy. It only adds an import hook that
+``srfer_plugin_autoload.pth`` (installed into site-packages) runs ``import srfer_plugin_autoload;
+srfer_plugin_autoload.install_basicsr_hook()`` at interpreter start-up. Importing this module does nothing by
+itself and imports nothing heavy (no torch): it lives outside the ``srfer_plugin`` package because importing that
+package registers everything (torch, basicsr, mmpretrain).
 
-* installs the torchvision ``functional_tensor`` shim just before ``basicsr`` is imported, and
-* imports ``srfer_plugin`` right after the ``basicsr`` package has finished importing,
+:func:`install_basicsr_hook` puts a one-shot finder at the front of ``sys.meta_path``. When something first imports
+``basicsr``, the finder takes BasicSR's own module spec and wraps its loader so that
 
-so ``python -m basicsr.train -opt X.yml`` and ``python basicsr/train.py -opt X.yml`` find the plugin's classes.
-Set ``SRFER_NO_AUTOLOAD=1`` to switch the hook off.
+1. the torchvision ``functional_tensor`` shim is installed just before basicsr's code runs (basicsr 1.4.2 imports
+   that removed module at import time), and
+2. ``srfer_plugin`` is imported right after the ``basicsr`` package has finished importing, so the plugin's archs,
+   losses, models and datasets are in BasicSR's registries before ``basicsr.train`` builds anything.
+
+``python -m basicsr.train -opt X.yml`` and ``python basicsr/train.py -opt X.yml`` therefore find the plugin.
+The finder removes itself on first use, so it never runs twice and never recurses. Set ``SRFER_NO_AUTOLOAD=1``
+to switch the hook off; ``import srfer_plugin`` works either way, in any import order.
 """
 
 from __future__ import annotations
@@ -20,32 +27,35 @@ import os
 import sys
 import types
 
-_TARGET = 'basicsr'
-_FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
+BASICSR = 'basicsr'
+FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
 
 
 def install_functional_tensor_shim() -> None:
     """Provide ``torchvision.transforms.functional_tensor``, which torchvision >= 0.17 removed.
 
     basicsr 1.4.2 imports ``rgb_to_grayscale`` from it at import time; the function now lives in
-    ``torchvision.transforms.functional``. ``srfer_plugin.compat`` calls this before anything imports basicsr.
+    ``torchvision.transforms.functional``. ``srfer_plugin/__init__.py`` calls this before it imports anything that
+    imports basicsr. Idempotent; does nothing on an old torchvision that still has the module.
     """
-    if _FUNCTIONAL_TENSOR in sys.modules:
+    if FUNCTIONAL_TENSOR in sys.modules:
         return
     try:
-        importlib.import_module(_FUNCTIONAL_TENSOR)  # old torchvision still has it
+        importlib.import_module(FUNCTIONAL_TENSOR)  # old torchvision still has it
         return
     except ImportError:
         pass
     from torchvision.transforms import functional
 
-    shim = types.ModuleType(_FUNCTIONAL_TENSOR)
+    shim = types.ModuleType(FUNCTIONAL_TENSOR)
     shim.rgb_to_grayscale = functional.rgb_to_grayscale
     shim.__doc__ = 'srfer_plugin shim for basicsr 1.4.2: re-exports torchvision.transforms.functional.'
-    sys.modules[_FUNCTIONAL_TENSOR] = shim
+    sys.modules[FUNCTIONAL_TENSOR] = shim
 
 
-class _BasicsrLoaderWrapper(importlib.abc.Loader):
+class _RegisteringBasicsrLoader(importlib.abc.Loader):
+    """Wraps BasicSR's loader: shim before its code runs, plugin registration after."""
+
     def __init__(self, loader: importlib.abc.Loader):
         self._loader = loader
 
@@ -59,23 +69,27 @@ class _BasicsrLoaderWrapper(importlib.abc.Loader):
 
 
 class _BasicsrFinder(importlib.abc.MetaPathFinder):
+    """One-shot finder for the top-level ``basicsr`` package (see the module docstring)."""
+
     def find_spec(self, fullname, path, target=None):
-        if fullname != _TARGET:
+        if fullname != BASICSR:
             return None
-        sys.meta_path.remove(self)  # one shot; also avoids recursion in find_spec below
+        sys.meta_path.remove(self)  # one shot; also keeps find_spec below from finding this finder again
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
-        spec.loader = _BasicsrLoaderWrapper(spec.loader)
+        spec.loader = _RegisteringBasicsrLoader(spec.loader)
         return spec
 
 
-def install() -> None:
-    """Install the hook once, unless basicsr is already imported or SRFER_NO_AUTOLOAD is set."""
-    if os.environ.get('SRFER_NO_AUTOLOAD') or _TARGET in sys.modules:
-        return
+def install_basicsr_hook() -> bool:
+    """Install the finder once, unless basicsr is already imported or ``SRFER_NO_AUTOLOAD`` is set.
+
+    Returns:
+        Whether the finder is in ``sys.meta_path`` now.
+    """
+    if os.environ.get('SRFER_NO_AUTOLOAD') or BASICSR in sys.modules:
+        return False
     if not any(isinstance(finder, _BasicsrFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _BasicsrFinder())
-
-
-install()
+    return True

@@ -2,7 +2,8 @@
 
 Trains the ResNet-18 of ``options/fer/resnet18_fer7.py`` on in-memory synthetic HR faces (no PNG round trip, no
 data loader, so it is quick on a CPU), then evaluates the same network on the HR test faces and on their
-``bicubic_roundtrip`` (MATLAB-bicubic 112 -> 28 on float [0, 1], bicubic back to 112, rounded to uint8).
+``srfer_plugin.data.degradations.bicubic_roundtrip`` (MATLAB-bicubic 112 -> 28 on float [0, 1], bicubic back to
+112, rounded to uint8).
 
 Example (the numbers in docs/synthetic_faces.md)::
 
@@ -12,7 +13,6 @@ Example (the numbers in docs/synthetic_faces.md)::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -44,7 +44,8 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from mmpretrain.registry import MODELS
     from mmpretrain.utils import register_all_modules
 
-    from srfer_plugin.data.synthetic_faces import bicubic_roundtrip, face_rng, generate_face
+    from srfer_plugin.synthetic import face_rng, generate_face
+    from srfer_plugin.synthetic.calibration import accuracy_and_confusion, restored_uint8
 
     register_all_modules()
     torch.set_num_threads(args.threads)
@@ -57,9 +58,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     start = time.time()
     x_train, y_train = make('train', args.num_train)
     x_test, y_test = make('test', args.num_test)
-    x_bicubic = np.stack(
-        [np.clip(np.round(bicubic_roundtrip(x, args.scale) * 255), 0, 255).astype(np.uint8) for x in x_test]
-    )
+    x_bicubic = np.stack([restored_uint8(x, args.scale) for x in x_test])
     print(f'data: {len(x_train)} train, {len(x_test)} test faces ({time.time() - start:.0f} s)', flush=True)
 
     cfg = Config.fromfile(args.config)
@@ -76,9 +75,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         with torch.no_grad():
             pred = torch.cat([forward(x[i : i + 128]).argmax(1) for i in range(0, len(x), 128)]).numpy()
         model.train()
-        confusion = np.zeros((7, 7), dtype=int)
-        np.add.at(confusion, (y, pred), 1)
-        return float((pred == y).mean() * 100), confusion
+        return accuracy_and_confusion(y, pred, 7)
 
     bs = args.batch_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
@@ -114,17 +111,14 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
+    from srfer_plugin.synthetic.calibration import print_and_save
+
     result = calibrate(args)
     print(
         f'HR accuracy {result["hr_accuracy"]:.2f}%, x{args.scale} bicubic-restored {result["bicubic_accuracy"]:.2f}%,'
         f' drop {result["drop"]:.2f} points'
     )
-    print('confusion on bicubic-restored (rows true, cols predicted):')
-    for row in result['confusion_bicubic']:
-        print('  ', row)
-    if args.out:
-        with open(args.out, 'w', encoding='utf-8') as f:
-            json.dump(result, f, indent=2)
+    print_and_save(result, 'confusion on bicubic-restored (rows true, cols predicted):', args.out)
     return 0
 
 

@@ -5,15 +5,14 @@ Example::
     python scripts/eval_fer_degradation.py options/fer/resnet18_fer7.py work_dirs/fer/fer_final.pth \\
         --data-root datasets/synthetic_fer --split test --scale 4
 
-Each test image is read (BGR uint8), degraded as ``bicubic_roundtrip`` does (MATLAB-bicubic down by ``scale`` on
-float [0, 1], cv2 bicubic back up, rounded to uint8 as if saved) and classified with the config's
-``data_preprocessor``. Prints and optionally writes (``--out``) a json with both accuracies.
+Each test image is read (BGR uint8), degraded as ``srfer_plugin.data.degradations.bicubic_roundtrip`` does
+(MATLAB-bicubic down by ``scale`` on float [0, 1], cv2 bicubic back up, rounded to uint8 as if saved) and classified
+with the config's ``data_preprocessor``. Prints and optionally writes (``--out``) a json with both accuracies.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os.path as osp
 import sys
 from typing import Any
@@ -59,7 +58,7 @@ def evaluate(
 
     import srfer_plugin  # noqa: F401  (before basicsr)
     from srfer_plugin.data.fer_layout import meta_info_name, read_classes, read_meta_info
-    from srfer_plugin.data.synthetic_faces import bicubic_roundtrip
+    from srfer_plugin.synthetic.calibration import accuracy_and_confusion, restored_uint8
     from srfer_plugin.utils.checkpoint import safe_load
 
     register_all_modules()
@@ -74,7 +73,7 @@ def evaluate(
     preds: dict[str, list[np.ndarray]] = {'hr': [], 'bicubic': []}
     for start in range(0, len(items), batch_size):
         hr = [cv2.imread(osp.join(data_root, p), cv2.IMREAD_COLOR) for p, _ in items[start : start + batch_size]]
-        lr = [np.clip(np.round(bicubic_roundtrip(img, scale) * 255), 0, 255).astype(np.uint8) for img in hr]
+        lr = [restored_uint8(img, scale) for img in hr]
         for key, batch in (('hr', hr), ('bicubic', lr)):
             inputs = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float()  # BGR, as LoadImageFromFile
             with torch.no_grad():
@@ -82,10 +81,8 @@ def evaluate(
                 preds[key].append(model(data['inputs'], mode='tensor').argmax(1).numpy())
     result: dict[str, Any] = {'num_images': len(items), 'split': split, 'scale': scale, 'classes': classes}
     for key, parts in preds.items():
-        pred = np.concatenate(parts)
-        confusion = np.zeros((len(classes), len(classes)), dtype=int)
-        np.add.at(confusion, (labels, pred), 1)
-        result[f'{key}_accuracy'] = float((pred == labels).mean() * 100)
+        accuracy, confusion = accuracy_and_confusion(labels, np.concatenate(parts), len(classes))
+        result[f'{key}_accuracy'] = accuracy
         result[f'confusion_{key}'] = confusion.tolist()
     result['drop'] = result['hr_accuracy'] - result['bicubic_accuracy']
     return result
@@ -94,17 +91,15 @@ def evaluate(
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
+    from srfer_plugin.synthetic.calibration import print_and_save
+
     result = evaluate(args.config, args.checkpoint, args.data_root, args.split, args.scale, args.batch_size)
     print(f'{args.split}: {result["num_images"]} images')
     print(f'HR accuracy:                 {result["hr_accuracy"]:.2f}%')
     print(f'x{args.scale} bicubic-restored accuracy: {result["bicubic_accuracy"]:.2f}%')
     print(f'drop:                        {result["drop"]:.2f} points')
-    print('confusion (rows: true, cols: predicted) on bicubic-restored images:')
-    for name, row in zip(result['classes'], result['confusion_bicubic']):
-        print(f'  {name:>9s} {row}')
-    if args.out:
-        with open(args.out, 'w', encoding='utf-8') as f:
-            json.dump(result, f, indent=2)
+    title = 'confusion (rows: true, cols: predicted) on bicubic-restored images:'
+    print_and_save(result, title, args.out, result['classes'])
     return 0
 
 

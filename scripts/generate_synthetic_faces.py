@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from srfer_plugin.data.synthetic_faces import ensure_synthetic_dataset, write_synthetic_dataset
+from srfer_plugin.synthetic import ensure_synthetic_dataset, write_synthetic_dataset
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

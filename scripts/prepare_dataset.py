@@ -4,7 +4,7 @@ Example::
 
     python scripts/prepare_dataset.py --format rafdb --src data/RAF-DB/basic --dst datasets/rafdb --size 112 --lmdb
 
-The work is done by :mod:`srfer_plugin.data.prepare`; this script only parses arguments and prints.
+The work is done by :mod:`srfer_plugin.converters`; this script only parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import srfer_plugin.compat  # noqa: F401  (must precede anything that imports basicsr)
-from srfer_plugin.data.prepare import (
+from srfer_plugin.converters import (
     DEFAULT_SPLITS,
     FORMATS,
     PrepareError,
@@ -30,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument('--format', required=True, choices=FORMATS, help='layout of --src')
+    parser.add_argument('--format', required=True, choices=list(FORMATS), help='layout of --src')
     parser.add_argument('--src', required=True, help='dataset folder or file as distributed (see docs/datasets.md)')
     parser.add_argument('--dst', required=True, help='output root (classes.txt, <split>/<class>/*.png, meta_info)')
     parser.add_argument('--size', type=int, default=112, help='output side length in pixels')

@@ -56,17 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from srfer_plugin.fer_pretrain import SUMMARY_NAME, train_fer
 
-    summary = train_fer(
-        args.config,
-        work_dir=args.work_dir,
-        data_root=args.data_root,
-        cfg_options=args.cfg_options,
-        seed=args.seed,
-        device=args.device,
-        max_epochs=args.max_epochs,
-        reuse=args.reuse,
-        pretrained=args.pretrained,
-    )
+    build_options = {
+        key: getattr(args, key) for key in ('work_dir', 'data_root', 'cfg_options', 'seed', 'device', 'max_epochs')
+    }
+    summary = train_fer(args.config, reuse=args.reuse, pretrained=args.pretrained, **build_options)
     print(f'accuracy json:            {osp.join(osp.dirname(summary["fer_final"]), SUMMARY_NAME)}')
     return 0
 

@@ -1,16 +1,15 @@
 """srfer_plugin: super-resolution-guided facial expression recognition (SR-FER) as a BasicSR plugin.
 
-``import srfer_plugin`` makes ``import basicsr`` work on current torchvision and registers the plugin's
-archs, losses, models and datasets in BasicSR's registries.
+``import srfer_plugin`` makes ``import basicsr`` work on current torchvision (the ``functional_tensor`` shim is
+installed first, before anything here imports basicsr) and registers the plugin's archs, losses, models and datasets
+in BasicSR's registries. It works with or without the autoload hook and in any import order.
 """
 
-from srfer_plugin import (  # noqa: F401,E402  (registration)
-    archs,
-    compat,  # noqa: F401  (must run before basicsr is imported)
-    data,
-    losses,
-    models,
-)
+from srfer_plugin_autoload import install_functional_tensor_shim
+
+install_functional_tensor_shim()
+
+from srfer_plugin import archs, data, losses, models  # noqa: E402,F401  (registration; needs the shim above)
 from srfer_plugin.version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -161,13 +161,10 @@ def read_weights(path_or_url: str, what: str = '--pretrained') -> dict[str, torc
         FileNotFoundError: Missing local file.
         srfer_plugin.utils.checkpoint.UnsafeCheckpointError: The file references code outside the allow-list.
     """
-    from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load
+    from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load, strip_key_prefix
 
     local = fetch_checkpoint(path_or_url, what)
-    state = extract_state_dict(safe_load(local), local)
-    while state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.') :]: v for k, v in state.items()}
-    return state
+    return dict(strip_key_prefix(extract_state_dict(safe_load(local), local)))
 
 
 def _apply_load_pre_hooks(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -295,14 +292,9 @@ def _plain(value: Any) -> Any:
 
 def train_fer(
     config: str,
-    work_dir: str | None = None,
-    data_root: str | None = None,
-    cfg_options: dict[str, Any] | None = None,
-    seed: int | None = None,
-    device: str = 'auto',
-    max_epochs: int | None = None,
     reuse: bool = False,
     pretrained: str | None = None,
+    **build_options: Any,
 ) -> dict[str, Any]:
     """Train the classifier, test the final model on the test split and write ``fer_final.pth``.
 
@@ -311,32 +303,29 @@ def train_fer(
 
     Args:
         config: mmpretrain config file.
-        work_dir: Output folder.
-        data_root: Dataset root in the plugin layout.
-        cfg_options: Config overrides.
-        seed: Random seed.
-        device: ``cpu`` hides every GPU; ``auto`` lets mmengine pick.
-        max_epochs: Training epochs (the LR schedule follows).
         reuse: Return the summary of an earlier run with the same settings instead of training again.
         pretrained: Checkpoint (path or URL) to start from, e.g. ImageNet weights; tensors that do not fit the model
             (the 1000-class head) are skipped. Replaces the config's ``load_from``; a config ``load_from`` is read
             the same safe way (:func:`prepare_init_weights`).
+        **build_options: ``work_dir``, ``data_root``, ``cfg_options``, ``seed``, ``device`` and ``max_epochs`` of
+            :func:`build_config`; ``device='cpu'`` also hides every GPU.
 
     Returns:
         The summary written to ``fer_test_accuracy.json`` (``accuracy_top1``, ``fer_final``, ``classes``, ...).
     """
+    data_root = build_options.get('data_root')
     settings = _plain(
         {
             'config': osp.abspath(config),
             'data_root': osp.abspath(data_root) if data_root else None,
-            'cfg_options': cfg_options or {},
-            'seed': seed,
-            'max_epochs': max_epochs,
+            'cfg_options': build_options.get('cfg_options') or {},
+            'seed': build_options.get('seed'),
+            'max_epochs': build_options.get('max_epochs'),
         }
     )
     if pretrained:  # only when set, so that summaries of earlier runs still match
         settings['pretrained'] = pretrained if _is_url(pretrained) else osp.abspath(pretrained)
-    cfg = build_config(config, work_dir, data_root, cfg_options, seed, device, max_epochs)
+    cfg = build_config(config, **build_options)
     summary_path = osp.join(cfg.work_dir, SUMMARY_NAME)
     if reuse and osp.isfile(summary_path):
         with open(summary_path, encoding='utf-8') as f:
@@ -346,13 +335,11 @@ def train_fer(
                 f'FER classifier: reusing {previous["fer_final"]} (HR test accuracy {previous["accuracy_top1"]:.2f}%)'
             )
             return previous
-    if device == 'cpu':
+    if build_options.get('device') == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     import torch
     from mmengine.runner import Runner
     from mmpretrain.utils import register_all_modules
-
-    import srfer_plugin  # noqa: F401  (torchvision shim before anything imports basicsr)
 
     register_all_modules(init_default_scope=False)
     if pretrained:

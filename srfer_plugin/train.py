@@ -1,7 +1,7 @@
 """Training entry point: ``python -m srfer_plugin.train -opt X.yml`` (console script ``srfer-train``).
 
-Registers the plugin, applies the BasicSR fixes of :mod:`srfer_plugin.compat`, then runs BasicSR's own training
-loop with experiments/ and tb_logger/ under the current directory. Takes BasicSR's arguments: ``-opt``,
+Registers the plugin, installs the changes of :mod:`srfer_plugin.train_loop`, then runs BasicSR's own training loop
+with experiments/ and tb_logger/ under the current directory. Takes BasicSR's arguments: ``-opt``,
 ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``.
 
 Distributed training (nccl on GPUs, gloo on CPUs; ``dist_params.backend`` overrides)::
@@ -15,7 +15,7 @@ import os
 import sys
 
 import srfer_plugin  # noqa: F401  (registration)
-from srfer_plugin.compat import configure_dist_backend, normalize_launcher_argv, patch_basicsr_train
+from srfer_plugin.train_loop import configure_dist_backend, normalize_launcher_argv, patch_basicsr_train
 
 
 def _opt_path(argv: list[str]) -> str | None:
@@ -31,9 +31,10 @@ def main() -> None:
     """Run ``basicsr.train.train_pipeline`` rooted at the current directory."""
     sys.argv = normalize_launcher_argv(sys.argv)
     opt_path = _opt_path(sys.argv)
+    backend = None
     if opt_path and os.path.isfile(opt_path) and '--launcher' in ' '.join(sys.argv):
-        configure_dist_backend(opt_path)
-    patch_basicsr_train()
+        backend = configure_dist_backend(opt_path)
+    patch_basicsr_train(dist_backend=backend)
     import torch.distributed as dist
     from basicsr.train import train_pipeline
 

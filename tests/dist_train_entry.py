@@ -1,6 +1,6 @@
 """``srfer_plugin.train`` for the distributed test: every rank also dumps its own net_g/net_fer when saving.
 
-Run by ``torch.distributed.run`` from ``tests/test_distributed.py``; the dumps let the test compare the weights
+Run by ``torch.distributed.run`` from ``tests/test_train_loop/test_distributed.py``; the dumps let the test compare the weights
 each rank ends with (BasicSR saves rank 0's only).
 """
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from srfer_plugin.data.fer_layout import FER7_CLASSES
-from srfer_plugin.data.synthetic_faces import write_synthetic_dataset
+from srfer_plugin.synthetic import write_synthetic_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_CONFIG = os.path.join(REPO, 'options', 'fer', 'resnet18_fer7_tiny.py')

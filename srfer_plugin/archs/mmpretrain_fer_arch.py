@@ -23,7 +23,7 @@ from srfer_plugin.archs.feature_taps import (
     probe_taps,
     resolutions,
 )
-from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load
+from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load, strip_key_prefix
 
 
 def load_mmpretrain_config(config: str, where: str = 'network_fer.config'):
@@ -57,8 +57,8 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor], model_keys: set[str]) -
     """Drop wrapper prefixes (``module.`` from DDP, ``model.`` from this wrapper) until keys match the model."""
     for prefix in ('module.', 'model.', 'module.model.'):
         if not any(k in model_keys for k in state_dict) and all(k.startswith(prefix) for k in state_dict):
-            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
-    return state_dict
+            state_dict = strip_key_prefix(state_dict, prefix)
+    return dict(state_dict)
 
 
 DEFAULT_PROBE_SIZE = 112

@@ -194,3 +194,20 @@ def upsample_bicubic(lq: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         ``NCHW`` tensor in [0, 1].
     """
     return F.interpolate(lq, size=tuple(size), mode='bicubic', align_corners=False).clamp_(0.0, 1.0)
+
+
+def bicubic_roundtrip(img: np.ndarray, scale: int = 4) -> np.ndarray:
+    """Degrade an image the way the FER calibration does: :func:`downsample_bicubic` by ``scale``, cv2 bicubic up.
+
+    Args:
+        img: ``uint8`` or float ``[0, 1]`` image, ``(H, W, C)``; H and W divisible by ``scale``.
+        scale: Down-sampling factor.
+
+    Returns:
+        Float32 ``[0, 1]`` image of the input size.
+    """
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
+    lr = downsample_bicubic(img.astype(np.float32), scale)
+    up = cv2.resize(lr, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_CUBIC)
+    return np.clip(up, 0, 1).astype(np.float32)

@@ -147,3 +147,33 @@ def find_classes_file(root: str) -> list[str] | None:
         if os.path.isfile(candidate):
             return read_classes(candidate)
     return None
+
+
+def resolve_classes(opt: dict) -> list[str] | None:
+    """Find the class names of a dataset option dict without reading its images.
+
+    Order of precedence: ``classes`` (a list, or a path to classes.txt); ``classes.txt`` beside
+    ``meta_info_file``; ``classes.txt`` in ``dataroot_gt`` or its parent; the sorted class sub-folders.
+
+    Args:
+        opt: A ``datasets.<phase>`` option dict of PairedFERDataset.
+
+    Returns:
+        The class names, or None when the dataset does not name its classes.
+    """
+    classes = opt.get('classes')
+    if isinstance(classes, str):
+        return read_classes(classes)
+    if classes is not None:
+        return list(classes)
+    if opt.get('meta_info_file'):
+        found = find_classes_file(os.path.dirname(os.path.abspath(opt['meta_info_file'])))
+        if found is not None:
+            return found
+    root = opt.get('dataroot_gt')
+    if root and os.path.isdir(root):
+        found = find_classes_file(root)
+        if found is None and not opt.get('meta_info_file') and opt.get('io_backend', {}).get('type', 'disk') == 'disk':
+            found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) or None
+        return found
+    return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -152,6 +153,19 @@ def extract_state_dict(checkpoint: Any, path: str, param_key: str | None = None)
     if not state_dict:
         raise ValueError(f'checkpoint {path!r} holds no tensors; top-level keys: {list(checkpoint)[:10]}')
     return state_dict
+
+
+def strip_key_prefix(state_dict: Mapping[str, Any], prefix: str = 'module.') -> OrderedDict:
+    """Drop ``prefix`` from every key that starts with it (DDP/DataParallel save their weights under ``module.``).
+
+    Args:
+        state_dict: Parameter names to tensors.
+        prefix: The prefix to remove.
+
+    Returns:
+        A new ordered mapping with the same values.
+    """
+    return OrderedDict((k[len(prefix) :] if k.startswith(prefix) else k, v) for k, v in state_dict.items())
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:

@@ -1,8 +1,9 @@
-"""Degradation scenarios, per-image determinism of test sets, and scripts/make_lr.py."""
+"""Degradation scenarios, per-image determinism of test sets, the bicubic round trip, and scripts/make_lr.py."""
 
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 
@@ -15,17 +16,22 @@ from fer_fixtures import REPO_ROOT
 from srfer_plugin.data.degradations import (
     SCENARIOS,
     SUPPORTED_SCALES,
+    bicubic_roundtrip,
     degrade,
     describe_pipeline,
     normalize_pipeline,
     rng_for_image,
 )
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
+from srfer_plugin.synthetic import generate_face
 
-sys.path.insert(0, os.path.join(REPO_ROOT, 'scripts'))
-import make_lr  # noqa: E402
-
+MAKE_LR = os.path.join(REPO_ROOT, 'scripts', 'make_lr.py')
 HALF_LEVEL = 0.5 / 255 + 1e-6  # what writing an 8-bit PNG may change
+
+
+def make_lr_main(argv: list[str]) -> int:
+    """Run ``main(argv)`` of scripts/make_lr.py in this process (the script is not an importable module)."""
+    return runpy.run_path(MAKE_LR)['main'](argv)
 
 
 def _dataset(root: str, phase: str = 'val', **extra) -> PairedFERDataset:
@@ -71,6 +77,16 @@ def test_each_step_changes_the_image():
         assert np.abs(degrade(img, 4, name, rng_for_image('a.png')) - plain).max() > 1e-3, name
 
 
+def test_bicubic_roundtrip_weakens_detail():
+    img, _, _ = generate_face(3, 7)
+    restored = bicubic_roundtrip(img, 4)
+    assert restored.shape == (112, 112, 3) and restored.dtype == np.float32
+    hr = img.astype(np.float32) / 255
+    assert 0.005 < np.abs(restored - hr).mean() < 0.1
+    grad = lambda x: np.abs(np.diff(x, axis=1)).mean()  # noqa: E731
+    assert grad(restored) < 0.8 * grad(hr)
+
+
 def test_test_sets_degrade_each_image_deterministically(tiny_fer_root):
     a = _dataset(tiny_fer_root, degradation='blur_noise_jpeg')
     b = _dataset(tiny_fer_root, degradation='blur_noise_jpeg')
@@ -89,7 +105,7 @@ def test_training_draws_differ(tiny_fer_root):
 
 def test_make_lr_equals_on_the_fly_lr_in_another_process(tiny_fer_root, tmp_path):
     dst = str(tmp_path / 'lr')
-    cmd = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'make_lr.py'), '--src', tiny_fer_root]
+    cmd = [sys.executable, MAKE_LR, '--src', tiny_fer_root]
     cmd += ['--meta', 'meta_info_val.txt', '--dst', dst, '--scale', '4', '--scenario', 'blur_noise_jpeg']
     cmd += ['--seed', '3', '--no-progress']
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -116,9 +132,9 @@ def test_make_lr_yaml_degradation_and_class_folders(tiny_fer_root, tmp_path, cap
     dst = str(tmp_path / 'lr')
     spec = '[{type: bicubic}, {type: jpeg, quality: 40}]'
     src = os.path.join(tiny_fer_root, 'val')  # class sub-folders, no meta_info
-    assert make_lr.main(['--src', src, '--dst', dst, '--scale', '2', '--degradation', spec, '--no-progress']) == 0
+    assert make_lr_main(['--src', src, '--dst', dst, '--scale', '2', '--degradation', spec, '--no-progress']) == 0
     assert 'jpeg(quality=40)' in capsys.readouterr().out
     ds = PairedFERDataset({'name': 'x', 'phase': 'val', 'dataroot_gt': src, 'dataroot_lq': dst, 'scale': 2})
     assert ds[0]['lq'].shape == (3, 16, 16)
-    assert make_lr.main(['--src', src, '--dst', dst, '--scale', '2', '--no-progress']) == 2  # not empty
-    assert make_lr.main(['--src', src, '--dst', str(tmp_path / 'x'), '--degradation', 'blurry']) == 1
+    assert make_lr_main(['--src', src, '--dst', dst, '--scale', '2', '--no-progress']) == 2  # not empty
+    assert make_lr_main(['--src', src, '--dst', str(tmp_path / 'x'), '--degradation', 'blurry']) == 1

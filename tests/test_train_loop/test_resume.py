@@ -8,7 +8,7 @@ import torch
 from fer_fixtures import tiny_train_options, write_options
 from training_runs import kill_when, logged_losses, run_training
 
-from srfer_plugin.compat import load_resume_state_any_device
+from srfer_plugin.train_loop import load_resume_state_any_device
 from srfer_plugin.utils.checkpoint import safe_load
 
 NAME = 'resume_tiny'

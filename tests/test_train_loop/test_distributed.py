@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import torch
-from fer_fixtures import TINY_SR_ARCHS, tiny_train_options, write_options
+from fer_fixtures import REPO_ROOT, TINY_SR_ARCHS, tiny_train_options, write_options
 from training_runs import logged_losses, train_env
 
-from srfer_plugin.compat import normalize_launcher_argv
+from srfer_plugin.train_loop import normalize_launcher_argv
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+TESTS_DIR = os.path.join(REPO_ROOT, 'tests')  # dist_train_entry.py and the fixture modules
 
 
 def test_local_rank_argument_spellings(monkeypatch):

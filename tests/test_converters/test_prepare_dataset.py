@@ -1,4 +1,4 @@
-"""Tests of ``srfer_plugin.data.prepare`` and ``scripts/prepare_dataset.py`` on tiny fixtures in each layout."""
+"""Tests of ``srfer_plugin.converters`` and ``scripts/prepare_dataset.py`` on tiny fixtures in each layout."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from fer_fixtures import REPO_ROOT
 
-import srfer_plugin.compat  # noqa: F401  (before basicsr)
-from srfer_plugin.data.fer_layout import FER7_CLASSES, FER8_CLASSES, read_classes, read_meta_info
-from srfer_plugin.data.prepare import (
+from srfer_plugin.converters import (
     PrepareError,
     ReaderOptions,
     SplitSpec,
@@ -23,8 +22,8 @@ from srfer_plugin.data.prepare import (
     parse_split_spec,
     prepare_dataset,
 )
+from srfer_plugin.data.fer_layout import FER7_CLASSES, FER8_CLASSES, read_classes, read_meta_info
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 16
 LABEL = {c: i for i, c in enumerate(FER8_CLASSES)}
 
@@ -500,7 +499,7 @@ def test_clear_errors(tmp_path, rafdb):
 
 def test_cli(jaffe, tmp_path, capsys):
     dst = str(tmp_path / 'cli_out')
-    script = os.path.join(REPO, 'scripts', 'prepare_dataset.py')
+    script = os.path.join(REPO_ROOT, 'scripts', 'prepare_dataset.py')
     cmd = [
         sys.executable,
         script,

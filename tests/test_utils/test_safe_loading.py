@@ -9,7 +9,7 @@ import torch
 from basicsr.models import build_model
 from fer_fixtures import model_options
 
-from srfer_plugin.compat import load_resume_state_any_device
+from srfer_plugin.train_loop import load_resume_state_any_device
 from srfer_plugin.utils.checkpoint import UnsafeCheckpointError
 
 

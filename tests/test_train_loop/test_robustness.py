@@ -11,8 +11,8 @@ from basicsr.data import build_dataset
 from basicsr.models import build_model
 from fer_fixtures import model_options
 
-from srfer_plugin.compat import check_train_set_size, patch_basicsr_train
-from srfer_plugin.models.srfer_model import NonFiniteLossError
+from srfer_plugin.models.safe_sr_model import NonFiniteLossError
+from srfer_plugin.train_loop import check_train_set_size, patch_basicsr_train
 from srfer_plugin.utils.checkpoint import safe_load
 
 

@@ -1,0 +1,122 @@
+"""The whole conversion: read a source, keep the wanted classes, assign splits, write images and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from srfer_plugin.converters.formats import CONTEMPT_FORMATS, FORMATS
+from srfer_plugin.converters.records import (
+    REPORT_FILE,
+    PrepareError,
+    PrepareReport,
+    PrepareResult,
+    ReaderOptions,
+    format_report,
+)
+from srfer_plugin.converters.splits import assign_splits, parse_split_spec
+from srfer_plugin.converters.writer import check_dst, write_dataset, write_lmdb
+from srfer_plugin.data.fer_layout import FER7_CLASSES, FER8_CLASSES
+
+
+def prepare_dataset(
+    fmt: str,
+    src: str,
+    dst: str,
+    size: int = 112,
+    split: str | None = None,
+    lmdb: bool = False,
+    seed: int = 0,
+    options: ReaderOptions | None = None,
+    resize_mode: str = 'crop',
+    overwrite: bool = False,
+    workers: int = 1,
+    progress: bool = True,
+) -> PrepareResult:
+    """Read ``src`` in format ``fmt`` and write the plugin's layout to ``dst``.
+
+    Args:
+        fmt: One of :data:`~srfer_plugin.converters.formats.FORMATS`.
+        src: Source folder or file in the format's distributed layout.
+        dst: Output root (created; must not hold a prepared dataset unless ``overwrite``).
+        size: Output side length in pixels.
+        split: ``--split`` spec (see :func:`~srfer_plugin.converters.splits.parse_split_spec`); None for the
+            format's default (imagefolder uses its train/val/test folders when it has them).
+        lmdb: Also write ``dst/lmdb/<split>.lmdb``.
+        seed: Seed of subject/random splits.
+        options: Format-specific :class:`~srfer_plugin.converters.records.ReaderOptions`.
+        resize_mode: ``crop`` or ``stretch`` (see :func:`~srfer_plugin.converters.image_io.to_square_bgr`).
+        overwrite: Remove a previous output in ``dst`` first.
+        workers: Image threads.
+        progress: Show tqdm progress bars.
+
+    Returns:
+        A :class:`~srfer_plugin.converters.records.PrepareResult`; the report is also written to
+        ``dst/prepare_report.json``.
+
+    Raises:
+        PrepareError: Bad source, options or destination, or no usable image at all.
+    """
+    if fmt not in FORMATS:
+        raise PrepareError(f'unknown format {fmt!r}; expected one of {list(FORMATS)}')
+    options = options or ReaderOptions()
+    if size < 1:
+        raise PrepareError(f'--size must be >= 1, got {size}')
+    if options.keep_contempt and fmt not in CONTEMPT_FORMATS:
+        raise PrepareError(f'--keep-contempt: {fmt} has no contempt class (only {list(CONTEMPT_FORMATS)})')
+    previous = check_dst(dst, overwrite)
+    report = PrepareReport()
+    samples = FORMATS[fmt].read(src, report, options)
+    classes = list(FER8_CLASSES if options.keep_contempt else FER7_CLASSES)
+    kept = []
+    for s in samples:
+        if s.label in classes:
+            kept.append(s)
+        else:
+            report.skip(s.label)
+    if split is None:
+        split = FORMATS[fmt].default_split
+        if FORMATS[fmt].official_if_present and kept and all(s.split for s in kept):
+            split = 'official'
+    spec = parse_split_spec(split)
+    if not kept:
+        raise PrepareError(
+            f'no usable image in {src!r} ({len(report.bad)} bad rows, '
+            f'{sum(report.skipped.values())} skipped)\n{format_report(report)}'
+        )
+    assigned = assign_splits(kept, spec, seed)
+    for path in previous:  # only now that the source proved readable
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    os.makedirs(dst, exist_ok=True)
+    counts = write_dataset(assigned, dst, classes, report, size, resize_mode, workers, progress)
+    if not counts:
+        raise PrepareError(f'every image of {src!r} was unreadable\n{format_report(report)}')
+    result = PrepareResult(os.path.abspath(dst), classes, counts, report, spec)
+    if lmdb:
+        result.lmdb_paths = write_lmdb(dst, counts)
+    result.report_path = os.path.join(dst, REPORT_FILE)
+    _write_report_json(result, dst, fmt, src, size, split, seed)
+    return result
+
+
+def _write_report_json(result: PrepareResult, dst: str, fmt: str, src: str, size: int, split: str, seed: int) -> None:
+    """Write ``result.report_path``: options, counts, lmdb paths, bad rows (with names) and skipped counts."""
+    with open(result.report_path, 'w', encoding='utf-8') as f:
+        json.dump(
+            {
+                'format': fmt,
+                'src': os.path.abspath(src),
+                'size': size,
+                'split': split,
+                'seed': seed,
+                'classes': result.classes,
+                'counts': result.counts,
+                'total': result.total,
+                'lmdb': {k: os.path.relpath(v, dst) for k, v in result.lmdb_paths.items()},
+                'bad_rows': [{'source': s, 'reason': r} for s, r in result.report.bad],
+                'skipped': dict(sorted(result.report.skipped.items())),
+            },
+            f,
+            indent=2,
+        )

@@ -1,0 +1,175 @@
+"""Writing the plugin's layout: images, ``classes.txt``, ``meta_info_<split>.txt`` and optional lmdb files."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+
+from srfer_plugin.converters.image_io import to_square_bgr
+from srfer_plugin.converters.records import REPORT_FILE, SPLIT_NAMES, PrepareError, PrepareReport, Sample
+from srfer_plugin.converters.splits import split_order
+from srfer_plugin.data.fer_layout import (
+    CLASSES_FILE,
+    meta_info_name,
+    read_meta_info,
+    write_classes,
+    write_meta_info,
+)
+
+_UNSAFE = re.compile(r'[^A-Za-z0-9_-]+')
+
+
+def _output_paths(dst: str) -> list[str]:
+    """Things of ``dst`` that a previous run wrote."""
+    out = []
+    for name in sorted(os.listdir(dst)):
+        path = os.path.join(dst, name)
+        if name in (CLASSES_FILE, REPORT_FILE, 'lmdb') or (name.startswith('meta_info_') and name.endswith('.txt')):
+            out.append(path)
+        elif os.path.isfile(os.path.join(dst, meta_info_name(name))) or name in SPLIT_NAMES:
+            out.append(path)
+    return out
+
+
+def check_dst(dst: str, overwrite: bool) -> list[str]:
+    """Check the output folder before anything is read or written.
+
+    Args:
+        dst: The ``--dst`` folder (may not exist yet).
+        overwrite: Whether a previous output may be replaced.
+
+    Returns:
+        Paths of a previous output in ``dst``, to remove once the source proved readable.
+
+    Raises:
+        PrepareError: ``dst`` is a file, or holds a previous output and ``overwrite`` is False.
+    """
+    if os.path.isfile(dst):
+        raise PrepareError(f'--dst {dst!r} is a file; expected a folder')
+    if not os.path.isdir(dst):
+        return []
+    previous = _output_paths(dst)
+    if previous and not overwrite:
+        raise PrepareError(
+            f'--dst {dst!r} already holds a prepared dataset ({os.path.basename(previous[0])}); '
+            'pass --overwrite or choose another folder'
+        )
+    return previous
+
+
+def safe_name(name: str) -> str:
+    """An ASCII file stem usable as part of an lmdb key (other characters become ``_``; ``img`` if none is left)."""
+    return _UNSAFE.sub('_', name).strip('_') or 'img'
+
+
+def _output_names(assigned: Sequence[tuple[str, Sample]]) -> list[tuple[str, Sample, str]]:
+    """``(split, sample, relative .png path)`` with safe names, numbered when two fall on one path."""
+    used: set[str] = set()
+    jobs = []
+    for split, sample in assigned:
+        stem = base = safe_name(sample.name)
+        n = 1
+        while f'{split}/{sample.label}/{stem}' in used:
+            stem, n = f'{base}_{n}', n + 1
+        used.add(f'{split}/{sample.label}/{stem}')
+        jobs.append((split, sample, f'{split}/{sample.label}/{stem}.png'))
+    return jobs
+
+
+def write_dataset(
+    assigned: Sequence[tuple[str, Sample]],
+    dst: str,
+    classes: Sequence[str],
+    report: PrepareReport,
+    size: int = 112,
+    resize_mode: str = 'crop',
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, dict[str, int]]:
+    """Write images, ``classes.txt`` and ``meta_info_<split>.txt``.
+
+    Args:
+        assigned: ``(split, sample)`` pairs (see :func:`~srfer_plugin.converters.splits.assign_splits`); labels
+            must be in ``classes``.
+        dst: Output root.
+        classes: Class order; line i of ``classes.txt`` is label i.
+        report: Unreadable images are recorded here and left out.
+        size: Output side length.
+        resize_mode: ``crop`` (centre square crop, then resize) or ``stretch``.
+        workers: Threads that decode and encode images.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        ``counts[split][class]`` of the images written.
+    """
+    from tqdm import tqdm
+
+    label_of = {c: i for i, c in enumerate(classes)}
+    jobs = _output_names(assigned)
+
+    def work(job: tuple[str, Sample, str]) -> str | None:
+        _, sample, rel = job
+        try:
+            img = sample.load()
+            if img is None or img.size == 0:
+                return 'unreadable image'
+            img = to_square_bgr(img, size, resize_mode)
+        except Exception as err:  # noqa: BLE001 (any failure to decode is a bad row, not a crash)
+            return f'unreadable image ({err})'
+        path = os.path.join(dst, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not cv2.imwrite(path, img):
+            return f'could not write {path}'
+        return None
+
+    meta: dict[str, list[tuple[str, int]]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        results = pool.map(work, jobs)
+        for (split, sample, rel), error in tqdm(
+            zip(jobs, results), total=len(jobs), desc='write', unit='img', disable=not progress
+        ):
+            if error:
+                report.bad_row(sample.source, error)
+                continue
+            meta.setdefault(split, []).append((rel, label_of[sample.label]))
+            counts.setdefault(split, dict.fromkeys(classes, 0))[sample.label] += 1
+    write_classes(os.path.join(dst, CLASSES_FILE), classes)
+    for split in split_order(meta):
+        write_meta_info(os.path.join(dst, meta_info_name(split)), meta[split])
+    return {split: counts[split] for split in split_order(counts)}
+
+
+def write_lmdb(dst: str, splits: Iterable[str]) -> dict[str, str]:
+    """Write ``dst/lmdb/<split>.lmdb`` from ``meta_info_<split>.txt`` with BasicSR's ``make_lmdb_from_imgs``.
+
+    Keys are the meta_info paths without extension (``train/happy/fer0000001``).
+
+    Args:
+        dst: Output root written by :func:`write_dataset`.
+        splits: The splits to convert.
+
+    Returns:
+        ``{split: lmdb_path}``.
+    """
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs  # importing srfer_plugin installed the shim basicsr needs
+
+    paths = {}
+    for split in splits:
+        rel_paths = [p for p, _ in read_meta_info(os.path.join(dst, meta_info_name(split)))]
+        lmdb_path = os.path.join(dst, 'lmdb', f'{split}.lmdb')
+        os.makedirs(os.path.dirname(lmdb_path), exist_ok=True)
+        total = sum(os.path.getsize(os.path.join(dst, p)) for p in rel_paths)
+        make_lmdb_from_imgs(
+            dst,
+            lmdb_path,
+            rel_paths,
+            [os.path.splitext(p)[0] for p in rel_paths],
+            map_size=max(64 << 20, 4 * total + (16 << 20)),
+        )
+        paths[split] = lmdb_path
+    return paths

@@ -1,0 +1,360 @@
+"""SafeSRModel: BasicSR's SRModel with the training fixes every SR run of the plugin needs, and nothing of SR-FER.
+
+The plain-SR baseline of the demo and the benchmark runs on this class, and ``SRFERModel`` extends it, so the two
+differ in their losses only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import OrderedDict
+from copy import deepcopy
+from typing import Any
+
+import torch
+import torch.distributed as torch_dist
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+from srfer_plugin.utils.checkpoint import atomic_torch_save, safe_load, strip_key_prefix
+from srfer_plugin.utils.rng import get_rng_states, set_rng_states
+from srfer_plugin.utils.sr_network import check_upscale
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after ``train.max_nonfinite_steps`` consecutive steps with a NaN/inf loss."""
+
+
+@MODEL_REGISTRY.register()
+class SafeSRModel(SRModel):
+    """SRModel (same options, file names and checkpoint formats) with safe IO and robust training steps.
+
+    Train options (``train:``) on top of SRModel's (``pixel_opt``, ``perceptual_opt``, ``optim_g``, ``ema_decay``):
+        optim_g: any ``torch.optim`` optimizer by class name (BasicSR 1.4.2 knows only Adam).
+        use_amp: mixed precision (``torch.autocast``; GradScaler for fp16 on CUDA). Default False.
+        amp_dtype: ``bf16`` (default) or ``fp16`` (CUDA only).
+        channels_last: NHWC memory format for the networks and batches (helps convs on recent GPUs). Default False.
+        max_nonfinite_steps: a NaN/inf loss skips its step (no optimizer step, no EMA update); this many
+            consecutive skipped steps save a checkpoint and stop training. Default 10; 0 never stops.
+        seed_per_iter: reseed the RNGs before each batch (see ``srfer_plugin/train_loop``). Default True.
+
+    Checkpoints and training states are written atomically (temporary file + rename); training states also hold
+    the RNG states, the GradScaler state and ``iters_per_epoch``. Every checkpoint is read with ``safe_load`` (no
+    pickled code runs). Under DDP, a CPU model is wrapped without ``device_ids``, and validation runs on rank 0
+    with the bare networks while the other ranks wait at a barrier. ``network_g`` is checked to upscale by
+    ``scale`` when the model is built.
+
+    Subclasses add losses by overriding :meth:`additional_losses` (and :meth:`build_losses`), and more trained
+    networks by appending their optimizers in :meth:`setup_optimizers`; every optimizer in ``self.optimizers`` is
+    zeroed, stepped and saved.
+    """
+
+    # Loss options of which training needs at least one (subclasses add theirs).
+    LOSS_OPTIONS: tuple[str, ...] = ('pixel_opt', 'perceptual_opt')
+
+    def __init__(self, opt: dict):
+        if opt.get('is_train') and not any((opt.get('train') or {}).get(key) for key in self.LOSS_OPTIONS):
+            raise ValueError(f'train: set at least one of {", ".join(self.LOSS_OPTIONS)}')
+        super().__init__(opt)
+        check_upscale(self.get_bare_model(self.net_g), int(opt.get('scale', 1)), opt['network_g'], self.device)
+
+    # ------------------------------------------------------------ device / io
+    def memory_format_net(self, net: torch.nn.Module) -> torch.nn.Module:
+        """``net`` in channels_last when ``train.channels_last`` is set (training only)."""
+        if (self.opt.get('train') or {}).get('channels_last') and self.is_train:
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        """BasicSR's ``model_to_device``, with DDP on CPU (no ``device_ids``) and the channels_last option."""
+        net = self.memory_format_net(net.to(self.device))
+        if self.opt['dist']:
+            find_unused = self.opt.get('find_unused_parameters', False)
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
+        elif self.opt['num_gpu'] > 1:
+            net = DataParallel(net)
+        return net
+
+    def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key='params') -> None:
+        """BasicSR's ``load_network`` (param_key fallback, ``module.`` stripping, key report), read by safe_load.
+
+        Raises:
+            UnsafeCheckpointError: The file references code outside the allow-list of safe globals.
+        """
+        logger = get_root_logger()
+        net = self.get_bare_model(net)
+        load_net = safe_load(load_path)
+        if param_key is not None:
+            if param_key not in load_net and 'params' in load_net:
+                param_key = 'params'
+                logger.info('Loading: params_ema does not exist, use params.')
+            if param_key not in load_net:
+                raise KeyError(f'checkpoint {load_path!r} has no key {param_key!r}; keys: {list(load_net)[:10]}')
+            load_net = load_net[param_key]
+        logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
+        load_net = strip_key_prefix(load_net)
+        self._print_different_keys_loading(net, load_net, strict)
+        net.load_state_dict(load_net, strict=strict)
+
+    @staticmethod
+    def _save_with_retry(obj: Any, path: str) -> None:
+        for attempt in range(3):
+            try:
+                atomic_torch_save(obj, path)
+                return
+            except OSError as err:
+                get_root_logger().warning(f'Save error: {err}, remaining retry times: {2 - attempt}')
+                if attempt < 2:
+                    time.sleep(1)
+        raise OSError(f'cannot save {path} after 3 attempts; the previous checkpoint (if any) is intact')
+
+    @master_only
+    def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
+        """BasicSR's ``save_network`` (same file name and ``params``/``params_ema`` format), written atomically."""
+        save_path = os.path.join(
+            self.opt['path']['models'], f'{net_label}_{"latest" if current_iter == -1 else current_iter}.pth'
+        )
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError('The lengths of net and param_key should be the same.')
+        save_dict = {}
+        for net_, key_ in zip(nets, keys):
+            state_dict = self.get_bare_model(net_).state_dict()
+            save_dict[key_] = strip_key_prefix(OrderedDict((k, v.cpu()) for k, v in state_dict.items()))
+        self._save_with_retry(save_dict, save_path)
+
+    @master_only
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        """BasicSR's training state plus RNG states, GradScaler and ``iters_per_epoch``, written atomically."""
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],
+            'schedulers': [s.state_dict() for s in self.schedulers],
+            'rng_states': get_rng_states(),
+            'iters_per_epoch': self.opt.get('iters_per_epoch'),
+        }
+        if getattr(self, 'grad_scaler', None) is not None:
+            state['grad_scaler'] = self.grad_scaler.state_dict()
+        self._save_with_retry(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state: dict) -> None:
+        """Restore optimizers and schedulers (BasicSR), then RNG states and GradScaler when saved."""
+        super().resume_training(resume_state)
+        if resume_state.get('rng_states') is not None:
+            set_rng_states(resume_state['rng_states'])
+        if resume_state.get('grad_scaler') is not None and getattr(self, 'grad_scaler', None) is not None:
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+
+    def reduce_loss_dict(self, loss_dict: OrderedDict) -> OrderedDict:
+        """Average the losses over ranks and read them as floats in one host transfer.
+
+        BasicSR reads each loss with its own ``.item()``; here all losses go in one stacked tensor (one all-reduce
+        under DDP, so every rank takes the same non-finite decision).
+        """
+        with torch.no_grad():
+            keys = list(loss_dict)
+            losses = torch.stack([torch.as_tensor(loss_dict[k], device=self.device).float().mean() for k in keys])
+            if self.opt['dist']:
+                torch_dist.all_reduce(losses)
+                losses /= self.opt['world_size']
+            return OrderedDict(zip(keys, losses.tolist()))
+
+    # ------------------------------------------------------------------ setup
+    def init_training_settings(self) -> None:
+        self.net_g.train()
+        train_opt = self.opt['train']
+        self.use_amp = bool(train_opt.get('use_amp', False))
+        amp_name = str(train_opt.get('amp_dtype', 'bf16')).lower()
+        if amp_name not in AMP_DTYPES:
+            raise ValueError(f'train.amp_dtype: {amp_name!r} is not one of {sorted(AMP_DTYPES)}')
+        self.amp_dtype = AMP_DTYPES[amp_name]
+        if self.use_amp and self.amp_dtype == torch.float16 and self.device.type != 'cuda':
+            raise ValueError('train.amp_dtype fp16 needs CUDA; use bf16 on CPU')
+        use_scaler = self.use_amp and self.amp_dtype == torch.float16
+        self.grad_scaler = torch.amp.GradScaler('cuda') if use_scaler else None
+        self.channels_last = bool(train_opt.get('channels_last', False))
+        self.max_nonfinite_steps = int(train_opt.get('max_nonfinite_steps', 10) or 0)
+        self._nonfinite_steps = 0
+        self.ema_decay = train_opt.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
+            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+            load_path = self.opt['path'].get('pretrain_network_g')
+            if load_path is not None:
+                self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+            else:
+                self.model_ema(0)
+            self.net_g_ema.eval()
+        self.build_losses(train_opt)
+        self._checked_output_size = False
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def build_losses(self, train_opt: dict) -> None:
+        """SRModel's losses: ``pixel_opt`` (``cri_pix``) and ``perceptual_opt`` (``cri_perceptual``), each optional."""
+        self.cri_pix = self.build_loss_option(train_opt, 'pixel_opt')
+        self.cri_perceptual = self.build_loss_option(train_opt, 'perceptual_opt')
+
+    def build_loss_option(self, train_opt: dict, key: str) -> torch.nn.Module | None:
+        """The registered loss of ``train.<key>`` on the model's device, or None when the key is unset."""
+        return build_loss(train_opt[key]).to(self.device) if train_opt.get(key) else None
+
+    def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
+        """Build any ``torch.optim`` optimizer by class name (BasicSR 1.4.2 knows only Adam)."""
+        optim_cls = getattr(torch.optim, optim_type, None)
+        if not (isinstance(optim_cls, type) and issubclass(optim_cls, torch.optim.Optimizer)):
+            raise ValueError(f'optimizer type {optim_type!r} is not a torch.optim optimizer')
+        return optim_cls(params, lr, **kwargs)
+
+    def make_optimizer(self, net: torch.nn.Module, key: str) -> torch.optim.Optimizer:
+        """The optimizer of ``train.<key>`` over the trainable parameters of ``net`` (the options stay intact)."""
+        params = []
+        for name, param in net.named_parameters():
+            if param.requires_grad:
+                params.append(param)
+            else:
+                get_root_logger().warning(f'Params {name} will not be optimized.')
+        optim_opt = deepcopy(self.opt['train'][key])  # BasicSR pops 'type' in place; keep the options intact
+        return self.get_optimizer(optim_opt.pop('type'), params, **optim_opt)
+
+    def setup_optimizers(self) -> None:
+        self.optimizer_g = self.make_optimizer(self.net_g, 'optim_g')
+        self.optimizers.append(self.optimizer_g)
+
+    def setup_schedulers(self) -> None:
+        scheduler_opt = self.opt['train']['scheduler']
+        self.opt['train']['scheduler'] = deepcopy(scheduler_opt)  # BaseModel pops 'type'
+        try:
+            super().setup_schedulers()
+        finally:
+            self.opt['train']['scheduler'] = scheduler_opt
+
+    # --------------------------------------------------------------- training
+    def feed_data(self, data: dict) -> None:
+        super().feed_data(data)
+        if self.is_train and getattr(self, 'channels_last', False):
+            self.lq = self.lq.contiguous(memory_format=torch.channels_last)
+            if hasattr(self, 'gt'):
+                self.gt = self.gt.contiguous(memory_format=torch.channels_last)
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        """One training step of every optimizer; a NaN/inf loss skips it (see ``max_nonfinite_steps``).
+
+        Backward is queued before the losses are read, so the finiteness check reuses the one host
+        synchronisation BasicSR's logging makes anyway (``reduce_loss_dict``), and every DDP rank runs backward.
+        """
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            l_total, loss_dict = self.forward_losses()
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(l_total).backward()
+        else:
+            l_total.backward()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        bad = [name for name, value in self.log_dict.items() if not math.isfinite(value)]
+        if bad or not math.isfinite(sum(self.log_dict.values())):
+            self._skip_nonfinite_step(current_iter, bad or list(self.log_dict))
+            return
+        self._nonfinite_steps = 0
+        for optimizer in self.optimizers:
+            if self.grad_scaler is not None:
+                self.grad_scaler.step(optimizer)
+            else:
+                optimizer.step()
+        if self.grad_scaler is not None:
+            self.grad_scaler.update()
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _skip_nonfinite_step(self, current_iter: int, bad: list[str]) -> None:
+        self._nonfinite_steps += 1
+        self.output = self.output.detach()
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)  # drop the non-finite gradients now, not at the next step
+        get_root_logger().warning(
+            f'iter {current_iter}: non-finite loss in {", ".join(bad)}; step skipped (no optimizer step, no EMA '
+            f'update); {self._nonfinite_steps} consecutive'
+        )
+        if 0 < self.max_nonfinite_steps <= self._nonfinite_steps:
+            iters_per_epoch = self.opt.get('iters_per_epoch') or 0
+            epoch = (current_iter - 1) // iters_per_epoch if iters_per_epoch else 0
+            self.save(epoch, current_iter)
+            raise NonFiniteLossError(
+                f'{self._nonfinite_steps} consecutive steps with a non-finite loss ({", ".join(bad)}) up to iter '
+                f'{current_iter}: training stopped (train.max_nonfinite_steps = {self.max_nonfinite_steps}). '
+                f'Saved net_g_{current_iter}.pth and {current_iter}.state (weights of the last finite step) in '
+                f'{os.path.dirname(self.opt["path"]["models"])}; check the data and the learning rate, then '
+                'resume with --auto_resume'
+            )
+
+    def forward_losses(self) -> tuple[torch.Tensor, OrderedDict]:
+        """Run ``net_g`` on the batch and return the total loss and the named losses (SRModel's plus
+        :meth:`additional_losses`)."""
+        self.output = self.net_g(self.lq)
+        if not self._checked_output_size:
+            if self.output.shape != self.gt.shape:
+                raise ValueError(
+                    f'network_g ({self.opt["network_g"]["type"]}) output {tuple(self.output.shape)} '
+                    f'differs from the HR batch {tuple(self.gt.shape)}'
+                )
+            self._checked_output_size = True
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            if l_percep is not None:
+                loss_dict['l_percep'] = l_percep
+            if l_style is not None:
+                loss_dict['l_style'] = l_style
+        loss_dict.update(self.additional_losses())
+        l_total = 0
+        for value in loss_dict.values():
+            l_total = l_total + value
+        return l_total, loss_dict
+
+    def additional_losses(self) -> OrderedDict:
+        """Losses a subclass adds to SRModel's, on ``self.output`` and the batch. None here."""
+        return OrderedDict()
+
+    # ------------------------------------------------------------- validation
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
+        """Rank 0 validates the whole (unsharded) set with the bare networks; the other ranks wait for it."""
+        if self.opt['rank'] == 0:
+            wrapped = {name: net for name, net in vars(self).items() if name.startswith('net_')}
+            for name, net in wrapped.items():
+                setattr(self, name, self.get_bare_model(net))
+            try:
+                self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
+            finally:
+                for name, net in wrapped.items():
+                    setattr(self, name, net)
+        if torch_dist.is_available() and torch_dist.is_initialized():
+            torch_dist.barrier()
+
+    def _initialize_best_metric_results(self, dataset_name: str) -> None:
+        """BasicSR's best-metric record, for whichever metrics were computed (``better`` from ``val.metrics``)."""
+        if hasattr(self, 'best_metric_results') and dataset_name in self.best_metric_results:
+            return
+        if not hasattr(self, 'best_metric_results'):
+            self.best_metric_results = {}
+        record = {}
+        for metric in self.metric_results:
+            better = (self.opt['val'].get('metrics') or {}).get(metric, {}).get('better', 'higher')
+            record[metric] = dict(better=better, val=float('-inf') if better == 'higher' else float('inf'), iter=-1)
+        self.best_metric_results[dataset_name] = record
