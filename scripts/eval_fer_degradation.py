@@ -56,7 +56,6 @@ def evaluate(
     from mmpretrain.registry import MODELS
     from mmpretrain.utils import register_all_modules
 
-    import srfer_plugin  # noqa: F401  (before basicsr)
     from srfer_plugin.data.fer_layout import meta_info_name, read_classes, read_meta_info
     from srfer_plugin.synthetic.calibration import accuracy_and_confusion, restored_uint8
     from srfer_plugin.utils.checkpoint import safe_load

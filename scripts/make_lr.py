@@ -24,7 +24,6 @@ import cv2
 import yaml
 from tqdm import tqdm
 
-import srfer_plugin  # noqa: F401  (registration; must precede basicsr)
 from srfer_plugin.data.degradations import SCENARIOS, describe_pipeline, normalize_pipeline
 from srfer_plugin.data.fer_layout import CLASSES_FILE, write_classes
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset

@@ -28,7 +28,8 @@ import torch
 import srfer_plugin  # noqa: F401  (registration; must precede basicsr)
 from srfer_plugin.data.degradations import degrade, rng_for_image, upsample_bicubic
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
-from srfer_plugin.infer import build_fer_network, load_sr_network, load_yaml, resolve_device
+from srfer_plugin.predictor import SRFERPredictor, build_fer_network, resolve_device
+from srfer_plugin.utils.inference_io import load_yaml
 from srfer_plugin.utils.visualize import attention_grid, attention_rows
 
 
@@ -101,13 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     fer = build_fer_network(opt['network_fer'], device)
     class_names = dataset.classes or getattr(fer, 'class_names', None)
     p = args.p or float(((opt.get('train') or {}).get('attention_opt') or {}).get('p', 2.0))
-    models = []
+    models: list[tuple[str, dict, str]] = []
     if args.plain_sr_model:
         plain_g = load_yaml(args.plain_network_g) if args.plain_network_g else opt['network_g']
-        models.append(('plain SR', load_sr_network(plain_g, args.plain_sr_model, device=device)))
+        models.append(('plain SR', plain_g, args.plain_sr_model))
     srfer_path = args.srfer_model or (opt.get('path') or {}).get('pretrain_network_g')
     if srfer_path:
-        models.append(('SR-FER', load_sr_network(opt['network_g'], srfer_path, device=device)))
+        models.append(('SR-FER', opt['network_g'], srfer_path))
+    # one predictor per SR model, all sharing the classifier; each pads LR faces to its network's window
+    predictors = [
+        (name, SRFERPredictor.from_options(network_g, path, fer, dataset.scale, device))
+        for name, network_g, path in models
+    ]
     paths = args.images or [os.path.join(dataset.gt_folder, p) for p, _ in dataset.items[: args.num]]
     stage_names = list(getattr(fer, 'taps', [])) or None  # the backbone modules the maps come from
     written = 0
@@ -119,9 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         lq = lq[None].to(device)
         images = {'HR': gt, 'bicubic': upsample_bicubic(lq, gt.shape[-2:])[0].cpu()}
-        with torch.no_grad():
-            for name, net in models:
-                images[name] = net(lq).clamp(0, 1)[0].cpu()
+        for name, predictor in predictors:
+            images[name] = predictor.super_resolve(lq)[0].cpu()
         rows = attention_rows(fer, images, class_names, p, label)
         truth = f' (true: {class_names[label]})' if label is not None and class_names else ''
         out_path = os.path.join(args.out, f'{os.path.splitext(os.path.basename(path))[0]}_attention.png')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import runpy
 import sys
 
 import cv2
@@ -13,8 +14,7 @@ from fer_fixtures import REPO_ROOT, TINY_CLASSES, TINY_VIT_FER
 
 from srfer_plugin import infer
 
-sys.path.insert(0, os.path.join(REPO_ROOT, 'scripts'))
-import visualize_attention  # noqa: E402
+VISUALIZE_SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'visualize_attention.py')
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +30,7 @@ def test_srfer_test_reports_with_a_transformer(vit_setup, tmp_path):
     assert row['num_images'] == '8' and all(row[k] != '' for k in ('acc', 'acc_hr', 'acc_bicubic', 'psnr'))
 
 
-def test_infer_and_attention_pictures_with_a_transformer(vit_setup, tiny_fer_root, tmp_path):
+def test_infer_and_attention_pictures_with_a_transformer(vit_setup, tiny_fer_root, tmp_path, monkeypatch):
     opt_path, net_path = vit_setup
     image = os.path.join(tiny_fer_root, 'val', 'happy', 'happy_000.png')
     lr = cv2.resize(cv2.imread(image), (8, 8), interpolation=cv2.INTER_AREA)
@@ -49,6 +49,9 @@ def test_infer_and_attention_pictures_with_a_transformer(vit_setup, tiny_fer_roo
 
     att = str(tmp_path / 'att')
     argv = ['--opt', opt_path, '--plain-sr-model', net_path, '--images', image, '--out', att, '--device', 'cpu']
-    assert visualize_attention.main(argv) == 0
+    monkeypatch.setattr(sys, 'argv', [VISUALIZE_SCRIPT, *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(VISUALIZE_SCRIPT, run_name='__main__')
+    assert exit_info.value.code == 0
     png = cv2.imread(os.path.join(att, 'happy_000_attention.png'))
     assert png.shape[1] == round(5 * 1.6 * 100), 'the image and the 4 block-group maps of the ViT'

@@ -97,18 +97,6 @@ def test_explicit_networks_and_classes(setup, tmp_path):
     assert len(rows) == 1 and [k for k in rows[0] if k.startswith('prob_')] == ['prob_x', 'prob_y', 'prob_z']
 
 
-def test_params_ema_is_preferred(setup, tmp_path):
-    opt = yaml.safe_load(open(setup['opt'], encoding='utf-8'))
-    good = torch.load(setup['net'], weights_only=True)['params']
-    zeros = {k: torch.zeros_like(v) for k, v in good.items()}
-    path = str(tmp_path / 'both.pth')
-    torch.save({'params': zeros, 'params_ema': good}, path)
-    net = infer.load_sr_network(opt['network_g'], path)
-    assert all(torch.equal(v, good[k]) for k, v in net.state_dict().items())
-    net = infer.load_sr_network(opt['network_g'], path, param_key='params')
-    assert all(not v.any() for v in net.state_dict().values())
-
-
 def test_nothing_processed_fails(setup, tmp_path, capsys):
     out = str(tmp_path / 'out')
     bad = [str(setup['inputs'] / 'corrupt.png'), str(setup['inputs'] / 'empty.jpg')]
@@ -119,3 +107,34 @@ def test_nothing_processed_fails(setup, tmp_path, capsys):
     argv = ['-i', str(setup['inputs'] / 'a.png'), '-o', out, '--opt', setup['opt'], '--scale', '2']
     assert infer.main(argv) == 2
     assert 'make --scale match the network' in capsys.readouterr().err
+
+
+def test_swinir_window_that_the_sides_do_not_fit(tmp_path, capsys):
+    """SwinIR with window_size 7 (the old 16x16 scale probe crashed on it) on a 10x9 LR face: padded, 20x18 SR."""
+    from basicsr.archs import build_network
+
+    network_g = {
+        'type': 'SwinIR',
+        'upscale': 2,
+        'img_size': 14,
+        'window_size': 7,
+        'embed_dim': 12,
+        'depths': [1],
+        'num_heads': [2],
+        'mlp_ratio': 2,
+        'upsampler': 'pixelshuffledirect',
+    }
+    torch.manual_seed(0)
+    weights = str(tmp_path / 'swinir.pth')
+    torch.save({'params': build_network(dict(network_g)).state_dict()}, weights)
+    cv2.imwrite(str(tmp_path / 'lr.png'), np.random.default_rng(0).integers(0, 256, (10, 9, 3), dtype=np.uint8))
+    out = str(tmp_path / 'out')
+    argv = ['-i', str(tmp_path / 'lr.png'), '-o', out, '--sr-model', weights, '--network-g', yaml.safe_dump(network_g)]
+    assert infer.main(argv + ['--scale', '2', '--no-progress']) == 0
+    (row,) = _rows(os.path.join(out, 'predictions.csv'))
+    assert (row['width'], row['height']) == ('9', '10') and 'label' not in row
+    assert cv2.imread(os.path.join(out, row['sr_file'])).shape == (20, 18, 3)
+    assert 'SR only' in capsys.readouterr().err
+    assert infer.main(argv + ['--scale', '4', '--no-progress']) == 2
+    err = capsys.readouterr().err
+    assert 'turns a 21x21 input into 42x42' in err and 'make --scale match the network' in err

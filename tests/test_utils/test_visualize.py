@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 
 import cv2
@@ -15,8 +16,15 @@ from fer_fixtures import REPO_ROOT
 
 from srfer_plugin.utils.visualize import AttentionRow, attention_grid, attention_heatmaps, attention_rows
 
-sys.path.insert(0, os.path.join(REPO_ROOT, 'scripts'))
-import visualize_attention  # noqa: E402
+SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'visualize_attention.py')
+
+
+def run_script(argv: list[str], monkeypatch) -> int:
+    """Run scripts/visualize_attention.py as ``python SCRIPT argv...`` in this process; return its exit status."""
+    monkeypatch.setattr(sys, 'argv', [SCRIPT, *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(SCRIPT, run_name='__main__')
+    return exit_info.value.code
 
 
 def test_attention_grid_png_size(tmp_path):
@@ -53,12 +61,12 @@ def test_attention_rows_from_a_classifier(tiny_setup):
     assert rows[0].caption.split()[0] in 'abcd' and rows[0].caption.split()[-1] in ('ok', 'wrong')
 
 
-def test_visualize_attention_script(tiny_setup, tiny_fer_root, tmp_path, capsys):
+def test_visualize_attention_script(tiny_setup, tiny_fer_root, tmp_path, capsys, monkeypatch):
     opt_path, net_path = tiny_setup
     out = str(tmp_path / 'att')
     image = os.path.join(tiny_fer_root, 'val', 'happy', 'happy_000.png')
     argv = ['--opt', opt_path, '--plain-sr-model', net_path, '--images', image, '--out', out, '--device', 'cpu']
-    assert visualize_attention.main(argv) == 0
+    assert run_script(argv, monkeypatch) == 0
     printed = capsys.readouterr().out
     assert 'HR -> ' in printed and 'plain SR -> ' in printed and 'SR-FER -> ' in printed
     png = cv2.imread(os.path.join(out, 'happy_000_attention.png'))

@@ -1,11 +1,13 @@
-"""Tests of scripts/train_fer.py: FER pre-training through mmengine's Runner on a tiny synthetic dataset."""
+"""srfer_plugin.fer_pretrain and scripts/train_fer.py: FER pre-training with mmengine's Runner on tiny data."""
 
 from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -90,11 +92,7 @@ def test_plain_checkpoint_loads_without_allow_listing(trained):
 
 
 def test_cli_overrides_reach_the_config(tiny_dataset):
-    sys.path.insert(0, os.path.join(REPO, 'scripts'))
-    try:
-        import train_fer
-    finally:
-        sys.path.pop(0)
+    train_fer = SimpleNamespace(**runpy.run_path(os.path.join(REPO, 'scripts', 'train_fer.py')))  # not as __main__
     from srfer_plugin.fer_pretrain import build_config
 
     args = train_fer.parse_args(
