@@ -25,7 +25,6 @@ import cv2
 import numpy as np
 import torch
 
-import srfer_plugin  # noqa: F401  (registration; must precede basicsr)
 from srfer_plugin.data.degradations import degrade, rng_for_image, upsample_bicubic
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
 from srfer_plugin.predictor import SRFERPredictor, build_fer_network, resolve_device

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import srfer_plugin  # noqa: F401  (registration; must precede basicsr)
+from srfer_plugin.archs.mmpretrain_fer_arch import as_hw
 from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load, strip_key_prefix
 from srfer_plugin.utils.inference_io import as_float_image, images_to_tensor, tensor_to_image
 from srfer_plugin.utils.sr_network import check_upscale
@@ -142,12 +142,6 @@ def build_fer_network(fer_opt: Mapping[str, Any], device: str | torch.device = '
     return build_network(deepcopy(dict(fer_opt))).eval().to(device)
 
 
-def _as_hw(size: int | Sequence[int] | None) -> tuple[int, ...] | None:
-    if not size:
-        return None
-    return (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
-
-
 # ----------------------------------------------------------------------------------------- predictor
 class SRFERPredictor:
     """Super-resolve LR faces and classify the SR faces.
@@ -185,7 +179,7 @@ class SRFERPredictor:
         self.scale = int(scale)
         self.pad_multiple = int(pad_multiple)
         self.batch_size = int(batch_size)
-        self.requested_fer_size = _as_hw(fer_size)
+        self.requested_fer_size = as_hw(fer_size, 'fer_size')
         self.fer_size = None if getattr(fer_network, 'input_size', None) else self.requested_fer_size
         self.class_names = list(class_names) if class_names else None
         self._probed_classes: int | None = None

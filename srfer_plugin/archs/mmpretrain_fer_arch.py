@@ -66,7 +66,8 @@ DEFAULT_PROBE_SIZE = 112
 SMALL_MAP_OPTIONS = {'pad_small_map': True}
 
 
-def _as_hw(size: int | Sequence[int] | None, where: str = 'network_fer.input_size') -> tuple[int, int] | None:
+def as_hw(size: int | Sequence[int] | None, where: str = 'network_fer.input_size') -> tuple[int, int] | None:
+    """An image size as ``(height, width)``: an int is a square; None stays None; anything else is a ValueError."""
     if size is None:
         return None
     hw = (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(v) for v in size)
@@ -150,7 +151,7 @@ class MMPretrainFER(nn.Module):
         if num_classes is not None:
             _set_num_classes(cfg, int(num_classes), str(config))
         self.config_path = str(config)
-        self.input_size = _as_hw(input_size)
+        self.input_size = as_hw(input_size)
         self.class_names: list[str] | None = None
         probe_hw = self.input_size or (DEFAULT_PROBE_SIZE, DEFAULT_PROBE_SIZE)
         requested = [stages] if isinstance(stages, (int, str)) else list(stages or [])
