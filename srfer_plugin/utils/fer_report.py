@@ -17,12 +17,13 @@ mean of the per-class accuracies (classes with test images only); ``gap_closed``
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from srfer_plugin.utils.formatting import format_value
 
 # Which prediction of the records each image kind uses, and its accuracy name in the logs.
 IMAGE_KINDS: tuple[tuple[str, str, str], ...] = (
@@ -83,12 +84,6 @@ def _class_names(records: dict[str, list], class_names: Sequence[str] | None) ->
     seen = [v for key in ('label', 'pred_sr', 'pred_hr', 'pred_bicubic') for v in records.get(key) or []]
     num_classes = max([len(names)] + [int(v) + 1 for v in seen])
     return names + [f'class_{i}' for i in range(len(names), num_classes)]
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ''
-    return f'{value:.{digits}f}' if isinstance(value, float) else str(value)
 
 
 def _write_csv(path: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -155,7 +150,7 @@ def _dataset_reports(
     support = np.bincount(labels, minlength=n)
     header = ['class', 'support'] + [metric for kind, _, metric in IMAGE_KINDS if kind in accs]
     rows = [
-        [name, int(support[i])] + [_fmt(float(accs[kind][i]), 2) for kind, _, _ in IMAGE_KINDS if kind in accs]
+        [name, int(support[i])] + [format_value(float(accs[kind][i]), 2) for kind, _, _ in IMAGE_KINDS if kind in accs]
         for i, name in enumerate(class_names)
     ]
     _write_csv(os.path.join(folder, 'per_class.csv'), header, rows)
@@ -230,7 +225,7 @@ def write_fer_reports(
         row['num_images'] = len(records['label'])
         row.update(_dataset_reports(os.path.join(results_root, FER_DIR, dataset_name), dataset_name, records, names))
         row['gap_closed'] = gap_closed(metrics.get('acc'), metrics.get('acc_hr'), metrics.get('acc_bicubic'))
-    row = {k: _fmt(v) for k, v in row.items()}
+    row = {k: format_value(v) for k, v in row.items()}
 
     path = os.path.join(results_root, 'summary.csv')
     rows: list[dict[str, str]] = []

@@ -1,0 +1,205 @@
+"""A benchmark run: data and classifiers first, then every cell trained (unless its network exists) and evaluated.
+
+Each cell trains in its own ``python -m srfer_plugin.train --auto_resume`` process (:mod:`.runner`), so an
+interrupted cell resumes, and is evaluated like the demo (:mod:`.evaluation`) under its row's classifier. A cell
+whose ``result.json`` exists is skipped: running the same cells again continues an interrupted benchmark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+from srfer_plugin.studies import synthetic
+from srfer_plugin.studies.benchmark_cells import Cell, Classifier, cell_options, fer_network_options
+from srfer_plugin.studies.benchmark_options import OPTIONS_HEADER, REPO_ROOT, template, unsupported_reason
+from srfer_plugin.studies.benchmark_report import METRIC_KEYS, plot, write_tables
+from srfer_plugin.studies.evaluation import evaluation_options, run_evaluation
+from srfer_plugin.studies.runner import network_path, run_training, train_seconds_per_iter, write_options
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkRun:
+    """What every cell of a run shares.
+
+    Attributes:
+        preset: ``paper`` or ``cpu-small``.
+        out: Output folder (``cells/<name>/``, tables, plot).
+        exp_root: Working folder of the trainings (``experiments/<name>/``).
+        data_root: Dataset in the plugin's FER layout.
+        iters: ``train.total_iter`` of every cell (None: the preset's).
+    """
+
+    preset: str
+    out: str
+    exp_root: str
+    data_root: str
+    iters: int | None = None
+
+
+def check_files(preset: str, data_root: str, classifiers: list[Classifier]) -> None:
+    """Raise FileNotFoundError naming the first missing dataset list or classifier checkpoint."""
+    files = [
+        ('train list', os.path.join(data_root, 'meta_info_train.txt')),
+        ('test list', os.path.join(data_root, 'meta_info_test.txt')),
+    ]
+    for c in classifiers:
+        files.append((f'FER checkpoint of {c.label} (--fer-checkpoint or --fer CONFIG=CHECKPOINT)', c.checkpoint or ''))
+    for what, path in files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f'{preset} benchmark: {what} {path!r} does not exist (see docs/datasets.md and '
+                'scripts/train_fer.py; --data-root, --fer-checkpoint and --fer choose others)'
+            )
+
+
+def pretrain_classifier(config: str, data_root: str, exp_root: str) -> str:
+    """Pre-train (or reuse) a classifier on the synthetic faces like the demo's; return its ``fer_final.pth``."""
+    work_dir = os.path.join(exp_root, 'experiments', f'bench_fer_{os.path.splitext(os.path.basename(config))[0]}')
+    summary = synthetic.pretrain_fer(config, work_dir, data_root)
+    return os.path.abspath(summary['fer_final'])
+
+
+def prepare_data_and_classifiers(
+    preset: str, classifiers: list[Classifier], data_root: str | None, exp_root: str
+) -> tuple[str, list[Classifier]]:
+    """The dataset root and the classifiers with their weights, before any SR training starts.
+
+    ``cpu-small`` generates the synthetic faces and pre-trains the classifiers given without weights (cached; the
+    demo's classifier comes from the demo's cache); ``paper`` checks that its files exist.
+
+    Args:
+        preset: ``paper`` or ``cpu-small``.
+        classifiers: The resolved ``--fer`` entries.
+        data_root: ``--data-root`` (None: the preset's).
+        exp_root: Folder of ``datasets/`` and ``experiments/`` (absolute).
+
+    Returns:
+        ``(data_root, classifiers)``: an absolute path, and the classifiers with absolute checkpoints.
+    """
+    classifiers = list(classifiers)
+    if preset != 'cpu-small':
+        data_root = data_root or template(preset, 'srfer', None, None, None)['datasets']['train']['dataroot_gt']
+        check_files(preset, data_root, classifiers)
+        return os.path.abspath(data_root), classifiers
+    demo_config = os.path.realpath(os.path.join(REPO_ROOT, synthetic.FER_DEMO_CONFIG))
+
+    def demo_cache(fer: Classifier) -> bool:
+        return fer.checkpoint is None and os.path.realpath(fer.config) == demo_config
+
+    if any(demo_cache(c) for c in classifiers):
+        data_root, fer = synthetic.prepare_data_and_classifier('default', exp_root, data_root)  # the demo's cache
+        classifiers = [dataclasses.replace(c, checkpoint=fer['fer_final']) if demo_cache(c) else c for c in classifiers]
+    elif data_root:
+        data_root = os.path.abspath(data_root)
+        check_files(preset, data_root, [])
+    else:
+        data_root = synthetic.ensure_faces('default', synthetic.default_data_root(exp_root, 'default'))
+    classifiers = [
+        c if c.checkpoint else dataclasses.replace(c, checkpoint=pretrain_classifier(c.config, data_root, exp_root))
+        for c in classifiers
+    ]
+    return os.path.abspath(data_root), classifiers
+
+
+def evaluate_cell(
+    data_root: str, fer: Classifier, net_g_path: str, results_root: str, network_g: dict[str, Any], scale: int
+) -> tuple[dict[str, float], int]:
+    """The demo's evaluation of a trained ``network_g`` under one classifier.
+
+    Args:
+        data_root: Dataset (its test split).
+        fer: The classifier.
+        net_g_path: Trained ``net_g``.
+        results_root: Folder of the srfer-test reports.
+        network_g: Options of ``net_g``.
+        scale: Its upscale factor.
+
+    Returns:
+        ``(metrics, params)``: ``acc``, ``acc_hr``, ``acc_bicubic``, ``psnr``, ``ssim``, and the parameter
+        count of ``network_g``.
+    """
+    opt = evaluation_options(
+        data_root, fer.checkpoint, net_g_path, results_root, network_g=network_g, scale=scale, fer_config=fer.config
+    )
+    opt['network_fer'] = fer_network_options(opt['network_fer'], fer)
+    metrics, model = run_evaluation(opt)
+    params = sum(p.numel() for p in model.get_bare_model(model.net_g).parameters())
+    return metrics, int(params)
+
+
+def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
+    """Train (unless its ``network_g`` exists) and evaluate one cell unless its ``result.json`` exists.
+
+    Args:
+        run: What the cells share.
+        cell: The cell.
+
+    Returns:
+        Its row (``benchmark_report.COLUMNS``).
+    """
+    name = cell.name
+    row: dict[str, Any] = {'fer': cell.fer.label, 'backbone': cell.backbone, 'scale': cell.scale, 'method': cell.method}
+    reason = unsupported_reason(cell.backbone, cell.scale)
+    if reason:
+        return dict(row, status='unsupported', note=reason)
+    cell_dir = os.path.join(run.out, 'cells', name)
+    result_path = os.path.join(cell_dir, 'result.json')
+    if os.path.exists(result_path):
+        print(f'[{name}] finished before: skipped', flush=True)
+        with open(result_path, encoding='utf-8') as f:
+            return {'fer': cell.fer.label, **json.load(f)}  # results of runs before --fer have no fer
+    os.makedirs(cell_dir, exist_ok=True)
+    opt = cell_options(cell, run.preset, run.iters, run.data_root)
+    train_dir = os.path.join(run.out, 'cells', cell.train_name)
+    opt_path = write_options(opt, os.path.join(train_dir, f'{cell.train_name}.yml'), OPTIONS_HEADER)
+    net_g_path = network_path(run.exp_root, cell.train_name)
+    start = time.time()
+    if not os.path.exists(net_g_path):
+        print(f'[{cell.train_name}] training {opt["train"]["total_iter"]} iterations', flush=True)
+        run_training(opt_path, run.exp_root, log_path=os.path.join(train_dir, 'train_stdout.log'))
+    print(f'[{name}] evaluating with {cell.fer.label}', flush=True)
+    metrics, params = evaluate_cell(
+        run.data_root, cell.fer, net_g_path, os.path.join(cell_dir, 'eval'), opt['network_g'], cell.scale
+    )
+    row.update({key: float(metrics[key]) for key in METRIC_KEYS})
+    shared = f'; network_g of {cell.train_name}' if cell.train_name != name else ''
+    row.update(
+        status='done',
+        iters=opt['train']['total_iter'],
+        train_s_per_iter=train_seconds_per_iter(os.path.join(run.exp_root, 'experiments', cell.train_name)),
+        params=params,
+        note=f'cell wall time {time.time() - start:.0f} s{shared}',
+    )
+    tmp = result_path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(row, f, indent=2)
+    os.replace(tmp, result_path)  # written last: a cell without result.json is not finished
+    print(f'[{name}] ' + ', '.join(f'{k} {row[k]:.4g}' for k in METRIC_KEYS), flush=True)
+    return row
+
+
+def run_benchmark(
+    run: BenchmarkRun, cells: list[Cell], command: str, classifiers: list[Classifier]
+) -> list[dict[str, Any]]:
+    """Run every cell in order, rewriting the tables after each one (partial tables survive an interruption).
+
+    Args:
+        run: What the cells share.
+        cells: The cells (``benchmark_cells.plan_cells``).
+        command: The command line, quoted in ``benchmark.md``.
+        classifiers: The classifiers of the run, with their weights.
+
+    Returns:
+        The rows; ``benchmark.csv``, ``benchmark.md`` and ``benchmark_acc.png`` are in ``run.out``.
+    """
+    os.makedirs(run.out, exist_ok=True)
+    rows = []
+    for cell in cells:
+        rows.append(run_cell(run, cell))
+        write_tables(rows, run.out, command, classifiers)
+    plot(rows, run.out)
+    return rows

@@ -1,0 +1,202 @@
+"""Training-step time and memory of SRFERModel against its plain twin (SafeSRModel), side by side in one process.
+
+Both models are built from one SR-FER option file; the plain one is its ``plain_variant`` (no classifier, no FER
+losses, the same training machinery). They train on the same random batches; steps alternate between the two models
+(the order flips every step) so that both see the same machine state. Peak memory of a step: on CUDA the allocator
+peak over the memory held before the step; on CPU the peak resident set over the resident set before the step, from
+``/proc`` (``scripts/benchmark_speed.py`` fixes glibc's mmap threshold so freed tensors leave the resident set).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import torch
+import yaml
+
+from srfer_plugin.studies.benchmark_options import REPO_ROOT, plain_variant
+from srfer_plugin.studies.synthetic import DEMO_NETWORK_G
+
+HR_SIZE = 112
+
+
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda`` for ``auto``, ``cpu`` or ``cuda``; raises RuntimeError for ``cuda`` without a GPU."""
+    if device == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError('--device cuda: no CUDA device is available')
+    return device
+
+
+def model_options(
+    opt_path: str, work_dir: str, device: str, demo_network: bool = False, **train_options: Any
+) -> dict[str, dict[str, Any]]:
+    """Options (as ``parse_options`` returns them) of the plain twin and the SR-FER model, in that order.
+
+    Args:
+        opt_path: SR-FER option file (``model_type: SRFERModel`` with a ``network_fer`` section).
+        work_dir: Folder of the models' experiment paths.
+        device: ``cpu`` or ``cuda``.
+        demo_network: Replace ``network_g`` by the demo's small RCAN.
+        **train_options: ``train`` keys set in both models (``use_amp``, ``amp_dtype``, ``channels_last``).
+
+    Returns:
+        ``{model_type: options}``.
+
+    Raises:
+        ValueError: The file is not SR-FER options.
+    """
+    with open(opt_path, encoding='utf-8') as f:
+        srfer = yaml.safe_load(f)
+    if srfer.get('model_type') != 'SRFERModel' or 'network_fer' not in srfer:
+        raise ValueError(f'{opt_path}: needs model_type SRFERModel and a network_fer section')
+    if demo_network:
+        srfer['network_g'] = copy.deepcopy(DEMO_NETWORK_G)
+    srfer['network_g']['upscale' if 'upscale' in srfer['network_g'] else 'scale'] = srfer['scale']
+    fer = srfer['network_fer']
+    if not os.path.isabs(fer['config']):
+        fer['config'] = os.path.join(REPO_ROOT, fer['config'])
+    if fer.get('checkpoint') and not os.path.isfile(fer['checkpoint']):
+        print(f'note: {fer["checkpoint"]} not found; the FER classifier is randomly initialised', flush=True)
+        fer['checkpoint'] = None
+    srfer['train'].update(train_options)
+    srfer['path'].update(pretrain_network_g=None, resume_state=None)
+    plain = plain_variant(srfer)
+    options = {plain['model_type']: plain, srfer['model_type']: srfer}
+    for name, opt in options.items():
+        exp = os.path.join(work_dir, name)
+        opt.pop('datasets', None)
+        opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False, root_path=work_dir)
+        opt['num_gpu'] = 1 if device == 'cuda' else 0
+        opt['path'].update(
+            experiments_root=exp,
+            models=os.path.join(exp, 'models'),
+            training_states=os.path.join(exp, 'training_states'),
+            log=exp,
+            visualization=os.path.join(exp, 'visualization'),
+        )
+    return options
+
+
+def _rss_kib(field: str) -> int | None:
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w', encoding='ascii') as f:
+            f.write('5')  # resets VmHWM to the current resident set
+        return True
+    except OSError:
+        return False
+
+
+def timed_step(model: Any, batch: dict[str, torch.Tensor], step: int, device: str) -> tuple[float, float | None]:
+    """One training step; returns ``(seconds, extra peak memory in MiB or None)``."""
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_kib('VmRSS') if _reset_peak_rss() else None
+    start = time.perf_counter()
+    model.feed_data(batch)
+    model.optimize_parameters(step)
+    if device == 'cuda':
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    if device == 'cuda':
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        hwm = _rss_kib('VmHWM')
+        peak = (hwm - base) / 1024 if base is not None and hwm is not None else None
+    return seconds, peak
+
+
+def measure(
+    opt_path: str,
+    device: str,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    demo_network: bool = False,
+    **train_options: Any,
+) -> dict[str, Any]:
+    """Time both models of :func:`model_options` on the same random batches.
+
+    Args:
+        opt_path: SR-FER option file.
+        device: ``cpu`` or ``cuda``.
+        batch_size: Faces per step (112 px HR, LR by bicubic downsampling).
+        steps: Timed steps per model.
+        warmup: Untimed steps per model first.
+        demo_network: Use the demo's small RCAN as ``network_g``.
+        **train_options: ``train`` keys of both models (``use_amp``, ``amp_dtype``, ``channels_last``).
+
+    Returns:
+        The settings, ``models`` (``{model_type: median_s, mean_s, peak_step_mib}``, plain twin first),
+        ``time_ratio`` and, when memory was measured, ``memory_ratio`` (SR-FER / plain).
+    """
+    from basicsr.models import build_model
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        options = model_options(opt_path, work_dir, device, demo_network, **train_options)
+        torch.manual_seed(0)
+        models = {name: build_model(opt) for name, opt in options.items()}
+    names = list(models)
+    plain_name, srfer_name = names
+    srfer_opt = options[srfer_name]
+    scale = srfer_opt['scale']
+    generator = torch.Generator().manual_seed(0)
+    gt = torch.rand(batch_size, 3, HR_SIZE, HR_SIZE, generator=generator)
+    batch = {
+        'gt': gt,
+        'lq': torch.nn.functional.interpolate(gt, scale_factor=1 / scale, mode='bicubic', antialias=True).clamp(0, 1),
+        'label': torch.randint(0, srfer_opt['network_fer']['num_classes'], (batch_size,)),
+    }
+    times: dict[str, list[float]] = {name: [] for name in names}
+    peaks: dict[str, list[float]] = {name: [] for name in names}
+    for step in range(1, warmup + steps + 1):
+        for name in names if step % 2 else names[::-1]:
+            seconds, peak = timed_step(models[name], batch, step, device)
+            if step > warmup:
+                times[name].append(seconds)
+                if peak is not None:
+                    peaks[name].append(peak)
+    net_g = models[plain_name].get_bare_model(models[plain_name].net_g)
+    results: dict[str, Any] = {
+        'device': torch.cuda.get_device_name() if device == 'cuda' else f'cpu, {torch.get_num_threads()} threads',
+        'network_g': srfer_opt['network_g']['type'],
+        'network_g_params': sum(p.numel() for p in net_g.parameters()),
+        'batch': batch_size,
+        'hr_size': HR_SIZE,
+        'scale': scale,
+        'steps': steps,
+        'use_amp': bool(train_options.get('use_amp')),
+        'channels_last': bool(train_options.get('channels_last')),
+        'models': {},
+    }
+    for name in names:
+        results['models'][name] = {
+            'median_s': statistics.median(times[name]),
+            'mean_s': statistics.fmean(times[name]),
+            'peak_step_mib': max(peaks[name]) if peaks[name] else None,
+        }
+    plain, srfer = results['models'][plain_name], results['models'][srfer_name]
+    results['time_ratio'] = srfer['median_s'] / plain['median_s']
+    if plain['peak_step_mib'] and srfer['peak_step_mib']:
+        results['memory_ratio'] = srfer['peak_step_mib'] / plain['peak_step_mib']
+    return results

@@ -1,0 +1,217 @@
+"""The synthetic-face experiment shared by ``python -m srfer_plugin.demo`` and the ``cpu-small`` benchmark.
+
+Data (synthetic expression faces), the FER classifier pre-trained on them (both cached) and the BasicSR options of
+the SR trainings: plain SR (``SafeSRModel``, pixel loss only) and SR-FER (``SRFERModel``), which differ only in the
+classifier and its losses.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from srfer_plugin import fer_pretrain
+from srfer_plugin.synthetic import ensure_synthetic_dataset
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Presets: sizes of the synthetic data, FER pre-training epochs and SR iterations.
+PRESETS: dict[str, dict[str, Any]] = {
+    'default': {'num_train': 300, 'num_val': 20, 'num_test': 60, 'fer_epochs': 12, 'sr_iters': 1000},
+    'quick': {'num_train': 100, 'num_val': 10, 'num_test': 20, 'fer_epochs': 6, 'sr_iters': 300},
+}
+
+# The SR backbone of the demo: RCAN with 32 features, 2 groups and 4 blocks (about 0.12 s per CPU step).
+DEMO_NETWORK_G: dict[str, Any] = {
+    'type': 'RCAN',
+    'num_in_ch': 3,
+    'num_out_ch': 3,
+    'num_feat': 32,
+    'num_group': 2,
+    'num_block': 4,
+    'squeeze_factor': 16,
+    'upscale': 4,
+    'res_scale': 1,
+    'img_range': 255.0,
+    'rgb_mean': [0.4488, 0.4371, 0.4040],
+}
+# The SR-FER losses of the demo (see docs/demo.md for how they were chosen).
+DEMO_SRFER_LOSSES: dict[str, Any] = {
+    'attention_opt': {'type': 'AttentionConsistencyLoss', 'loss_weight': 0.1, 'p': 2},
+    'prediction_opt': {'type': 'PredictionConsistencyLoss', 'loss_weight': 0.001, 'temperature': 4.0},
+}
+FER_DEMO_CONFIG = 'options/fer/resnet18slim_fer7_demo.py'
+# One loader worker: the worker count changes the augmentation random streams, and the demo's numbers were measured
+# with one (docs/demo.md).
+FER_DATALOADER_OPTIONS = {f'{split}_dataloader.num_workers': 1 for split in ('train', 'val', 'test')}
+
+
+def repo_path(rel_path: str) -> str:
+    """Absolute path of a file shipped in the repository (``options/...``).
+
+    Args:
+        rel_path: Path relative to the repository root.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        FileNotFoundError: The file is missing (not run from a clone of the repository).
+    """
+    path = os.path.join(REPO_ROOT, rel_path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f'{path!r} is missing: run the demo from a clone of the srfer_plugin repository')
+    return path
+
+
+def dataset_options(data_root: str, split: str, phase: str) -> dict[str, Any]:
+    """A PairedFERDataset section for one split of the synthetic data.
+
+    Args:
+        data_root: Dataset in the plugin's FER layout.
+        split: ``train``, ``val`` or ``test`` (its ``meta_info_<split>.txt``).
+        phase: ``train`` adds the training loader settings (flips, batch 8, one worker).
+
+    Returns:
+        The dataset options.
+    """
+    opt = {
+        'name': f'synthetic_{split}',
+        'type': 'PairedFERDataset',
+        'dataroot_gt': data_root,
+        'meta_info_file': os.path.join(data_root, f'meta_info_{split}.txt'),
+        'degradation': {'type': 'bicubic'},
+        'io_backend': {'type': 'disk'},
+    }
+    if phase == 'train':
+        opt.update(
+            use_hflip=True, num_worker_per_gpu=1, batch_size_per_gpu=8, dataset_enlarge_ratio=1, prefetch_mode=None
+        )
+    return opt
+
+
+def sr_options(method: str, data_root: str, fer_checkpoint: str, iters: int, seed: int, tag: str) -> dict[str, Any]:
+    """BasicSR options of one demo SR training: ``plain_sr`` (SafeSRModel) or ``srfer`` (SRFERModel).
+
+    Args:
+        method: ``plain_sr`` (pixel loss only) or ``srfer`` (pixel loss + the demo's consistency losses).
+        data_root: Synthetic dataset (its train split).
+        fer_checkpoint: Weights of the frozen classifier (used by ``srfer`` only).
+        iters: ``train.total_iter``; the learning rate halves at 70 %.
+        seed: ``manual_seed``.
+        tag: Part of the experiment name ``demo_<method>_<tag>_seed<seed>``.
+
+    Returns:
+        The option dict for ``python -m srfer_plugin.train``.
+    """
+    opt: dict[str, Any] = {
+        'name': f'demo_{method}_{tag}_seed{seed}',
+        'model_type': 'SafeSRModel' if method == 'plain_sr' else 'SRFERModel',
+        'scale': 4,
+        'num_gpu': 0,
+        'manual_seed': seed,
+        'datasets': {'train': dataset_options(data_root, 'train', 'train')},
+        'network_g': copy.deepcopy(DEMO_NETWORK_G),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'ema_decay': 0,
+            'optim_g': {'type': 'Adam', 'lr': 5e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [int(iters * 0.7)], 'gamma': 0.5},
+            'total_iter': iters,
+            'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        },
+        'logger': {
+            'print_freq': 10,
+            'save_checkpoint_freq': max(iters // 3, 10),
+            'use_tb_logger': False,
+            'wandb': {'project': None, 'resume_id': None},
+        },
+    }
+    if method == 'srfer':
+        opt['network_fer'] = {
+            'type': 'MMPretrainFER',
+            'config': repo_path(FER_DEMO_CONFIG),
+            'checkpoint': fer_checkpoint,
+            'num_classes': 7,
+            'stages': [0, 1, 2, 3],
+            'freeze': True,
+        }
+        opt['path']['ignore_resume_networks'] = ['network_fer']
+        opt['train'].update(copy.deepcopy(DEMO_SRFER_LOSSES))
+    return opt
+
+
+def default_data_root(exp_root: str, preset_name: str) -> str:
+    """The cached synthetic dataset of a preset: ``<exp_root>/datasets/synthetic_fer_<preset_name>``."""
+    return os.path.join(exp_root, 'datasets', f'synthetic_fer_{preset_name}')
+
+
+def ensure_faces(preset_name: str, data_root: str, prefix: str = '') -> str:
+    """Generate (or reuse) the synthetic faces of a preset (112 px, seed 0) in ``data_root``.
+
+    Args:
+        preset_name: A key of :data:`PRESETS` (its split sizes).
+        data_root: Dataset folder.
+        prefix: Text put before the progress line.
+
+    Returns:
+        ``data_root``.
+    """
+    preset = PRESETS[preset_name]
+    print(f'{prefix}synthetic faces -> {data_root}', flush=True)
+    sizes = {key: preset[key] for key in ('num_train', 'num_val', 'num_test')}
+    ensure_synthetic_dataset(data_root, seed=0, size=112, **sizes)
+    return data_root
+
+
+def pretrain_fer(
+    config: str, work_dir: str, data_root: str, preset_name: str = 'default', prefix: str = '', label: str = ''
+) -> dict[str, Any]:
+    """Pre-train (or reuse) a classifier on the synthetic faces like the demo's (CPU, seed 0, one loader worker).
+
+    Args:
+        config: mmpretrain config file.
+        work_dir: mmengine work folder (the cache).
+        data_root: Synthetic dataset.
+        preset_name: A key of :data:`PRESETS` (its ``fer_epochs``).
+        prefix: Text put before the progress line.
+        label: Name of the config in the progress line (default: ``config``).
+
+    Returns:
+        :func:`srfer_plugin.fer_pretrain.train_fer`'s result (``fer_final``, ``accuracy_top1``, ``classes``).
+    """
+    print(f'{prefix}FER pre-training (mmpretrain, {label or config}) -> {work_dir}', flush=True)
+    return fer_pretrain.train_fer(
+        config,
+        work_dir=work_dir,
+        data_root=data_root,
+        device='cpu',
+        seed=0,
+        max_epochs=PRESETS[preset_name]['fer_epochs'],
+        cfg_options=FER_DATALOADER_OPTIONS,
+        reuse=True,
+    )
+
+
+def prepare_data_and_classifier(
+    preset_name: str, exp_root: str, data_root: str | None = None, step_prefix: tuple[str, str] = ('', '')
+) -> tuple[str, dict[str, Any]]:
+    """Synthetic faces and the FER classifier pre-trained on them (both cached; the benchmark shares them).
+
+    Args:
+        preset_name: ``default`` or ``quick`` (see :data:`PRESETS`).
+        exp_root: Folder holding ``datasets/`` and ``experiments/``.
+        data_root: Dataset folder (default: ``<exp_root>/datasets/synthetic_fer_<preset_name>``).
+        step_prefix: Text put before the two progress lines.
+
+    Returns:
+        ``(data_root, fer)``: ``fer`` is :func:`srfer_plugin.fer_pretrain.train_fer`'s result (``fer_final``,
+        ``accuracy_top1``, ``classes``).
+    """
+    data_root = os.path.abspath(data_root or default_data_root(exp_root, preset_name))
+    ensure_faces(preset_name, data_root, step_prefix[0])
+    fer_dir = os.path.join(exp_root, 'experiments', f'demo_fer_{preset_name}')
+    fer = pretrain_fer(repo_path(FER_DEMO_CONFIG), fer_dir, data_root, preset_name, step_prefix[1], FER_DEMO_CONFIG)
+    return data_root, fer

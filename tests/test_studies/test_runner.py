@@ -1,0 +1,63 @@
+"""The subprocess trainer: progress from BasicSR's log lines, the log file, the error with the log tail."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import yaml
+
+from srfer_plugin.studies import runner
+
+
+def _fake_training(script: str):
+    """A stand-in for ``python -m srfer_plugin.train`` that runs ``script`` (no torch, no BasicSR)."""
+    return lambda opt_path: [sys.executable, '-c', script, opt_path]
+
+
+def _options(tmp_path) -> str:
+    return runner.write_options({'name': 'tiny', 'train': {'total_iter': 4}}, str(tmp_path / 'opt' / 'tiny.yml'), 'hi')
+
+
+def test_options_are_written_with_their_header(tmp_path):
+    path = _options(tmp_path)
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    assert text.startswith('# hi\n') and yaml.safe_load(text) == {'name': 'tiny', 'train': {'total_iter': 4}}
+
+
+def test_a_training_reports_progress_and_appends_its_log(tmp_path, monkeypatch, capsys):
+    exp_root = tmp_path / 'exp'
+    latest = runner.network_path(str(exp_root), 'tiny')
+    script = (
+        'import os, sys\n'
+        "print('epoch:  1, iter:       2, lr:(5.000e-04,)')\n"
+        "print('epoch:  1, iter:       4, lr:(5.000e-04,) [eta: 0:00:00, time (data): 0.125 (0.010)]')\n"
+        f'os.makedirs(os.path.dirname({latest!r})); open({latest!r}, "w").close()\n'
+    )
+    monkeypatch.setattr(runner, 'train_command', _fake_training(script))
+    os.makedirs(exp_root)
+    log = tmp_path / 'train_stdout.log'
+    log.write_text('earlier run\n')
+    assert runner.run_training(_options(tmp_path), str(exp_root), progress='tiny', log_path=str(log)) == latest
+    assert log.read_text().startswith('earlier run\nepoch:  1, iter:       2,'), 'appended'
+    assert '4/4' in capsys.readouterr().err, 'the progress bar reached total_iter'
+    exp_dir = os.path.dirname(os.path.dirname(latest))
+    (tmp_path / 'exp' / 'experiments' / 'tiny' / 'train_tiny.log').write_text(log.read_text())
+    assert runner.train_seconds_per_iter(exp_dir) == 0.125
+
+
+def test_a_failed_training_raises_with_its_last_lines(tmp_path, monkeypatch):
+    script = "import sys\nfor i in range(100): print(f'line {i}')\nsys.exit(3)\n"
+    monkeypatch.setattr(runner, 'train_command', _fake_training(script))
+    with pytest.raises(RuntimeError, match=r'training tiny failed \(exit 3\)') as err:
+        runner.run_training(_options(tmp_path), str(tmp_path))
+    message = str(err.value)
+    assert 'line 99' in message and f'line {99 - runner.TAIL_LINES + 1}\n' in message and 'line 59\n' not in message
+
+
+def test_a_training_without_a_network_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, 'train_command', _fake_training('pass'))
+    with pytest.raises(RuntimeError, match='exit 0'):
+        runner.run_training(_options(tmp_path), str(tmp_path))
