@@ -28,6 +28,7 @@ import torch
 from basicsr.data import build_dataset
 
 from srfer_plugin.data.degradations import upsample_bicubic
+from srfer_plugin.predictor import SRFERPredictor
 from srfer_plugin.studies.evaluation import evaluate_bicubic, evaluate_sr
 from srfer_plugin.studies.runner import network_path, run_training, write_options
 from srfer_plugin.studies.synthetic import (
@@ -148,14 +149,24 @@ def plot_accuracy(rows: dict[str, dict[str, float]], path: str) -> None:
     plt.close(fig)
 
 
-def plot_faces(path: str, dataset, models: dict[str, Any], net_fer, class_names: list[str], num_faces: int) -> None:
-    """Grid of test faces: LR, bicubic, plain SR, SR-FER and HR with predictions, and last-stage attention."""
+def plot_faces(
+    path: str, dataset, predictors: dict[str, SRFERPredictor], class_names: list[str], num_faces: int
+) -> None:
+    """Grid of test faces: LR, bicubic, plain SR, SR-FER and HR with predictions, and last-stage attention.
+
+    Args:
+        path: PNG file to write.
+        dataset: The test set (``lq``, ``gt``, ``label``).
+        predictors: ``plain_sr`` and ``srfer`` predictors sharing one classifier.
+        class_names: Names of the labels.
+        num_faces: Rows of faces.
+    """
     import matplotlib
 
     matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
 
-    from srfer_plugin.utils.visualize import attention_heatmaps, overlay_heatmap
+    from srfer_plugin.utils.visualize import overlay_heatmap
 
     step = max(1, len(dataset) // num_faces)
     indices = [(i * step + i) % len(dataset) for i in range(num_faces)]
@@ -166,12 +177,11 @@ def plot_faces(path: str, dataset, models: dict[str, Any], net_fer, class_names:
     for r, index in enumerate(indices):
         sample = dataset[index]
         lq, gt, label = sample['lq'][None], sample['gt'][None], int(sample['label'])
-        with torch.no_grad():
-            images = {'bicubic': upsample_bicubic(lq, gt.shape[-2:]), 'hr': gt}
-            for method, net in models.items():
-                images[method] = net(lq).clamp(0, 1)
+        images = {'bicubic': upsample_bicubic(lq, gt.shape[-2:]), 'hr': gt}
+        for method, predictor in predictors.items():
+            images[method] = predictor.super_resolve(lq)
         batch = torch.cat([images[m] for m in columns[1:]])
-        maps, logits = attention_heatmaps(net_fer, batch)
+        maps, logits = predictors['srfer'].attention(batch)
         probs = torch.softmax(logits, dim=1)
         for c, method in enumerate(columns):
             top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
@@ -228,13 +238,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     print('[5/5] evaluation on the test split', flush=True)
     rows: dict[str, dict[str, float]] = {}
-    models = {}
+    predictors = {}
     for method in ('plain_sr', 'srfer'):
         metrics, model = evaluate_sr(data_root, fer_checkpoint, trained[method], os.path.join(out_dir, 'eval', method))
         rows[method] = {'acc': metrics['acc'], 'psnr': metrics['psnr'], 'ssim': metrics['ssim']}
         rows['hr'] = {'acc': metrics['acc_hr']}
         rows['bicubic'] = {'acc': metrics['acc_bicubic']}
-        models[method] = model.net_g.eval()
+        predictors[method] = SRFERPredictor(model.net_g.eval(), model.net_fer, scale=4)
     test_set = build_dataset(dict(dataset_options(data_root, 'test', 'test'), phase='test', scale=4))
     rows['bicubic'].update(evaluate_bicubic(test_set))
     settings = {
@@ -253,8 +263,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     plot_faces(
         os.path.join(out_dir, 'faces.png'),
         test_set,
-        models,
-        model.net_fer,
+        predictors,
         fer.get('classes') or [str(i) for i in range(7)],
         args.num_grid_faces,
     )

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from srfer_plugin.data.degradations import upsample_bicubic
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes
 from srfer_plugin.models.safe_sr_model import SafeSRModel
+from srfer_plugin.utils.fer_report import top1_accuracy, write_fer_reports
 
 FER_METRICS = ('acc', 'acc_hr', 'acc_bicubic')
 FER_INPUTS = ('sr', 'hr')
@@ -261,9 +262,8 @@ class SRFERModel(SafeSRModel):
                 records['pred_hr'], records['pred_bicubic'] = cached['pred_hr'], cached['pred_bicubic']
             elif not self.fer_joint:
                 self._fer_reference_cache[dataset_name] = {k: records[k] for k in ('pred_hr', 'pred_bicubic')}
-            labels = torch.tensor(records['label'])
             for metric, key in zip(FER_METRICS, ('pred_sr', 'pred_hr', 'pred_bicubic')):
-                self.metric_results[metric] = (torch.tensor(records[key]) == labels).float().mean().item() * 100
+                self.metric_results[metric] = top1_accuracy(records['label'], records[key])
             self.fer_results[dataset_name] = records
         if self.metric_results:
             self._initialize_best_metric_results(dataset_name)
@@ -275,8 +275,6 @@ class SRFERModel(SafeSRModel):
 
     def write_test_reports(self, dataset_name: str, dataset) -> None:
         """Write the evaluation reports of a test set under ``results/<name>/`` (see ``utils/fer_report.py``)."""
-        from srfer_plugin.utils.fer_report import write_fer_reports
-
         fer = self.get_bare_model(self.net_fer)
         class_names = getattr(dataset, 'classes', None) or getattr(fer, 'class_names', None)
         write_fer_reports(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from srfer_plugin.data.degradations import bicubic_roundtrip
-from srfer_plugin.utils.fer_report import confusion_matrix
+from srfer_plugin.utils.fer_report import confusion_matrix, top1_accuracy
 
 
 def restored_uint8(img: np.ndarray, scale: int) -> np.ndarray:
@@ -33,7 +33,7 @@ def accuracy_and_confusion(labels: Sequence[int], preds: Sequence[int], num_clas
         ``(accuracy, matrix)``: accuracy in percent, ``(num_classes, num_classes)`` int64 counts.
     """
     matrix = confusion_matrix(labels, preds, num_classes)
-    return float(np.trace(matrix) / matrix.sum() * 100), matrix
+    return top1_accuracy(labels, preds), matrix
 
 
 def print_and_save(result: Mapping[str, Any], title: str, out: str | None, class_names: Sequence[str] = ()) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from srfer_plugin.utils.formatting import format_value
 
@@ -48,7 +49,7 @@ FER_DIR = 'fer'
 
 
 def confusion_matrix(labels: Sequence[int], preds: Sequence[int], num_classes: int) -> np.ndarray:
-    """Count matrix ``C[true, pred]``.
+    """Count matrix ``C[true, pred]`` (mmpretrain's ``ConfusionMatrix``).
 
     Args:
         labels: True labels.
@@ -58,11 +59,36 @@ def confusion_matrix(labels: Sequence[int], preds: Sequence[int], num_classes: i
     Returns:
         ``(num_classes, num_classes)`` int64 counts.
     """
+    from mmpretrain.evaluation import ConfusionMatrix
+
     if len(labels) != len(preds):
         raise ValueError(f'confusion_matrix: {len(labels)} labels but {len(preds)} predictions')
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(matrix, (np.asarray(labels, np.int64), np.asarray(preds, np.int64)), 1)
-    return matrix
+    outside = [v for v in (*labels, *preds) if not 0 <= int(v) < num_classes]
+    if outside:
+        raise ValueError(f'confusion_matrix: label {outside[0]} is outside [0, {num_classes})')
+    matrix = ConfusionMatrix.calculate(_as_labels(preds), _as_labels(labels), num_classes=num_classes)
+    return matrix.numpy().astype(np.int64)
+
+
+def top1_accuracy(labels: Sequence[int], preds: Sequence[int]) -> float:
+    """Top-1 accuracy in percent (mmpretrain's ``Accuracy``), as the FER reports and validation give it.
+
+    Args:
+        labels: True labels.
+        preds: Predicted labels (same length, at least one).
+
+    Returns:
+        The share of ``preds`` equal to ``labels``, in percent.
+    """
+    from mmpretrain.evaluation import Accuracy
+
+    if len(labels) != len(preds) or not labels:
+        raise ValueError(f'top1_accuracy: {len(labels)} labels and {len(preds)} predictions')
+    return float(Accuracy.calculate(_as_labels(preds), _as_labels(labels))[0])
+
+
+def _as_labels(values: Sequence[int]) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values, np.int64))
 
 
 def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
