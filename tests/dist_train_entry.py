@@ -1,7 +1,7 @@
 """``srfer_plugin.train`` for the distributed test: every rank also dumps its own net_g/net_fer when saving.
 
-Run by ``torch.distributed.run`` from ``tests/test_train_loop/test_distributed.py``; the dumps let the test compare the weights
-each rank ends with (BasicSR saves rank 0's only).
+Run by ``torch.distributed.run`` from ``tests/test_train_loop/test_distributed.py``; the dumps let the test compare
+the weights each rank ends with (BasicSR saves rank 0's only).
 """
 
 from __future__ import annotations
