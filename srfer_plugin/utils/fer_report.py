@@ -82,7 +82,7 @@ def top1_accuracy(labels: Sequence[int], preds: Sequence[int]) -> float:
     """
     from mmpretrain.evaluation import Accuracy
 
-    if len(labels) != len(preds) or not labels:
+    if len(labels) != len(preds) or len(labels) == 0:
         raise ValueError(f'top1_accuracy: {len(labels)} labels and {len(preds)} predictions')
     return float(Accuracy.calculate(_as_labels(preds), _as_labels(labels))[0])
 
