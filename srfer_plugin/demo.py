@@ -13,6 +13,9 @@ and writes ``report.csv``, ``report.md``, ``accuracy.png`` and ``faces.png`` und
 are real BasicSR trainings (``python -m srfer_plugin.train`` on option files written to ``results/demo/options``),
 so they resume when interrupted and can be rerun by hand. The experiment itself (data, classifier, options, training,
 evaluation) is the library ``srfer_plugin.studies``; this module is its command line and report.
+
+``--full`` also trains joint SR-FER (``srfer_joint``: SR-FER with the classifier trained too) and adds its row,
+scored by the classifier its training adapted (``net_fer_latest.pth``) instead of the frozen one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from srfer_plugin.predictor import SRFERPredictor
 from srfer_plugin.studies.evaluation import evaluate_bicubic, evaluate_sr
 from srfer_plugin.studies.runner import network_path, run_training, write_options
 from srfer_plugin.studies.synthetic import (
+    DEMO_JOINT_LEARNING,
     DEMO_NETWORK_G,
     DEMO_SRFER_LOSSES,
     FER_DEMO_CONFIG,
@@ -43,13 +47,16 @@ from srfer_plugin.studies.synthetic import (
 from srfer_plugin.utils.formatting import format_value
 
 METHODS = ('hr', 'bicubic', 'plain_sr', 'srfer')
+FULL_METHODS = (*METHODS, 'srfer_joint')  # --full
 METHOD_TITLES = {'hr': 'HR', 'bicubic': 'bicubic', 'plain_sr': 'plain SR', 'srfer': 'SR-FER', 'lr': 'LR'}
+METHOD_TITLES['srfer_joint'] = 'joint SR-FER'
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description='SR-FER demo on synthetic faces (CPU, no downloads).')
     parser.add_argument('--quick', action='store_true', help='smoke run of the whole chain (~5 min)')
+    parser.add_argument('--full', action='store_true', help='also train joint SR-FER, scored by its adapted classifier')
     parser.add_argument('--seed', type=int, default=0, help='seed of the SR trainings (data and FER stay fixed)')
     parser.add_argument('--sr-iters', type=int, help='SR training iterations (default: from the preset)')
     parser.add_argument('--out', default='results/demo', help='report folder')
@@ -80,12 +87,13 @@ def train_sr(opt: dict[str, Any], opt_dir: str, exp_root: str, desc: str) -> str
 
 
 def write_report(out_dir: str, rows: dict[str, dict[str, float]], settings: dict[str, Any]) -> None:
-    """Write ``report.csv``, ``report.md`` and the bar chart ``accuracy.png``."""
+    """Write ``report.csv``, ``report.md`` and the bar chart ``accuracy.png`` (``srfer_joint`` too when in rows)."""
     os.makedirs(out_dir, exist_ok=True)
+    methods = [m for m in FULL_METHODS if m in rows]
     with open(os.path.join(out_dir, 'report.csv'), 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
         writer.writerow(['method', 'acc', 'psnr', 'ssim'])
-        for method in METHODS:
+        for method in methods:
             row = rows[method]
             writer.writerow([method] + [format_value(row.get(key)) for key in ('acc', 'psnr', 'ssim')])
     plot_accuracy(rows, os.path.join(out_dir, 'accuracy.png'))
@@ -98,7 +106,7 @@ def write_report(out_dir: str, rows: dict[str, dict[str, float]], settings: dict
         '| method | acc (%) | PSNR (dB) | SSIM |',
         '| --- | --- | --- | --- |',
     ]
-    for method in METHODS:
+    for method in methods:
         row = rows[method]
         cells = [format_value(row.get('acc'), 2), format_value(row.get('psnr'), 2), format_value(row.get('ssim'))]
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
@@ -110,6 +118,7 @@ def write_report(out_dir: str, rows: dict[str, dict[str, float]], settings: dict
         f'- SR-FER vs plain SR: {srfer - plain:+.2f} acc points, {psnr_delta:+.2f} dB PSNR',
         f'- SR-FER vs bicubic: {srfer - bic:+.2f} acc points; gap closed (acc_sr - acc_bicubic) / '
         f'(acc_hr - acc_bicubic) = {gap:.2f}',
+        *joint_lines(rows),
         '',
         '![accuracy](accuracy.png)',
         '',
@@ -126,18 +135,32 @@ def write_report(out_dir: str, rows: dict[str, dict[str, float]], settings: dict
         f.write('\n'.join(lines))
 
 
+def joint_lines(rows: dict[str, dict[str, float]]) -> list[str]:
+    """The report's lines on ``srfer_joint`` (none without it): scored by its adapted classifier, not the frozen one."""
+    if 'srfer_joint' not in rows:
+        return []
+    joint, srfer = rows['srfer_joint'], rows['srfer']
+    return [
+        f'- srfer_joint (joint SR-FER, --full) is scored by its own adapted classifier (fine-tuned in its training, '
+        f"net_fer_latest.pth), every other row by the frozen one. That classifier's accuracy is "
+        f'{joint["acc_hr"]:.2f} % on HR and {joint["acc_bicubic"]:.2f} % on bicubic; against frozen SR-FER: '
+        f'{joint["acc"] - srfer["acc"]:+.2f} acc points, {joint["psnr"] - srfer["psnr"]:+.2f} dB PSNR',
+    ]
+
+
 def plot_accuracy(rows: dict[str, dict[str, float]], path: str) -> None:
-    """Bar chart of FER accuracy (and PSNR) per method."""
+    """Bar chart of FER accuracy (and PSNR) per method (``srfer_joint`` too when in rows)."""
     import matplotlib
 
     matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
 
-    names = [METHOD_TITLES[m] for m in METHODS]
-    accs = [rows[m]['acc'] for m in METHODS]
+    methods = [m for m in FULL_METHODS if m in rows]
+    names = [METHOD_TITLES[m] for m in methods]
+    accs = [rows[m]['acc'] for m in methods]
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
-    bars = ax.bar(names, accs, color=['#4c72b0', '#c44e52', '#8172b2', '#55a868'])
-    for bar, method in zip(bars, METHODS):
+    bars = ax.bar(names, accs, color=['#4c72b0', '#c44e52', '#8172b2', '#55a868', '#dd8452'][: len(methods)])
+    for bar, method in zip(bars, methods):
         psnr = rows[method].get('psnr')
         label = f'{bar.get_height():.1f}%' + (f'\n{psnr:.2f} dB' if psnr is not None else '')
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1, label, ha='center', va='bottom', fontsize=8)
@@ -224,19 +247,22 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     start = time.time()
 
-    data_root, fer = prepare_data_and_classifier(tag, exp_root, data_root, step_prefix=('[1/5] ', '[2/5] '))
+    trainings = ('plain_sr', 'srfer', 'srfer_joint') if args.full else ('plain_sr', 'srfer')
+    steps = 3 + len(trainings)
+    data_root, fer = prepare_data_and_classifier(tag, exp_root, data_root, (f'[1/{steps}] ', f'[2/{steps}] '))
     fer_checkpoint = fer['fer_final']
 
     opt_dir = os.path.join(out_dir, 'options')
     trained = {}
-    for step, method in ((3, 'plain_sr'), (4, 'srfer')):
+    for step, method in enumerate(trainings, start=3):
         opt = sr_options(method, data_root, fer_checkpoint, preset['sr_iters'], args.seed, tag)
         print(
-            f'[{step}/5] {METHOD_TITLES[method]} training ({opt["model_type"]}, {preset["sr_iters"]} iters)', flush=True
+            f'[{step}/{steps}] {METHOD_TITLES[method]} training ({opt["model_type"]}, {preset["sr_iters"]} iters)',
+            flush=True,
         )
         trained[method] = train_sr(opt, opt_dir, exp_root, METHOD_TITLES[method])
 
-    print('[5/5] evaluation on the test split', flush=True)
+    print(f'[{steps}/{steps}] evaluation on the test split', flush=True)
     rows: dict[str, dict[str, float]] = {}
     predictors = {}
     for method in ('plain_sr', 'srfer'):
@@ -245,10 +271,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         rows['hr'] = {'acc': metrics['acc_hr']}
         rows['bicubic'] = {'acc': metrics['acc_bicubic']}
         predictors[method] = SRFERPredictor(model.net_g.eval(), model.net_fer, scale=4)
+    if args.full:  # scored by the classifier its training fine-tuned
+        adapted = os.path.join(os.path.dirname(trained['srfer_joint']), 'net_fer_latest.pth')
+        results = os.path.join(out_dir, 'eval', 'srfer_joint')
+        metrics, _ = evaluate_sr(data_root, fer_checkpoint, trained['srfer_joint'], results, fer_weights=adapted)
+        rows['srfer_joint'] = {k: metrics[k] for k in ('acc', 'psnr', 'ssim', 'acc_hr', 'acc_bicubic')}
     test_set = build_dataset(dict(dataset_options(data_root, 'test', 'test'), phase='test', scale=4))
     rows['bicubic'].update(evaluate_bicubic(test_set))
+    flags = ''.join(f' --{flag}' for flag in ('quick', 'full') if getattr(args, flag))
     settings = {
-        'command': 'python -m srfer_plugin.demo' + (' --quick' if args.quick else '') + f' --seed {args.seed}',
+        'command': f'python -m srfer_plugin.demo{flags} --seed {args.seed}',
         'preset': tag,
         **preset,
         'seed': args.seed,
@@ -259,6 +291,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         'srfer_losses': DEMO_SRFER_LOSSES,
         'wall_time_s': round(time.time() - start, 1),
     }
+    if args.full:
+        settings['srfer_joint'] = {'joint_learning': DEMO_JOINT_LEARNING, 'scored_by': 'its net_fer_latest.pth'}
     write_report(out_dir, rows, settings)
     plot_faces(
         os.path.join(out_dir, 'faces.png'),

@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from srfer_plugin.data.degradations import upsample_bicubic
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes
+from srfer_plugin.models.joint_learning import FER_INPUTS, build_scheduler, check_fer_options, route_sr_gradient
 from srfer_plugin.models.safe_sr_model import SafeSRModel
 from srfer_plugin.utils.fer_report import top1_accuracy, write_fer_reports
 
 FER_METRICS = ('acc', 'acc_hr', 'acc_bicubic')
-FER_INPUTS = ('sr', 'hr')
 
 
 @MODEL_REGISTRY.register()
@@ -39,6 +39,12 @@ class SRFERModel(SafeSRModel):
             ``network_fer.freeze: false`` and ``optim_fer``.
         fer_inputs: images the classification loss sees, ``[sr, hr]`` (default) or ``[sr]``.
         optim_fer: the classifier's optimizer in joint learning (any ``torch.optim`` class name).
+        scheduler_fer: the classifier's scheduler (BasicSR's types); default: ``scheduler``.
+        joint_opt: ``sr_grad_weight`` (share of ``fer_opt``'s gradient reaching ``net_g`` through the SR face,
+            default 0) and ``warmup_iter`` (iterations with the classifier frozen, default 0).
+        freeze_network_g: ``net_g`` is loaded from ``path.pretrain_network_g`` and kept fixed; only the
+            classifier trains (``fer_opt``).
+    Checks and gradient routing: ``srfer_plugin/models/joint_learning.py``.
 
     A frozen ``net_fer`` is never wrapped in DDP and never saved; a trained one is saved as ``net_fer_<iter>.pth``
     before each training state and resumed with it.
@@ -47,10 +53,10 @@ class SRFERModel(SafeSRModel):
     the per-class reports of ``srfer_plugin/utils/fer_report.py``.
     """
 
-    LOSS_OPTIONS = SafeSRModel.LOSS_OPTIONS + ('attention_opt', 'prediction_opt')
+    LOSS_OPTIONS = SafeSRModel.LOSS_OPTIONS + ('attention_opt', 'prediction_opt', 'fer_opt')
 
     def __init__(self, opt: dict):
-        self._check_fer_options(opt)
+        self.joint = check_fer_options(opt, self.LOSS_OPTIONS)
         super().__init__(opt)  # builds net_g; in training, init_training_settings builds net_fer and losses
         if not hasattr(self, 'net_fer'):
             self._build_fer()
@@ -62,23 +68,6 @@ class SRFERModel(SafeSRModel):
         self.fer_results: dict[str, dict[str, list]] = {}
 
     # ------------------------------------------------------------------ setup
-    @staticmethod
-    def _check_fer_options(opt: dict) -> None:
-        if not opt.get('network_fer'):
-            raise ValueError('SRFERModel needs a network_fer section (an MMPretrainFER classifier)')
-        train_opt = opt.get('train') or {}
-        joint = not opt['network_fer'].get('freeze', True)
-        if opt.get('is_train'):
-            if train_opt.get('fer_opt') and not joint:
-                raise ValueError(
-                    'train.fer_opt trains the classifier: set network_fer.freeze: false and train.optim_fer'
-                )
-            if joint and not (train_opt.get('fer_opt') and train_opt.get('optim_fer')):
-                raise ValueError('network_fer.freeze: false needs train.fer_opt and train.optim_fer (joint learning)')
-            bad_inputs = set(train_opt.get('fer_inputs', FER_INPUTS)) - set(FER_INPUTS)
-            if bad_inputs:
-                raise ValueError(f'train.fer_inputs: {sorted(bad_inputs)} not in {FER_INPUTS}')
-
     @staticmethod
     def _check_dataset_classes(opt: dict, num_classes: int) -> None:
         """Every FER dataset names ``num_classes`` classes, or (naming none) has labels in ``[0, num_classes)``."""
@@ -145,11 +134,33 @@ class SRFERModel(SafeSRModel):
             else:
                 param_key = self.opt['path'].get('param_key_fer', 'params')
                 self.load_network(self.net_fer, load_path, self.opt['path'].get('strict_load_fer', True), param_key)
-        self.net_fer.train(self.fer_joint and self.is_train)
+        self.fer_trains = self.fer_joint and self.is_train  # see _set_fer_phase
+        self.net_fer.train(self.fer_trains)
 
     def init_training_settings(self) -> None:
         self._build_fer()
         super().init_training_settings()
+        if self.joint.freeze_network_g:
+            self.net_g.eval()
+        self._set_fer_phase(1)
+
+    def _set_fer_phase(self, current_iter: int) -> None:
+        """Joint learning: the classifier is frozen (eval mode, no gradient, no ``fer_opt``) for iterations
+        ``1..joint_opt.warmup_iter`` and trained after; a function of ``current_iter`` only, so resume needs no state.
+        """
+        trains = self.fer_joint and current_iter > self.joint.warmup_iter
+        if trains == self.fer_trains:
+            return
+        self.fer_trains = trains
+        for group in self.optimizer_fer.param_groups:  # the trainable parameters (mmpretrain may freeze some)
+            for param in group['params']:
+                param.requires_grad_(trains)
+        self.net_fer.train(trains)
+        get_root_logger().info(
+            f'iter {current_iter}: network_fer '
+            + ('trains from now on' if trains else f'frozen up to iteration {self.joint.warmup_iter}')
+            + ' (train.joint_opt.warmup_iter)'
+        )
 
     def build_losses(self, train_opt: dict) -> None:
         super().build_losses(train_opt)
@@ -159,10 +170,22 @@ class SRFERModel(SafeSRModel):
         self.fer_inputs = tuple(train_opt.get('fer_inputs', FER_INPUTS))
 
     def setup_optimizers(self) -> None:
-        super().setup_optimizers()
+        if self.joint.freeze_network_g:
+            get_root_logger().info('train.freeze_network_g: network_g is not trained (no optimizer_g)')
+        else:
+            super().setup_optimizers()
         if self.fer_joint:
             self.optimizer_fer = self.make_optimizer(self.net_fer, 'optim_fer')
             self.optimizers.append(self.optimizer_fer)
+
+    def setup_schedulers(self) -> None:
+        """BasicSR's ``train.scheduler`` for every optimizer, except ``train.scheduler_fer`` for the classifier's."""
+        if not (self.fer_joint and self.opt['train'].get('scheduler_fer')):
+            super().setup_schedulers()
+            return
+        for optimizer in self.optimizers:  # same order as the optimizers: resume restores them by position
+            key = 'scheduler_fer' if optimizer is self.optimizer_fer else 'scheduler'
+            self.schedulers.append(build_scheduler(optimizer, self.opt['train'], key))
 
     # --------------------------------------------------------------- training
     def feed_data(self, data: dict) -> None:
@@ -170,35 +193,64 @@ class SRFERModel(SafeSRModel):
         if 'label' in data:
             self.label = data['label'].to(self.device)
 
+    def optimize_parameters(self, current_iter: int) -> None:
+        self._set_fer_phase(current_iter)
+        super().optimize_parameters(current_iter)
+
+    def forward_losses(self) -> tuple[torch.Tensor, OrderedDict]:
+        """SafeSRModel's step; with ``train.freeze_network_g`` ``net_g`` runs without gradients and only the
+        classifier's losses remain."""
+        if not self.joint.freeze_network_g:
+            return super().forward_losses()
+        with torch.no_grad():
+            self.output = self.get_bare_model(self.net_g)(self.lq)
+        losses = self.additional_losses()
+        return sum(losses.values()), losses
+
     def additional_losses(self) -> OrderedDict:
         """The SR-FER losses on ``self.output`` (SR) and ``self.gt`` (HR): ``l_att``, ``l_pred`` and ``l_fer``.
 
-        The classifier sees the SR face with gradients (they reach ``net_g``) and the HR face as the reference
-        (without gradients, unless joint learning classifies HR faces too).
+        The consistency losses see the SR face with its full gradient to ``net_g`` and the HR face as the reference
+        (without gradients, unless joint learning classifies HR faces too). ``l_fer`` on SR reaches ``net_g`` with
+        ``joint_opt.sr_grad_weight`` times its gradient (a second classifier pass on the routed SR face when the
+        weight is not 1). During the warm-up (``joint_opt.warmup_iter``) there is no ``l_fer``.
         """
         losses = OrderedDict()
-        need_hr = self.cri_att or self.cri_pred or (self.cri_fer and 'hr' in self.fer_inputs)
-        if not (need_hr or self.cri_fer):
+        consistency = self.cri_att is not None or self.cri_pred is not None
+        fer_on = self.cri_fer is not None and self.fer_trains
+        fer_sr, fer_hr = fer_on and 'sr' in self.fer_inputs, fer_on and 'hr' in self.fer_inputs
+        if not (consistency or fer_on):
             return losses
-        feats_sr, logits_sr = self.net_fer(self.output)
-        if need_hr:
-            # The bare network: a DDP-wrapped classifier (joint learning) must run one DDP forward per backward;
-            # gradients of both passes still reach its parameters and DDP's hooks.
-            net_fer_hr = self.get_bare_model(self.net_fer)
-            if self.cri_fer and 'hr' in self.fer_inputs:  # joint learning on HR needs its graph
-                feats_hr, logits_hr = net_fer_hr(self.gt)
+        if fer_on and not hasattr(self, 'label'):
+            raise KeyError('train.fer_opt needs labels: the training dataset must return "label"')
+        # A DDP-wrapped classifier (joint learning) must run one DDP forward per backward: the first pass with
+        # gradients goes through the wrapper, the others through the bare network (their gradients still reach its
+        # parameters and DDP's hooks).
+        bare = self.get_bare_model(self.net_fer)
+        wrapped = [self.net_fer] if self.fer_trains else []
+
+        def classify(images: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+            return (wrapped.pop() if wrapped else bare)(images)
+
+        weight = self.joint.sr_grad_weight
+        if consistency or (fer_sr and weight == 1):
+            feats_sr, logits_sr = classify(self.output)
+        if consistency or fer_hr:
+            if fer_hr:  # joint learning on HR needs its graph
+                feats_hr, logits_hr = classify(self.gt)
             else:
                 with torch.no_grad():
-                    feats_hr, logits_hr = net_fer_hr(self.gt)
+                    feats_hr, logits_hr = bare(self.gt)
         if self.cri_att:
             losses['l_att'] = self.cri_att(feats_sr, feats_hr)
         if self.cri_pred:
             losses['l_pred'] = self.cri_pred(logits_sr, logits_hr)
-        if self.cri_fer:
-            if not hasattr(self, 'label'):
-                raise KeyError('train.fer_opt needs labels: the training dataset must return "label"')
-            l_fer = self.cri_fer(logits_sr, self.label) if 'sr' in self.fer_inputs else 0
-            if 'hr' in self.fer_inputs:
+        if fer_on:
+            l_fer = 0
+            if fer_sr:
+                logits_fer = logits_sr if weight == 1 else classify(route_sr_gradient(self.output, weight))[1]
+                l_fer = self.cri_fer(logits_fer, self.label)
+            if fer_hr:
                 l_fer = l_fer + self.cri_fer(logits_hr, self.label)
             losses['l_fer'] = l_fer
         return losses
@@ -209,6 +261,19 @@ class SRFERModel(SafeSRModel):
         super().save(epoch, current_iter)
 
     # ------------------------------------------------------------- validation
+    def test(self) -> None:
+        super().test()  # BasicSR's test puts net_g back in train mode
+        if self.is_train and self.joint.freeze_network_g:
+            self.net_g.eval()
+
+    @property
+    def classifier_state(self) -> str:
+        """``'adapted'`` for a classifier trained by joint learning (in training, or loaded in a test run from
+        ``path.pretrain_network_fer``, a joint run's ``net_fer_*.pth``), else ``'frozen'``."""
+        if self.is_train:
+            return 'adapted' if self.fer_joint else 'frozen'
+        return 'adapted' if self.opt['path'].get('pretrain_network_fer') else 'frozen'
+
     def _fer_predict(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.net_fer(images.clamp(0, 1))[1].argmax(dim=1)
@@ -283,6 +348,7 @@ class SRFERModel(SafeSRModel):
             dict(self.metric_results),
             self.fer_results.get(dataset_name),
             class_names,
+            classifier=self.classifier_state,
         )
 
     def _save_sr_image(self, img, lq_path: str, dataset_name: str, current_iter) -> None:

@@ -1,8 +1,10 @@
 """A benchmark run: data and classifiers first, then every cell trained (unless its network exists) and evaluated.
 
 Each cell trains in its own ``python -m srfer_plugin.train --auto_resume`` process (:mod:`.runner`), so an
-interrupted cell resumes, and is evaluated like the demo (:mod:`.evaluation`) under its row's classifier. A cell
-whose ``result.json`` exists is skipped: running the same cells again continues an interrupted benchmark.
+interrupted cell resumes, and is evaluated like the demo (:mod:`.evaluation`) under its row's classifier: the
+frozen one, or for a joint cell the classifier its training fine-tuned. A cell whose ``result.json`` exists is
+skipped: running the same cells again continues an interrupted benchmark. Matrix presets (``paper``,
+``cpu-small``) take their options from :mod:`.benchmark_cells`, study presets from :mod:`.study_presets`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import os
 import time
 from typing import Any
 
-from srfer_plugin.studies import synthetic
+from srfer_plugin.studies import study_presets, synthetic
 from srfer_plugin.studies.benchmark_cells import Cell, Classifier, cell_options, fer_network_options
 from srfer_plugin.studies.benchmark_options import OPTIONS_HEADER, REPO_ROOT, template, unsupported_reason
-from srfer_plugin.studies.benchmark_report import METRIC_KEYS, plot, write_tables
+from srfer_plugin.studies.benchmark_report import METRIC_KEYS, plot, plot_means, write_tables
 from srfer_plugin.studies.evaluation import evaluation_options, run_evaluation
 from srfer_plugin.studies.runner import network_path, run_training, train_seconds_per_iter, write_options
 
@@ -26,7 +28,7 @@ class BenchmarkRun:
     """What every cell of a run shares.
 
     Attributes:
-        preset: ``paper`` or ``cpu-small``.
+        preset: ``paper``, ``cpu-small`` or a study preset (``ablation``, ``stages``, ``weights``).
         out: Output folder (``cells/<name>/``, tables, plot).
         exp_root: Working folder of the trainings (``experiments/<name>/``).
         data_root: Dataset in the plugin's FER layout.
@@ -106,7 +108,13 @@ def prepare_data_and_classifiers(
 
 
 def evaluate_cell(
-    data_root: str, fer: Classifier, net_g_path: str, results_root: str, network_g: dict[str, Any], scale: int
+    data_root: str,
+    fer: Classifier,
+    net_g_path: str,
+    results_root: str,
+    network_g: dict[str, Any],
+    scale: int,
+    fer_weights: str | None = None,
 ) -> tuple[dict[str, float], int]:
     """The demo's evaluation of a trained ``network_g`` under one classifier.
 
@@ -117,18 +125,41 @@ def evaluate_cell(
         results_root: Folder of the srfer-test reports.
         network_g: Options of ``net_g``.
         scale: Its upscale factor.
+        fer_weights: The classifier's fine-tuned weights (a joint training's ``net_fer_latest.pth``), or None for
+            ``fer`` as it is.
 
     Returns:
         ``(metrics, params)``: ``acc``, ``acc_hr``, ``acc_bicubic``, ``psnr``, ``ssim``, and the parameter
         count of ``network_g``.
     """
     opt = evaluation_options(
-        data_root, fer.checkpoint, net_g_path, results_root, network_g=network_g, scale=scale, fer_config=fer.config
+        data_root, fer.checkpoint, net_g_path, results_root, network_g, scale, fer.config, fer_weights
     )
     opt['network_fer'] = fer_network_options(opt['network_fer'], fer)
     metrics, model = run_evaluation(opt)
     params = sum(p.numel() for p in model.get_bare_model(model.net_g).parameters())
     return metrics, int(params)
+
+
+def training_options(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
+    """The options of a cell's training: a matrix cell's (:mod:`.benchmark_cells`) or a study cell's."""
+    if study_presets.is_study(run.preset):
+        return study_presets.study_options(cell, run.preset, run.iters, run.data_root, run.exp_root)
+    return cell_options(cell, run.preset, run.iters, run.data_root)
+
+
+def adapted_classifier(run: BenchmarkRun, cell: Cell) -> str | None:
+    """The classifier weights an ``adapted`` cell is scored with (its training's ``net_fer_latest.pth``), else None.
+
+    Raises:
+        FileNotFoundError: The training of an adapted cell left no ``net_fer_latest.pth``.
+    """
+    if cell.classifier == 'frozen':
+        return None
+    path = network_path(run.exp_root, cell.train_name, 'net_fer')
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{cell.name}: its fine-tuned classifier {path!r} does not exist')
+    return path
 
 
 def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
@@ -140,9 +171,13 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
 
     Returns:
         Its row (``benchmark_report.COLUMNS``).
+
+    Raises:
+        RuntimeError: The network a cell starts from (``cell.init_from``) was not trained before it.
     """
     name = cell.name
     row: dict[str, Any] = {'fer': cell.fer.label, 'backbone': cell.backbone, 'scale': cell.scale, 'method': cell.method}
+    row.update(seed=cell.seed, classifier=cell.classifier)
     reason = unsupported_reason(cell.backbone, cell.scale)
     if reason:
         return dict(row, status='unsupported', note=reason)
@@ -150,29 +185,38 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
     result_path = os.path.join(cell_dir, 'result.json')
     if os.path.exists(result_path):
         print(f'[{name}] finished before: skipped', flush=True)
-        with open(result_path, encoding='utf-8') as f:
-            return {'fer': cell.fer.label, **json.load(f)}  # results of runs before --fer have no fer
+        with open(result_path, encoding='utf-8') as f:  # results of runs before --fer or seeds lack those keys
+            return {'fer': cell.fer.label, 'seed': cell.seed, 'classifier': cell.classifier, **json.load(f)}
     os.makedirs(cell_dir, exist_ok=True)
-    opt = cell_options(cell, run.preset, run.iters, run.data_root)
+    opt = training_options(run, cell)
     train_dir = os.path.join(run.out, 'cells', cell.train_name)
     opt_path = write_options(opt, os.path.join(train_dir, f'{cell.train_name}.yml'), OPTIONS_HEADER)
     net_g_path = network_path(run.exp_root, cell.train_name)
     start = time.time()
     if not os.path.exists(net_g_path):
+        if cell.init_from and not os.path.exists(network_path(run.exp_root, cell.init_from)):
+            raise RuntimeError(f'{cell.train_name} starts from the network of {cell.init_from}, which is not trained')
         print(f'[{cell.train_name}] training {opt["train"]["total_iter"]} iterations', flush=True)
         run_training(opt_path, run.exp_root, log_path=os.path.join(train_dir, 'train_stdout.log'))
-    print(f'[{name}] evaluating with {cell.fer.label}', flush=True)
+    print(f'[{name}] evaluating with {cell.fer.label} ({cell.classifier})', flush=True)
     metrics, params = evaluate_cell(
-        run.data_root, cell.fer, net_g_path, os.path.join(cell_dir, 'eval'), opt['network_g'], cell.scale
+        run.data_root,
+        cell.fer,
+        net_g_path,
+        os.path.join(cell_dir, 'eval'),
+        opt['network_g'],
+        cell.scale,
+        fer_weights=adapted_classifier(run, cell),
     )
     row.update({key: float(metrics[key]) for key in METRIC_KEYS})
     shared = f'; network_g of {cell.train_name}' if cell.train_name != name else ''
+    adapted = '; scored by its fine-tuned classifier (net_fer_latest.pth)' if cell.classifier == 'adapted' else ''
     row.update(
         status='done',
         iters=opt['train']['total_iter'],
         train_s_per_iter=train_seconds_per_iter(os.path.join(run.exp_root, 'experiments', cell.train_name)),
         params=params,
-        note=f'cell wall time {time.time() - start:.0f} s{shared}',
+        note=f'cell wall time {time.time() - start:.0f} s{shared}{adapted}',
     )
     tmp = result_path + '.tmp'
     with open(tmp, 'w', encoding='utf-8') as f:
@@ -189,17 +233,22 @@ def run_benchmark(
 
     Args:
         run: What the cells share.
-        cells: The cells (``benchmark_cells.plan_cells``).
+        cells: The cells (``benchmark_cells.plan_cells`` or ``study_presets.plan_study_cells``).
         command: The command line, quoted in ``benchmark.md``.
         classifiers: The classifiers of the run, with their weights.
 
     Returns:
-        The rows; ``benchmark.csv``, ``benchmark.md`` and ``benchmark_acc.png`` are in ``run.out``.
+        The rows; ``benchmark.csv``, ``benchmark.md`` and ``benchmark_acc.png`` (and, over several seeds,
+        ``benchmark_mean.csv``) are in ``run.out``.
     """
     os.makedirs(run.out, exist_ok=True)
+    study = study_presets.STUDY_PRESETS.get(run.preset)
+    report: dict[str, Any] = {}
+    if study:
+        report = {'references': study.references, 'descriptions': study_presets.descriptions(run.preset)}
     rows = []
     for cell in cells:
         rows.append(run_cell(run, cell))
-        write_tables(rows, run.out, command, classifiers)
-    plot(rows, run.out)
+        write_tables(rows, run.out, command, classifiers, **report)
+    (plot_means if study else plot)(rows, run.out)
     return rows

@@ -1,8 +1,9 @@
-"""The benchmark's classifiers (``--fer`` entries) and cells (classifier x backbone x scale x method).
+"""The benchmark's classifiers (``--fer`` entries) and cells (seed x classifier x backbone x scale x method).
 
-Plain SR does not depend on the classifier: a plain cell is trained once per backbone and scale and evaluated by
-every classifier. The preset's own classifier keeps the cell names of a run without ``--fer``; the others add a tag
-(the config stem, ``_in<SIZE>`` with ``@SIZE``) to the names of their cells.
+Plain SR does not depend on the classifier: a plain cell is trained once per seed, backbone and scale and evaluated
+by every classifier. The preset's own classifier keeps the cell names of a run without ``--fer``; the others add a tag
+(the config stem, ``_in<SIZE>`` with ``@SIZE``) to the names of their cells. Seed :data:`MATRIX_SEED` (the seed of
+every run before seeds existed) keeps those names; other seeds add ``_seed<k>``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from srfer_plugin.studies.benchmark_options import (
 )
 
 SIZE_RE = re.compile(r'(\d+)(?:x(\d+))?')  # @SIZE of a --fer entry: N or HxW
+MATRIX_SEED = 0  # manual_seed of both templates: the matrix presets' cells of this seed keep their old names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,15 +49,19 @@ class Classifier:
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One benchmark row: a classifier, a backbone, a scale and a method.
+    """One benchmark row: a classifier, a backbone, a scale, a method and a seed.
 
     Attributes:
         name: Folder ``cells/<name>/`` of its evaluation and ``result.json``.
         train_name: BasicSR experiment of its ``network_g`` (plain cells share one across classifiers).
         backbone: One of ``benchmark_options.BACKBONES``.
         scale: Upscale factor.
-        method: ``plain`` or ``srfer``.
+        method: ``plain`` or ``srfer``; in a study preset, the variant (``none``, ``both``, ...).
         fer: The classifier that evaluates it (and trains it, for SR-FER).
+        seed: ``manual_seed`` of its training.
+        classifier: ``frozen`` (evaluated by ``fer``) or ``adapted`` (by the classifier its training fine-tuned,
+            ``experiments/<train_name>/models/net_fer_latest.pth``).
+        init_from: Training whose ``network_g`` this one starts from (trained earlier in the run), or None.
     """
 
     name: str
@@ -64,6 +70,9 @@ class Cell:
     scale: int
     method: str
     fer: Classifier
+    seed: int = MATRIX_SEED
+    classifier: str = 'frozen'
+    init_from: str | None = None
 
 
 def parse_fer_entry(entry: str) -> tuple[str, str | None, int | tuple[int, int] | None]:
@@ -147,17 +156,23 @@ def resolve_classifiers(preset: str, entries: list[str] | None, fer_checkpoint: 
     return classifiers
 
 
+def seed_suffix(seed: int) -> str:
+    """``_seed<k>`` for a matrix-preset cell name; empty for :data:`MATRIX_SEED` (the names before seeds)."""
+    return '' if seed == MATRIX_SEED else f'_seed{seed}'
+
+
 def plan_cells(
     preset: str,
     classifiers: list[Classifier],
     backbones: list[str] | tuple[str, ...],
     scales: list[int] | tuple[int, ...],
     methods: list[str] | tuple[str, ...] = METHODS,
+    seeds: list[int] | tuple[int, ...] = (MATRIX_SEED,),
 ) -> list[Cell]:
-    """Every row of a run, classifier by classifier, in the order they run.
+    """Every row of a run, seed by seed and classifier by classifier, in the order they run.
 
-    SR-FER cells train one network per classifier; plain cells of a backbone and scale share one training
-    (today's plain cell name) and get one evaluation per classifier.
+    SR-FER cells train one network per classifier; plain cells of a seed, backbone and scale share one training
+    (the plain cell name of the preset's own classifier) and get one evaluation per classifier.
 
     Args:
         preset: ``paper`` or ``cpu-small``.
@@ -165,18 +180,24 @@ def plan_cells(
         backbones: Backbones of the matrix.
         scales: Scales of the matrix.
         methods: ``plain`` and/or ``srfer``.
+        seeds: ``manual_seed`` of the trainings, one matrix per seed.
 
     Returns:
         The cells.
     """
     cells = []
-    for fer in classifiers:
-        for backbone in backbones:
-            for scale in scales:
-                for method in methods:
-                    name = cell_name(preset, backbone, scale, method, fer.tag)
-                    train_name = cell_name(preset, backbone, scale, method) if method == 'plain' else name
-                    cells.append(Cell(name, train_name, backbone, int(scale), method, fer))
+    for seed in seeds:
+        for fer in classifiers:
+            for backbone in backbones:
+                for scale in scales:
+                    for method in methods:
+                        name = cell_name(preset, backbone, scale, method, fer.tag) + seed_suffix(seed)
+                        train_name = cell_name(preset, backbone, scale, method) + seed_suffix(seed)
+                        cells.append(
+                            Cell(
+                                name, train_name if method == 'plain' else name, backbone, int(scale), method, fer, seed
+                            )
+                        )
     return cells
 
 
@@ -201,7 +222,7 @@ def fer_network_options(network_fer: dict[str, Any], fer: Classifier) -> dict[st
 
 
 def cell_options(cell: Cell, preset: str, iters: int | None, data_root: str | None) -> dict[str, Any]:
-    """The training options of a cell's ``network_g`` (named ``cell.train_name``).
+    """The training options of a matrix cell's ``network_g`` (named ``cell.train_name``, seeded ``cell.seed``).
 
     Args:
         cell: The cell.
@@ -214,6 +235,7 @@ def cell_options(cell: Cell, preset: str, iters: int | None, data_root: str | No
     """
     opt = make_options(cell.backbone, cell.scale, cell.method, preset, iters, data_root, cell.fer.checkpoint)
     opt['name'] = cell.train_name
+    opt['manual_seed'] = cell.seed
     if 'network_fer' in opt:
         opt['network_fer'] = fer_network_options(opt['network_fer'], cell.fer)
     return opt

@@ -1,8 +1,8 @@
 """Evaluation of a trained ``network_g`` by a test-mode SRFERModel, as the demo and the benchmark report it.
 
-On the test split: PSNR/SSIM (Y channel, ``scale`` border pixels cropped) and the accuracy of one frozen FER
-classifier on SR (``acc``), HR (``acc_hr``) and bicubic (``acc_bicubic``) faces; the srfer-test reports
-(per-class accuracy, confusion matrices) go to a results folder.
+On the test split: PSNR/SSIM (Y channel, ``scale`` border pixels cropped) and the accuracy of one FER classifier
+(the frozen one, or the one a joint training fine-tuned) on SR (``acc``), HR (``acc_hr``) and bicubic
+(``acc_bicubic``) faces; the srfer-test reports (per-class accuracy, confusion matrices) go to a results folder.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def evaluation_options(
     network_g: dict[str, Any] | None = None,
     scale: int = 4,
     fer_config: str = FER_DEMO_CONFIG,
+    fer_weights: str | None = None,
 ) -> dict[str, Any]:
     """Options of an SRFERModel in test mode (as ``parse_options`` returns them).
 
@@ -55,11 +56,13 @@ def evaluation_options(
         network_g: SR network options (default: the demo's RCAN).
         scale: Upscale factor of ``network_g``.
         fer_config: mmpretrain config of the classifier (relative to the repository or absolute).
+        fer_weights: A classifier fine-tuned by a joint training (its ``net_fer_latest.pth``), loaded over
+            ``fer_checkpoint`` as ``path.pretrain_network_fer``: the model reports it as ``adapted``.
 
     Returns:
         The options for ``basicsr.models.build_model``.
     """
-    return {
+    opt = {
         'name': 'demo_eval',
         'model_type': 'SRFERModel',
         'scale': scale,
@@ -85,6 +88,9 @@ def evaluation_options(
         },
         'val': {'save_img': False, 'metrics': metric_options(scale)},
     }
+    if fer_weights:
+        opt['path']['pretrain_network_fer'] = fer_weights
+    return opt
 
 
 def run_evaluation(opt: dict[str, Any]) -> tuple[dict[str, float], Any]:
@@ -115,7 +121,7 @@ def evaluate_sr(
         fer_checkpoint: Weights of the frozen FER classifier.
         net_g_path: Trained ``net_g``.
         results_root: Folder of the reports.
-        **eval_kwargs: ``network_g``, ``scale`` and ``fer_config`` of :func:`evaluation_options`.
+        **eval_kwargs: ``network_g``, ``scale``, ``fer_config`` and ``fer_weights`` of :func:`evaluation_options`.
 
     Returns:
         ``(metrics, model)``; ``model.fer_results`` holds the per-image predictions.

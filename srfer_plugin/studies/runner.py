@@ -41,9 +41,12 @@ def write_options(opt: dict[str, Any], path: str, header: str | None = None) -> 
     return path
 
 
-def network_path(exp_root: str, name: str) -> str:
-    """Where training ``name`` in ``exp_root`` leaves its network: ``experiments/<name>/models/net_g_latest.pth``."""
-    return os.path.join(exp_root, 'experiments', name, 'models', 'net_g_latest.pth')
+def network_path(exp_root: str, name: str, net: str = 'net_g') -> str:
+    """Where training ``name`` in ``exp_root`` leaves a network: ``experiments/<name>/models/<net>_latest.pth``.
+
+    ``net='net_fer'`` is the classifier a joint training fine-tuned.
+    """
+    return os.path.join(exp_root, 'experiments', name, 'models', f'{net}_latest.pth')
 
 
 def train_command(opt_path: str) -> list[str]:

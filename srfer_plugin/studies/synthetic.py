@@ -1,8 +1,9 @@
-"""The synthetic-face experiment shared by ``python -m srfer_plugin.demo`` and the ``cpu-small`` benchmark.
+"""The synthetic-face experiment shared by ``python -m srfer_plugin.demo`` and the benchmark's demo-based presets.
 
 Data (synthetic expression faces), the FER classifier pre-trained on them (both cached) and the BasicSR options of
 the SR trainings: plain SR (``SafeSRModel``, pixel loss only) and SR-FER (``SRFERModel``), which differ only in the
-classifier and its losses.
+classifier and its losses; joint SR-FER (the classifier trained too) and plain SR's network frozen with the
+classifier fine-tuned on its outputs (the baseline of joint learning).
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ DEMO_SRFER_LOSSES: dict[str, Any] = {
     'attention_opt': {'type': 'AttentionConsistencyLoss', 'loss_weight': 0.1, 'p': 2},
     'prediction_opt': {'type': 'PredictionConsistencyLoss', 'loss_weight': 0.001, 'temperature': 4.0},
 }
+# Joint learning on top of the SR-FER losses: the classifier is trained too (``network_fer.freeze: false``).
+# ``sr_grad_weight: 0``: the classification loss trains the classifier only, not the SR network.
+DEMO_JOINT_LEARNING: dict[str, Any] = {
+    'fer_opt': {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0, 'label_smoothing': 0.1},
+    'fer_inputs': ['sr', 'hr'],
+    'optim_fer': {'type': 'Adam', 'lr': 1e-5},
+    'joint_opt': {'sr_grad_weight': 0.0, 'warmup_iter': 0},
+}
+SR_METHODS = ('plain_sr', 'srfer', 'srfer_joint', 'plain_finetuned')
+JOINT_METHODS = ('srfer_joint', 'plain_finetuned')  # methods that train the classifier (net_fer_latest.pth)
 FER_DEMO_CONFIG = 'options/fer/resnet18slim_fer7_demo.py'
 # One loader worker: the worker count changes the augmentation random streams, and the demo's numbers were measured
 # with one (docs/demo.md).
@@ -91,20 +102,48 @@ def dataset_options(data_root: str, split: str, phase: str) -> dict[str, Any]:
     return opt
 
 
-def sr_options(method: str, data_root: str, fer_checkpoint: str, iters: int, seed: int, tag: str) -> dict[str, Any]:
-    """BasicSR options of one demo SR training: ``plain_sr`` (SafeSRModel) or ``srfer`` (SRFERModel).
+def sr_options(
+    method: str,
+    data_root: str,
+    fer_checkpoint: str,
+    iters: int,
+    seed: int,
+    tag: str,
+    losses: dict[str, Any] | None = None,
+    stages: list[int] | None = None,
+    init_network_g: str | None = None,
+) -> dict[str, Any]:
+    """BasicSR options of one demo SR training.
+
+    Methods: ``plain_sr`` (SafeSRModel, pixel loss only), ``srfer`` (SRFERModel: pixel loss + the consistency
+    losses, frozen classifier), ``srfer_joint`` (``srfer`` + :data:`DEMO_JOINT_LEARNING`: the classifier is trained
+    too) and ``plain_finetuned`` (the network of a plain-SR run frozen, ``freeze_network_g``, and the classifier
+    fine-tuned on its outputs with :data:`DEMO_JOINT_LEARNING`'s loss on ``[sr]`` only; no pixel or consistency
+    loss, no ``optim_g``; the classifier follows ``scheduler``). The two joint methods save their classifier as
+    ``net_fer_latest.pth``.
 
     Args:
-        method: ``plain_sr`` (pixel loss only) or ``srfer`` (pixel loss + the demo's consistency losses).
+        method: One of :data:`SR_METHODS`.
         data_root: Synthetic dataset (its train split).
-        fer_checkpoint: Weights of the frozen classifier (used by ``srfer`` only).
+        fer_checkpoint: Weights of the classifier (not used by ``plain_sr``).
         iters: ``train.total_iter``; the learning rate halves at 70 %.
         seed: ``manual_seed``.
         tag: Part of the experiment name ``demo_<method>_<tag>_seed<seed>``.
+        losses: The consistency losses of ``srfer``/``srfer_joint`` (``attention_opt``, ``prediction_opt``);
+            default :data:`DEMO_SRFER_LOSSES`.
+        stages: ``network_fer.stages`` (default ``[0, 1, 2, 3]``).
+        init_network_g: ``path.pretrain_network_g``: the plain-SR network that ``plain_finetuned`` freezes.
 
     Returns:
         The option dict for ``python -m srfer_plugin.train``.
+
+    Raises:
+        ValueError: An unknown method, or ``plain_finetuned`` without ``init_network_g``.
     """
+    if method not in SR_METHODS:
+        raise ValueError(f'method {method!r} not in {SR_METHODS}')
+    if method == 'plain_finetuned' and not init_network_g:
+        raise ValueError('plain_finetuned fine-tunes the classifier on a trained plain-SR network: give init_network_g')
     opt: dict[str, Any] = {
         'name': f'demo_{method}_{tag}_seed{seed}',
         'model_type': 'SafeSRModel' if method == 'plain_sr' else 'SRFERModel',
@@ -113,7 +152,7 @@ def sr_options(method: str, data_root: str, fer_checkpoint: str, iters: int, see
         'manual_seed': seed,
         'datasets': {'train': dataset_options(data_root, 'train', 'train')},
         'network_g': copy.deepcopy(DEMO_NETWORK_G),
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'path': {'pretrain_network_g': init_network_g, 'strict_load_g': True, 'resume_state': None},
         'train': {
             'ema_decay': 0,
             'optim_g': {'type': 'Adam', 'lr': 5e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
@@ -129,17 +168,23 @@ def sr_options(method: str, data_root: str, fer_checkpoint: str, iters: int, see
             'wandb': {'project': None, 'resume_id': None},
         },
     }
-    if method == 'srfer':
+    if method != 'plain_sr':
         opt['network_fer'] = {
             'type': 'MMPretrainFER',
             'config': repo_path(FER_DEMO_CONFIG),
             'checkpoint': fer_checkpoint,
             'num_classes': 7,
-            'stages': [0, 1, 2, 3],
-            'freeze': True,
+            'stages': list(stages) if stages is not None else [0, 1, 2, 3],
+            'freeze': method not in JOINT_METHODS,
         }
         opt['path']['ignore_resume_networks'] = ['network_fer']
-        opt['train'].update(copy.deepcopy(DEMO_SRFER_LOSSES))
+    if method in ('srfer', 'srfer_joint'):
+        opt['train'].update(copy.deepcopy(DEMO_SRFER_LOSSES if losses is None else losses))
+    if method in JOINT_METHODS:
+        opt['train'].update(copy.deepcopy(DEMO_JOINT_LEARNING))
+    if method == 'plain_finetuned':  # network_g is not trained: no optimizer, no pixel loss
+        del opt['train']['optim_g'], opt['train']['pixel_opt']
+        opt['train'].update(fer_inputs=['sr'], freeze_network_g=True)
     return opt
 
 

@@ -9,7 +9,9 @@
       fer/<dataset>/confusion_<img>.csv / .png   rows: true class, columns: predicted class (img: sr, hr, bicubic)
       fer/<dataset>/predictions.csv   path, label, pred_sr, pred_hr, pred_bicubic (class names)
 
-Accuracies are percentages, like ``acc``/``acc_hr``/``acc_bicubic`` in the logs. ``mean_class_acc*`` is the
+Accuracies are percentages, like ``acc``/``acc_hr``/``acc_bicubic`` in the logs. The ``classifier`` column says
+which classifier measured them: ``frozen`` (the pre-trained one) or ``adapted`` (trained by joint learning, so
+``acc_hr`` and ``acc_bicubic`` are the adapted classifier's too). ``mean_class_acc*`` is the
 mean of the per-class accuracies (classes with test images only); ``gap_closed`` is
 ``(acc - acc_bicubic) / (acc_hr - acc_bicubic)``.
 """
@@ -34,6 +36,7 @@ IMAGE_KINDS: tuple[tuple[str, str, str], ...] = (
 )
 SUMMARY_FIELDS: tuple[str, ...] = (
     'dataset',
+    'classifier',
     'num_images',
     'psnr',
     'ssim',
@@ -46,6 +49,14 @@ SUMMARY_FIELDS: tuple[str, ...] = (
     'mean_class_acc_bicubic',
 )
 FER_DIR = 'fer'
+# The classifier states of the summary and what each means for the accuracies.
+CLASSIFIER_STATES: dict[str, str] = {
+    'frozen': 'the pre-trained classifier, unchanged by SR training',
+    'adapted': (
+        "the classifier trained jointly with the SR network (a joint run's `net_fer_*.pth`); `acc_hr` and "
+        "`acc_bicubic` are measured with this adapted classifier too, so they differ from the pre-trained one's"
+    ),
+}
 
 
 def confusion_matrix(labels: Sequence[int], preds: Sequence[int], num_classes: int) -> np.ndarray:
@@ -207,6 +218,9 @@ def _write_summary_md(results_root: str, rows: list[dict[str, str]], fields: Seq
         '(acc_hr - acc_bicubic).',
         '',
     ]
+    states = sorted({row.get('classifier') for row in rows} & set(CLASSIFIER_STATES))
+    lines += [f'Classifier `{state}` (column `classifier`): {CLASSIFIER_STATES[state]}.' for state in states]
+    lines += [''] if states else []
     lines += _markdown_table(fields, [[row.get(k, '') for k in fields] for row in rows])
     for row in rows:
         folder = os.path.join(FER_DIR, row['dataset'])
@@ -234,6 +248,7 @@ def write_fer_reports(
     metrics: dict[str, float],
     records: dict[str, list] | None,
     class_names: Sequence[str] | None,
+    classifier: str | None = None,
 ) -> None:
     """Write the reports of one test set and refresh ``summary.csv``/``summary.md`` (see the module docstring).
 
@@ -243,9 +258,12 @@ def write_fer_reports(
         metrics: Metric name -> value (psnr, ssim, acc, acc_hr, acc_bicubic).
         records: Per-image ``path``, ``label``, ``pred_sr``, ``pred_hr``, ``pred_bicubic`` (None without labels).
         class_names: Class names by label.
+        classifier: ``'frozen'`` or ``'adapted'`` (see :data:`CLASSIFIER_STATES`); None writes no state.
     """
+    if classifier is not None and classifier not in CLASSIFIER_STATES:
+        raise ValueError(f'write_fer_reports: classifier {classifier!r} is not one of {sorted(CLASSIFIER_STATES)}')
     os.makedirs(results_root, exist_ok=True)
-    row: dict[str, Any] = {'dataset': dataset_name, **metrics}
+    row: dict[str, Any] = {'dataset': dataset_name, 'classifier': classifier, **metrics}
     if records and records.get('label'):
         names = _class_names(records, class_names)
         row['num_images'] = len(records['label'])

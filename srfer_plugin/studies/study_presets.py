@@ -1,0 +1,247 @@
+"""The SR-FER study as benchmark presets (``ablation``, ``stages``, ``weights``), each cell a variant and a seed.
+
+Every cell is one of the demo's SR trainings (:func:`srfer_plugin.studies.synthetic.sr_options`: synthetic faces,
+RCAN x4, the demo's classifier, batch 8, 1,000 iterations) with one variant of the SR-FER losses, seeded by
+``manual_seed``. Trainings are named by what they train (``bench_study_<losses>[_it<N>]_seed<k>``), so a variant
+that two presets share (plain SR, the demo's SR-FER, attention on every stage) trains once per seed and iteration
+count; cells (``bench_<preset>_<variant>[_it<N>]_seed<k>``) are evaluated per preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from srfer_plugin.studies import synthetic
+from srfer_plugin.studies.benchmark_cells import Cell, Classifier, fer_network_options
+from srfer_plugin.studies.runner import network_path
+
+STUDY_ITERS = synthetic.PRESETS['default']['sr_iters']  # the demo's 1,000 iterations
+STUDY_SEEDS = 3  # default --seeds of a study preset
+ATT = synthetic.DEMO_SRFER_LOSSES['attention_opt']['loss_weight']  # 0.1
+PRED = synthetic.DEMO_SRFER_LOSSES['prediction_opt']['loss_weight']  # 0.001
+ALL_STAGES = (0, 1, 2, 3)
+BACKBONE, SCALE = 'RCAN', 4  # synthetic.DEMO_NETWORK_G
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One row of a study preset: a method of ``sr_options`` and its consistency losses.
+
+    Attributes:
+        name: Its ``method`` in the tables (``none``, ``both``, ``stage0``, ...).
+        method: ``sr_options`` method (``plain_sr``, ``srfer``, ``srfer_joint``, ``plain_finetuned``).
+        att: Attention-consistency weight, or None for no attention loss.
+        pred: Prediction-consistency weight, or None for no prediction loss.
+        stages: ``network_fer.stages`` (the taps the attention loss compares).
+        stage_weights: ``attention_opt.stage_weights`` (None: 1 per stage).
+    """
+
+    name: str
+    method: str = 'srfer'
+    att: float | None = None
+    pred: float | None = None
+    stages: tuple[int, ...] = ALL_STAGES
+    stage_weights: tuple[float, ...] | None = None
+
+    @property
+    def classifier(self) -> str:
+        """``adapted`` when the training fine-tunes the classifier (evaluated with it), else ``frozen``."""
+        return 'adapted' if self.method in synthetic.JOINT_METHODS else 'frozen'
+
+    def key(self) -> str:
+        """What it trains, as a name part: ``plain``, ``plain_finetuned``, ``att0.1_pred0.001``, ``att0.1_s0``, ..."""
+        if self.method in ('plain_sr', 'plain_finetuned'):
+            return 'plain' if self.method == 'plain_sr' else 'plain_finetuned'
+        parts = []
+        if self.att is not None:
+            parts.append(f'att{self.att:g}')
+            if self.stages != ALL_STAGES:
+                parts.append('s' + ''.join(map(str, self.stages)))
+            if self.stage_weights is not None:
+                parts.append('sw' + '-'.join(f'{w:g}' for w in self.stage_weights))
+        if self.pred is not None:
+            parts.append(f'pred{self.pred:g}')
+        return '_'.join(parts + (['joint'] if self.method == 'srfer_joint' else []))
+
+    def losses(self) -> dict[str, Any]:
+        """The ``attention_opt``/``prediction_opt`` sections (the demo's, with this variant's weights)."""
+        losses: dict[str, Any] = {}
+        if self.att is not None:
+            losses['attention_opt'] = dict(synthetic.DEMO_SRFER_LOSSES['attention_opt'], loss_weight=self.att)
+            if self.stage_weights is not None:
+                losses['attention_opt']['stage_weights'] = list(self.stage_weights)
+        if self.pred is not None:
+            losses['prediction_opt'] = dict(synthetic.DEMO_SRFER_LOSSES['prediction_opt'], loss_weight=self.pred)
+        return losses
+
+    def describe(self) -> str:
+        """One line for the tables: the losses and what trains."""
+        if self.method == 'plain_sr':
+            return 'plain SR (L1)'
+        if self.method == 'plain_finetuned':
+            return "plain SR's network frozen + the classifier fine-tuned on its outputs (CE on SR)"
+        parts = []
+        if self.att is not None:
+            weights = f' x {list(self.stage_weights)}' if self.stage_weights is not None else ''
+            parts.append(f'att {self.att:g} on stages {list(self.stages)}{weights}')
+        if self.pred is not None:
+            parts.append(f'pred {self.pred:g}')
+        joint = ' + joint learning (CE on SR and HR)' if self.method == 'srfer_joint' else ''
+        return 'L1 + ' + ' + '.join(parts) + joint
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyPreset:
+    """A study preset: its variants (in training order) and the variants every other is compared with."""
+
+    variants: tuple[Variant, ...]
+    references: tuple[str, ...]
+
+    def variant(self, name: str) -> Variant:
+        """The variant called ``name``."""
+        return next(v for v in self.variants if v.name == name)
+
+
+NONE = Variant('none', 'plain_sr')
+ATTENTION = Variant('attention', att=ATT)
+BOTH = Variant('both', att=ATT, pred=PRED)  # the demo's SR-FER
+STAGE_WEIGHTS = {'deep_weighted': (0.4, 0.8, 1.2, 1.6), 'shallow_weighted': (1.6, 1.2, 0.8, 0.4)}  # sum 4, as 1 each
+WEIGHT_GRID = ((0.03, ATT, 0.3), (0.0003, PRED, 0.003))  # attention x prediction weights around the demo's
+
+
+def _grid_variant(att: float, pred: float) -> Variant:
+    return BOTH if (att, pred) == (ATT, PRED) else Variant(f'att{att:g}_pred{pred:g}', att=att, pred=pred)
+
+
+STUDY_PRESETS: dict[str, StudyPreset] = {
+    'ablation': StudyPreset(
+        (
+            NONE,  # before plain_finetuned, which starts from its network
+            ATTENTION,
+            Variant('prediction', pred=PRED),
+            BOTH,
+            Variant('both_joint', 'srfer_joint', att=ATT, pred=PRED),
+            Variant('plain_finetuned', 'plain_finetuned'),
+        ),
+        ('both', 'none'),
+    ),
+    'stages': StudyPreset(
+        (
+            NONE,
+            *(Variant(f'stage{s}', att=ATT, stages=(s,)) for s in ALL_STAGES),
+            ATTENTION,
+            *(Variant(name, att=ATT, stage_weights=w) for name, w in STAGE_WEIGHTS.items()),
+            BOTH,
+        ),
+        ('both',),
+    ),
+    'weights': StudyPreset(
+        (NONE, *(_grid_variant(a, p) for a in WEIGHT_GRID[0] for p in WEIGHT_GRID[1])),
+        ('both',),
+    ),
+}
+
+
+def is_study(preset: str) -> bool:
+    """Whether ``preset`` is a study preset (else a matrix preset: ``paper``, ``cpu-small``)."""
+    return preset in STUDY_PRESETS
+
+
+def data_preset(preset: str) -> str:
+    """The matrix preset whose data and classifier a preset uses: ``cpu-small`` (the demo's) for a study preset."""
+    return 'cpu-small' if is_study(preset) else preset
+
+
+def run_seeds(preset: str, seeds: int | None = None, seed_list: list[int] | None = None) -> list[int]:
+    """The seeds of a run: ``--seeds N`` (0 to N-1) or ``--seed-list`` (repeats dropped).
+
+    Args:
+        preset: The preset (default seeds: :data:`STUDY_SEEDS` for a study, seed 0 alone for a matrix preset).
+        seeds: ``--seeds``.
+        seed_list: ``--seed-list``.
+
+    Returns:
+        The seeds, in order.
+
+    Raises:
+        ValueError: Both given, fewer than one seed, or a negative seed.
+    """
+    if seeds is not None and seed_list is not None:
+        raise ValueError('give --seeds or --seed-list, not both')
+    if seed_list is None:
+        count = seeds if seeds is not None else (STUDY_SEEDS if is_study(preset) else 1)
+        if count < 1:
+            raise ValueError(f'--seeds must be >= 1, got {count}')
+        seed_list = list(range(count))
+    if not seed_list or min(seed_list) < 0:
+        raise ValueError(f'--seed-list needs seeds >= 0, got {seed_list}')
+    return list(dict.fromkeys(int(s) for s in seed_list))
+
+
+def iters_suffix(iters: int | None) -> str:
+    """``_it<N>`` in study names when ``iters`` is not the default :data:`STUDY_ITERS`, else empty."""
+    return f'_it{iters}' if iters and iters != STUDY_ITERS else ''
+
+
+def plan_study_cells(
+    preset: str, fer: Classifier, seeds: list[int] | tuple[int, ...], iters: int | None = None
+) -> list[Cell]:
+    """Every cell of a study preset, seed by seed, each seed's variants in the preset's order.
+
+    Args:
+        preset: A key of :data:`STUDY_PRESETS`.
+        fer: The demo's classifier (with its weights).
+        seeds: ``manual_seed`` of the trainings.
+        iters: ``train.total_iter`` (None: :data:`STUDY_ITERS`).
+
+    Returns:
+        The cells; a ``plain_finetuned`` cell comes after the plain cell of its seed (``init_from``).
+    """
+    cells: list[Cell] = []
+    for seed in seeds:
+        end = f'{iters_suffix(iters)}_seed{seed}'
+        for v in STUDY_PRESETS[preset].variants:
+            init_from = f'bench_study_{NONE.key()}{end}' if v.method == 'plain_finetuned' else None
+            if init_from and init_from not in {c.train_name for c in cells}:
+                raise ValueError(f'{preset}: {v.name} needs the plain cell of seed {seed} before it')
+            name, train_name = f'bench_{preset}_{v.name}{end}', f'bench_study_{v.key()}{end}'
+            cells.append(Cell(name, train_name, BACKBONE, SCALE, v.name, fer, seed, v.classifier, init_from))
+    return cells
+
+
+def study_options(cell: Cell, preset: str, iters: int | None, data_root: str, exp_root: str) -> dict[str, Any]:
+    """The training options of a study cell (named ``cell.train_name``, seeded ``cell.seed``).
+
+    Args:
+        cell: A cell of :func:`plan_study_cells`.
+        preset: Its study preset.
+        iters: ``train.total_iter`` (None: :data:`STUDY_ITERS`).
+        data_root: The synthetic faces.
+        exp_root: Folder of ``experiments/`` (where ``init_from``'s network is).
+
+    Returns:
+        The option dict, with absolute paths (trainings run in ``exp_root``).
+    """
+    v = STUDY_PRESETS[preset].variant(cell.method)
+    init = network_path(exp_root, cell.init_from) if cell.init_from else None
+    opt = synthetic.sr_options(
+        v.method,
+        data_root,
+        cell.fer.checkpoint,
+        iters or STUDY_ITERS,
+        cell.seed,
+        preset,
+        v.losses(),
+        list(v.stages),
+        init,
+    )
+    opt['name'] = cell.train_name
+    if 'network_fer' in opt:
+        opt['network_fer'] = fer_network_options(opt['network_fer'], cell.fer)
+    return opt
+
+
+def descriptions(preset: str) -> dict[str, str]:
+    """``{variant name: what it trains}`` of a study preset, for the report."""
+    return {v.name: v.describe() for v in STUDY_PRESETS[preset].variants}

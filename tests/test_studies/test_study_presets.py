@@ -1,0 +1,188 @@
+"""Study presets (ablation, stages, weights): the cells, their options, seeds and names; seeds of matrix presets.
+
+No training: cells and option dicts only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from srfer_plugin.studies import benchmark_cells as cells_lib
+from srfer_plugin.studies import study_presets as sp
+from srfer_plugin.studies import synthetic
+from srfer_plugin.studies.runner import network_path
+
+DEMO_FER = os.path.join(synthetic.REPO_ROOT, synthetic.FER_DEMO_CONFIG)
+CONSISTENCY = ('attention_opt', 'prediction_opt')
+JOINT_KEYS = tuple(synthetic.DEMO_JOINT_LEARNING)
+
+
+@pytest.fixture
+def fer() -> cells_lib.Classifier:
+    """The demo's classifier, as ``scripts/benchmark.py`` resolves it for a study preset, with weights."""
+    (classifier,) = cells_lib.resolve_classifiers(sp.data_preset('ablation'), None, None)
+    return dataclasses.replace(classifier, checkpoint='/w/fer_final.pth')
+
+
+def _options(cells, preset, tmp_path, iters=None):
+    return {c.name: sp.study_options(c, preset, iters, str(tmp_path / 'faces'), str(tmp_path)) for c in cells}
+
+
+def test_ablation_cells_and_order(fer):
+    cells = sp.plan_study_cells('ablation', fer, sp.run_seeds('ablation'))
+    variants = ['none', 'attention', 'prediction', 'both', 'both_joint', 'plain_finetuned']
+    assert [c.name for c in cells] == [f'bench_ablation_{v}_seed{s}' for s in (0, 1, 2) for v in variants]
+    assert [c.seed for c in cells] == [s for s in (0, 1, 2) for _ in variants]
+    assert {(c.backbone, c.scale, c.fer) for c in cells} == {('RCAN', 4, fer)}
+    assert [c.classifier for c in cells[:6]] == ['frozen'] * 4 + ['adapted'] * 2
+    assert [c.train_name for c in cells[:6]] == [
+        'bench_study_plain_seed0',
+        'bench_study_att0.1_seed0',
+        'bench_study_pred0.001_seed0',
+        'bench_study_att0.1_pred0.001_seed0',
+        'bench_study_att0.1_pred0.001_joint_seed0',
+        'bench_study_plain_finetuned_seed0',
+    ]
+    for seed in (0, 1, 2):
+        mine = [c for c in cells if c.seed == seed]
+        finetuned = next(c for c in mine if c.method == 'plain_finetuned')
+        plain = next(c for c in mine if c.method == 'none')
+        assert finetuned.init_from == plain.train_name and cells.index(plain) < cells.index(finetuned)
+        assert all(c.init_from is None for c in mine if c is not finetuned)
+
+
+def test_ablation_options(fer, tmp_path):
+    cells = sp.plan_study_cells('ablation', fer, [1])
+    opts = _options(cells, 'ablation', tmp_path)
+    demo = {m: synthetic.sr_options(m, str(tmp_path / 'faces'), fer.checkpoint, 1000, 1, 'ablation') for m in
+            ('plain_sr', 'srfer')}  # fmt: skip
+    for cell in cells:
+        opt = opts[cell.name]
+        assert opt['name'] == cell.train_name and opt['manual_seed'] == 1 and opt['train']['total_iter'] == 1000
+        assert opt['network_g'] == synthetic.DEMO_NETWORK_G and opt['scale'] == 4
+    none, att, pred, both, joint, finetuned = (opts[c.name] for c in cells)
+    assert dict(none, name=demo['plain_sr']['name']) == demo['plain_sr'], "plain SR is the demo's"
+    assert dict(both, name=demo['srfer']['name']) == demo['srfer'], "both is the demo's SR-FER"
+    assert both['network_fer']['config'] == DEMO_FER and both['network_fer']['freeze'] is True
+    assert [k for k in CONSISTENCY if k in att['train']] == ['attention_opt']
+    assert [k for k in CONSISTENCY if k in pred['train']] == ['prediction_opt']
+    assert att['train']['attention_opt'] == synthetic.DEMO_SRFER_LOSSES['attention_opt']
+    assert pred['train']['prediction_opt'] == synthetic.DEMO_SRFER_LOSSES['prediction_opt']
+    assert not any(k in opt['train'] for opt in (none, att, pred, both) for k in JOINT_KEYS + ('freeze_network_g',))
+    # both_joint: both + joint learning with the defaults
+    assert joint['network_fer']['freeze'] is False and joint['model_type'] == 'SRFERModel'
+    assert {k: joint['train'][k] for k in JOINT_KEYS} == synthetic.DEMO_JOINT_LEARNING
+    assert joint['train']['fer_inputs'] == ['sr', 'hr'] and joint['train']['joint_opt']['sr_grad_weight'] == 0.0
+    assert {k: joint['train'][k] for k in CONSISTENCY} == synthetic.DEMO_SRFER_LOSSES
+    assert 'freeze_network_g' not in joint['train'] and joint['train']['pixel_opt'] == both['train']['pixel_opt']
+    # plain_finetuned: the seed's plain network frozen, the classifier fine-tuned on its outputs (CE on SR only)
+    train = finetuned['train']
+    assert (
+        train['freeze_network_g'] is True
+        and train['fer_inputs'] == ['sr']
+        and finetuned['network_fer']['freeze'] is False
+    )
+    assert finetuned['path']['pretrain_network_g'] == network_path(str(tmp_path), 'bench_study_plain_seed1')
+    assert not any(k in train for k in ('pixel_opt', 'optim_g', *CONSISTENCY))
+    assert train['fer_opt'] == synthetic.DEMO_JOINT_LEARNING['fer_opt'] and train['total_iter'] == 1000
+    assert train['optim_fer'] == synthetic.DEMO_JOINT_LEARNING['optim_fer']
+
+
+def test_stages_preset(fer, tmp_path):
+    cells = sp.plan_study_cells('stages', fer, [0])
+    names = ['none', 'stage0', 'stage1', 'stage2', 'stage3', 'attention', 'deep_weighted', 'shallow_weighted', 'both']
+    assert [c.method for c in cells] == names
+    opts = _options(cells, 'stages', tmp_path)
+    for k in range(4):
+        opt = opts[f'bench_stages_stage{k}_seed0']
+        assert opt['network_fer']['stages'] == [k] and 'prediction_opt' not in opt['train']
+        assert opt['train']['attention_opt'] == synthetic.DEMO_SRFER_LOSSES['attention_opt']
+    assert opts['bench_stages_attention_seed0']['network_fer']['stages'] == [0, 1, 2, 3]
+    deep = opts['bench_stages_deep_weighted_seed0']['train']['attention_opt']
+    assert deep['stage_weights'] == [0.4, 0.8, 1.2, 1.6] and deep['loss_weight'] == sp.ATT
+    assert opts['bench_stages_shallow_weighted_seed0']['train']['attention_opt']['stage_weights'] == [
+        1.6,
+        1.2,
+        0.8,
+        0.4,
+    ]
+    assert sp.STUDY_PRESETS['stages'].references == ('both',)
+    # trainings shared with the ablation: trained once per seed
+    ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', fer, [0])}
+    stages = {c.method: c.train_name for c in cells}
+    assert stages['attention'] == ablation['attention'] and stages['both'] == ablation['both']
+    assert stages['none'] == ablation['none'] == 'bench_study_plain_seed0'
+    assert len({c.train_name for c in cells}) == len(cells)
+
+
+def test_weights_preset(fer, tmp_path):
+    cells = sp.plan_study_cells('weights', fer, [2])
+    assert len(cells) == 1 + 9 and cells[0].method == 'none'
+    opts = _options(cells, 'weights', tmp_path)
+    grid = set()
+    for cell in cells[1:]:
+        train = opts[cell.name]['train']
+        grid.add((train['attention_opt']['loss_weight'], train['prediction_opt']['loss_weight']))
+        assert opts[cell.name]['network_fer']['stages'] == [0, 1, 2, 3]
+    assert grid == {(a, p) for a in (0.03, 0.1, 0.3) for p in (0.0003, 0.001, 0.003)}
+    centre = next(c for c in cells if c.method == 'both')
+    assert opts[centre.name]['train']['attention_opt']['loss_weight'] == 0.1 and centre.train_name.startswith(
+        'bench_study_att0.1_pred0.001_seed2'
+    )
+    assert 'bench_weights_att0.3_pred0.0003_seed2' in {c.name for c in cells}
+
+
+def test_iterations_other_than_the_default_are_in_the_names(fer, tmp_path):
+    cells = sp.plan_study_cells('ablation', fer, [0], iters=300)
+    assert cells[0].name == 'bench_ablation_none_it300_seed0' and cells[0].train_name == 'bench_study_plain_it300_seed0'
+    opts = _options(cells, 'ablation', tmp_path, iters=300)
+    assert all(opt['train']['total_iter'] == 300 for opt in opts.values())
+    assert opts[cells[-1].name]['path']['pretrain_network_g'] == network_path(str(tmp_path), cells[0].train_name)
+    assert sp.plan_study_cells('ablation', fer, [0], iters=sp.STUDY_ITERS)[0].name == 'bench_ablation_none_seed0'
+
+
+def test_run_seeds():
+    assert sp.run_seeds('ablation') == [0, 1, 2] and sp.run_seeds('weights', seeds=1) == [0]
+    assert sp.run_seeds('cpu-small') == [0] and sp.run_seeds('paper', seeds=2) == [0, 1]
+    assert sp.run_seeds('stages', seed_list=[4, 1, 4]) == [4, 1]
+    for kwargs in ({'seeds': 0}, {'seed_list': [-1]}, {'seeds': 2, 'seed_list': [1]}):
+        with pytest.raises(ValueError, match='seed'):
+            sp.run_seeds('ablation', **kwargs)
+
+
+def test_matrix_presets_take_seeds_and_keep_todays_names(fer, tmp_path):
+    cells = cells_lib.plan_cells('cpu-small', [fer], ['RCAN'], [4], seeds=[0, 1])
+    assert [(c.name, c.train_name, c.seed) for c in cells] == [
+        ('bench_cpu_small_RCAN_x4_plain', 'bench_cpu_small_RCAN_x4_plain', 0),
+        ('bench_cpu_small_RCAN_x4_srfer', 'bench_cpu_small_RCAN_x4_srfer', 0),
+        ('bench_cpu_small_RCAN_x4_plain_seed1', 'bench_cpu_small_RCAN_x4_plain_seed1', 1),
+        ('bench_cpu_small_RCAN_x4_srfer_seed1', 'bench_cpu_small_RCAN_x4_srfer_seed1', 1),
+    ]
+    assert cells_lib.plan_cells('cpu-small', [fer], ['RCAN'], [4]) == cells[:2], 'default: seed 0, the old names'
+    seeds = [cells_lib.cell_options(c, 'cpu-small', 5, str(tmp_path))['manual_seed'] for c in cells]
+    assert seeds == [0, 0, 1, 1]
+    other = dataclasses.replace(fer, tag='other', own=False)
+    (plain, srfer) = cells_lib.plan_cells('cpu-small', [other], ['EDSR'], [2], seeds=[3])
+    assert plain.train_name == 'bench_cpu_small_EDSR_x2_plain_seed3', 'one plain training per seed'
+    assert (plain.name, srfer.name) == (
+        'bench_cpu_small_EDSR_x2_plain_other_seed3',
+        'bench_cpu_small_EDSR_x2_srfer_other_seed3',
+    )
+
+
+def test_sr_options_methods(tmp_path):
+    args = (str(tmp_path), 'fer.pth', 100, 0, 'quick')
+    srfer = synthetic.sr_options('srfer', *args)
+    same = synthetic.sr_options('srfer', *args, losses=synthetic.DEMO_SRFER_LOSSES, stages=[0, 1, 2, 3])
+    assert same == srfer and 'freeze_network_g' not in srfer['train'] and srfer['network_fer']['freeze'] is True
+    joint = synthetic.sr_options('srfer_joint', *args)
+    assert joint['name'] == 'demo_srfer_joint_quick_seed0' and joint['network_fer']['freeze'] is False
+    assert {k: v for k, v in joint['train'].items() if k not in JOINT_KEYS} == srfer['train']
+    assert synthetic.sr_options('srfer', *args, losses={})['train'] == synthetic.sr_options('plain_sr', *args)['train']
+    with pytest.raises(ValueError, match='init_network_g'):
+        synthetic.sr_options('plain_finetuned', *args)
+    with pytest.raises(ValueError, match='not in'):
+        synthetic.sr_options('srfer_frozen', *args)
