@@ -70,7 +70,14 @@ import sys
 from srfer_plugin.studies.benchmark import BenchmarkRun, prepare_data_and_classifiers, run_benchmark
 from srfer_plugin.studies.benchmark_cells import plan_cells, resolve_classifiers
 from srfer_plugin.studies.benchmark_options import BACKBONES, METHODS, PRESETS, SCALES
-from srfer_plugin.studies.study_presets import STUDY_PRESETS, data_preset, is_study, plan_study_cells, run_seeds
+from srfer_plugin.studies.study_presets import (
+    STUDY_PRESETS,
+    data_preset,
+    is_study,
+    plan_study_cells,
+    run_seeds,
+    select_variants,
+)
 
 FER_HELP = (
     'FER classifiers, each CONFIG[=CHECKPOINT][@SIZE]: an mmpretrain config file (e.g. options/fer/*.py; relative '
@@ -92,6 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--scales', nargs='+', type=int, default=None, choices=SCALES, help=matrix)
     parser.add_argument('--methods', nargs='+', default=None, choices=METHODS, help=matrix)
     parser.add_argument('--fer', nargs='+', default=None, metavar='CONFIG[=CHECKPOINT][@SIZE]', help=FER_HELP)
+    parser.add_argument(
+        '--variants', nargs='+', default=None, metavar='NAME', help='study presets: only these variants'
+    )
     parser.add_argument('--iters', type=int, default=None, help='training iterations per cell (preset default)')
     parser.add_argument('--preset', choices=sorted(PRESETS) + list(STUDY_PRESETS), default='cpu-small')
     seeds = parser.add_mutually_exclusive_group()
@@ -110,12 +120,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         given = [f'--{k}' for k in ('backbones', 'scales', 'methods', 'fer') if getattr(args, k) is not None]
         if given:
             parser.error(f"--preset {args.preset} trains the demo's RCAN x4 with the demo's classifier: drop {given}")
+    elif args.variants:
+        parser.error(f'--variants chooses variants of a study preset (ablation, stages, weights), not of {args.preset}')
     else:
         args.backbones = args.backbones or list(BACKBONES)
         args.scales = args.scales or list(SCALES)
         args.methods = args.methods or list(METHODS)
     try:
         args.seed_values = run_seeds(args.preset, args.seeds, args.seed_list)
+        if is_study(args.preset):
+            select_variants(args.preset, args.variants)
         args.classifiers = resolve_classifiers(data_preset(args.preset), args.fer, args.fer_checkpoint)
     except ValueError as err:
         parser.error(str(err))
@@ -134,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run = BenchmarkRun(args.preset, out, exp_root, data_root, args.iters)
     if is_study(args.preset):
-        cells = plan_study_cells(args.preset, classifiers[0], args.seed_values, args.iters)
+        cells = plan_study_cells(args.preset, classifiers[0], args.seed_values, args.iters, args.variants)
     else:
         cells = plan_cells(args.preset, classifiers, args.backbones, args.scales, args.methods, args.seed_values)
     run_benchmark(run, cells, command, classifiers)

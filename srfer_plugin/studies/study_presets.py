@@ -184,8 +184,36 @@ def iters_suffix(iters: int | None) -> str:
     return f'_it{iters}' if iters and iters != STUDY_ITERS else ''
 
 
+def select_variants(preset: str, names: list[str] | tuple[str, ...] | None = None) -> tuple[Variant, ...]:
+    """The variants of a study preset to run: all, or those named (plus ``none`` when ``plain_finetuned`` is named).
+
+    Args:
+        preset: A key of :data:`STUDY_PRESETS`.
+        names: Variant names (``--variants``), or None for all.
+
+    Returns:
+        The variants, in the preset's training order.
+
+    Raises:
+        ValueError: A name that is not a variant of the preset.
+    """
+    variants = STUDY_PRESETS[preset].variants
+    if not names:
+        return variants
+    known = [v.name for v in variants]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f'--variants: {unknown} not in the variants of --preset {preset}: {known}')
+    wanted = set(names) | ({NONE.name} if 'plain_finetuned' in names else set())
+    return tuple(v for v in variants if v.name in wanted)
+
+
 def plan_study_cells(
-    preset: str, fer: Classifier, seeds: list[int] | tuple[int, ...], iters: int | None = None
+    preset: str,
+    fer: Classifier,
+    seeds: list[int] | tuple[int, ...],
+    iters: int | None = None,
+    variants: list[str] | tuple[str, ...] | None = None,
 ) -> list[Cell]:
     """Every cell of a study preset, seed by seed, each seed's variants in the preset's order.
 
@@ -194,6 +222,7 @@ def plan_study_cells(
         fer: The demo's classifier (with its weights).
         seeds: ``manual_seed`` of the trainings.
         iters: ``train.total_iter`` (None: :data:`STUDY_ITERS`).
+        variants: Names of the variants to run (:func:`select_variants`); None: all.
 
     Returns:
         The cells; a ``plain_finetuned`` cell comes after the plain cell of its seed (``init_from``).
@@ -201,7 +230,7 @@ def plan_study_cells(
     cells: list[Cell] = []
     for seed in seeds:
         end = f'{iters_suffix(iters)}_seed{seed}'
-        for v in STUDY_PRESETS[preset].variants:
+        for v in select_variants(preset, variants):
             init_from = f'bench_study_{NONE.key()}{end}' if v.method == 'plain_finetuned' else None
             if init_from and init_from not in {c.train_name for c in cells}:
                 raise ValueError(f'{preset}: {v.name} needs the plain cell of seed {seed} before it')

@@ -186,3 +186,12 @@ def test_sr_options_methods(tmp_path):
         synthetic.sr_options('plain_finetuned', *args)
     with pytest.raises(ValueError, match='not in'):
         synthetic.sr_options('srfer_frozen', *args)
+
+
+def test_variants_filter_keeps_order_and_the_plain_run_finetuning_needs(fer):
+    cells = sp.plan_study_cells('ablation', fer, [1], variants=['both_joint', 'plain_finetuned', 'both'])
+    assert [c.method for c in cells] == ['none', 'both', 'both_joint', 'plain_finetuned']
+    assert cells[-1].init_from == cells[0].train_name
+    with pytest.raises(ValueError, match=r"--variants: \['bogus'\] not in the variants of --preset stages"):
+        sp.select_variants('stages', ['bogus'])
+    assert sp.select_variants('weights', None) == sp.STUDY_PRESETS['weights'].variants
