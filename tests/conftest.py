@@ -15,3 +15,12 @@ torch.set_num_threads(2)
 def tiny_fer_root(tmp_path_factory) -> str:
     """A tiny 4-class dataset (32x32, 3 train and 2 val images per class) in the plugin's layout."""
     return make_tiny_fer_dataset(str(tmp_path_factory.mktemp('tiny_fer')))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread (on a busy 2-core machine OpenMP barriers make two up to 100x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,14 +18,7 @@ from basicsr.archs import build_network
 from srfer_plugin.studies import benchmark_cells as cells_lib
 from srfer_plugin.studies import benchmark_options as mbo
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread (on a busy 2-core machine OpenMP barriers make two up to 100x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 OPTION_FILES = sorted(glob.glob(os.path.join(mbo.REPO_ROOT, 'options', 'benchmark', '*.yml')))
