@@ -1,4 +1,4 @@
-"""The SR-FER study as benchmark presets (``ablation``, ``stages``, ``weights``), each cell a variant and a seed.
+"""The SR-FER study as benchmark presets (``ablation``, ``stages``, ``weights``, ``joint``), cells = variant x seed.
 
 Every cell is one of the demo's SR trainings (:func:`srfer_plugin.studies.synthetic.sr_options`: synthetic faces,
 RCAN x4, the demo's classifier, batch 8, 1,000 iterations) with one variant of the SR-FER losses, seeded by
@@ -21,6 +21,13 @@ STUDY_SEEDS = 3  # default --seeds of a study preset
 ATT = synthetic.DEMO_SRFER_LOSSES['attention_opt']['loss_weight']  # 0.1
 PRED = synthetic.DEMO_SRFER_LOSSES['prediction_opt']['loss_weight']  # 0.001
 ALL_STAGES = (0, 1, 2, 3)
+# Joint-learning settings a variant may override (name part of its trainings), and the demo's values of them.
+JOINT_KNOBS = {'sr_grad_weight': 'g', 'warmup_iter': 'w', 'fer_lr': 'lr'}
+JOINT_DEFAULTS = {
+    'sr_grad_weight': synthetic.DEMO_JOINT_LEARNING['joint_opt']['sr_grad_weight'],
+    'warmup_iter': synthetic.DEMO_JOINT_LEARNING['joint_opt']['warmup_iter'],
+    'fer_lr': synthetic.DEMO_JOINT_LEARNING['optim_fer']['lr'],
+}
 BACKBONE, SCALE = 'RCAN', 4  # synthetic.DEMO_NETWORK_G
 
 
@@ -35,6 +42,8 @@ class Variant:
         pred: Prediction-consistency weight, or None for no prediction loss.
         stages: ``network_fer.stages`` (the taps the attention loss compares).
         stage_weights: ``attention_opt.stage_weights`` (None: 1 per stage).
+        joint: Overrides of the demo's joint learning (``srfer_joint`` only): any of ``sr_grad_weight`` and
+            ``warmup_iter`` (``joint_opt``) and ``fer_lr`` (``optim_fer.lr``), as ``((key, value), ...)``.
     """
 
     name: str
@@ -43,6 +52,15 @@ class Variant:
     pred: float | None = None
     stages: tuple[int, ...] = ALL_STAGES
     stage_weights: tuple[float, ...] | None = None
+    joint: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [k for k, _ in self.joint if k not in JOINT_KNOBS]
+        if unknown or (self.joint and self.method != 'srfer_joint'):
+            raise ValueError(
+                f'Variant {self.name}: joint overrides {unknown or self.joint} need method srfer_joint '
+                f'and keys in {sorted(JOINT_KNOBS)}'
+            )
 
     @property
     def classifier(self) -> str:
@@ -62,7 +80,10 @@ class Variant:
                 parts.append('sw' + '-'.join(f'{w:g}' for w in self.stage_weights))
         if self.pred is not None:
             parts.append(f'pred{self.pred:g}')
-        return '_'.join(parts + (['joint'] if self.method == 'srfer_joint' else []))
+        if self.method == 'srfer_joint':
+            parts.append('joint')
+            parts.extend(f'{JOINT_KNOBS[k]}{v:g}' for k, v in self.joint)
+        return '_'.join(parts)
 
     def losses(self) -> dict[str, Any]:
         """The ``attention_opt``/``prediction_opt`` sections (the demo's, with this variant's weights)."""
@@ -87,8 +108,22 @@ class Variant:
             parts.append(f'att {self.att:g} on stages {list(self.stages)}{weights}')
         if self.pred is not None:
             parts.append(f'pred {self.pred:g}')
-        joint = ' + joint learning (CE on SR and HR)' if self.method == 'srfer_joint' else ''
+        joint = ''
+        if self.method == 'srfer_joint':
+            settings = dict(JOINT_DEFAULTS, **dict(self.joint))
+            joint = (
+                f' + joint learning (CE on SR and HR; sr_grad_weight {settings["sr_grad_weight"]:g}, '
+                f'warmup_iter {settings["warmup_iter"]:g}, classifier lr {settings["fer_lr"]:g})'
+            )
         return 'L1 + ' + ' + '.join(parts) + joint
+
+    def apply_joint(self, opt: dict[str, Any]) -> None:
+        """Write the joint overrides into the ``train`` section of ``opt`` (``joint_opt``, ``optim_fer.lr``)."""
+        for knob, value in self.joint:
+            if knob == 'fer_lr':
+                opt['train']['optim_fer']['lr'] = value
+            else:
+                opt['train']['joint_opt'][knob] = int(value) if knob == 'warmup_iter' else value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +145,14 @@ STAGE_WEIGHTS = {'deep_weighted': (0.4, 0.8, 1.2, 1.6), 'shallow_weighted': (1.6
 WEIGHT_GRID = ((0.03, ATT, 0.3), (0.0003, PRED, 0.003))  # attention x prediction weights around the demo's
 
 
+BOTH_JOINT = Variant('both_joint', 'srfer_joint', att=ATT, pred=PRED)  # the demo's joint learning
+PLAIN_FINETUNED = Variant('plain_finetuned', 'plain_finetuned')
+
+
+def _joint_variant(name: str, **joint: float) -> Variant:
+    return Variant(name, 'srfer_joint', att=ATT, pred=PRED, joint=tuple(joint.items()))
+
+
 def _grid_variant(att: float, pred: float) -> Variant:
     return BOTH if (att, pred) == (ATT, PRED) else Variant(f'att{att:g}_pred{pred:g}', att=att, pred=pred)
 
@@ -121,8 +164,8 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             ATTENTION,
             Variant('prediction', pred=PRED),
             BOTH,
-            Variant('both_joint', 'srfer_joint', att=ATT, pred=PRED),
-            Variant('plain_finetuned', 'plain_finetuned'),
+            BOTH_JOINT,
+            PLAIN_FINETUNED,
         ),
         ('both', 'none'),
     ),
@@ -139,6 +182,19 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
     'weights': StudyPreset(
         (NONE, *(_grid_variant(a, p) for a in WEIGHT_GRID[0] for p in WEIGHT_GRID[1])),
         ('both',),
+    ),
+    # How to set joint learning: where the classification loss's gradient goes, a warm-up, the classifier's LR.
+    'joint': StudyPreset(
+        (
+            NONE,
+            BOTH,
+            BOTH_JOINT,
+            *(_joint_variant(f'sr_grad_{g:g}', sr_grad_weight=g) for g in (0.1, 1.0)),
+            _joint_variant('warmup_300', warmup_iter=300),
+            _joint_variant('fer_lr_1e-4', fer_lr=1e-4),
+            PLAIN_FINETUNED,
+        ),
+        ('both_joint', 'both'),
     ),
 }
 
@@ -266,6 +322,7 @@ def study_options(cell: Cell, preset: str, iters: int | None, data_root: str, ex
         init,
     )
     opt['name'] = cell.train_name
+    v.apply_joint(opt)
     if 'network_fer' in opt:
         opt['network_fer'] = fer_network_options(opt['network_fer'], cell.fer)
     return opt

@@ -1,4 +1,4 @@
-"""Study presets (ablation, stages, weights): the cells, their options, seeds and names; seeds of matrix presets.
+"""Study presets (ablation, stages, weights, joint): the cells, their options, seeds and names; seeds of matrix presets.
 
 No training: cells and option dicts only.
 """
@@ -133,6 +133,41 @@ def test_weights_preset(fer, tmp_path):
         'bench_study_att0.1_pred0.001_seed2'
     )
     assert 'bench_weights_att0.3_pred0.0003_seed2' in {c.name for c in cells}
+
+
+def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
+    cells = sp.plan_study_cells('joint', fer, [0])
+    opts = _options(cells, 'joint', tmp_path)
+    settings = {}
+    for cell in cells:
+        train = opts[cell.name]['train']
+        if 'joint_opt' in train and cell.method != 'plain_finetuned':
+            settings[cell.method] = (
+                train['joint_opt']['sr_grad_weight'],
+                train['joint_opt']['warmup_iter'],
+                train['optim_fer']['lr'],
+            )
+            assert opts[cell.name]['network_fer']['freeze'] is False and cell.classifier == 'adapted'
+    assert settings == {
+        'both_joint': (0.0, 0, 1e-5),
+        'sr_grad_0.1': (0.1, 0, 1e-5),
+        'sr_grad_1': (1.0, 0, 1e-5),
+        'warmup_300': (0.0, 300, 1e-5),
+        'fer_lr_1e-4': (0.0, 0, 1e-4),
+    }
+    names = {c.method: c.train_name for c in cells}
+    assert names['both_joint'] == 'bench_study_att0.1_pred0.001_joint_seed0', "the ablation's joint training, reused"
+    assert names['sr_grad_1'] == 'bench_study_att0.1_pred0.001_joint_g1_seed0'
+    assert names['fer_lr_1e-4'] == 'bench_study_att0.1_pred0.001_joint_lr0.0001_seed0'
+    assert len(set(names.values())) == len(names)
+    assert isinstance(
+        opts[next(c.name for c in cells if c.method == 'warmup_300')]['train']['joint_opt']['warmup_iter'], int
+    )
+    assert 'sr_grad_weight 1,' in sp.descriptions('joint')['sr_grad_1']
+    with pytest.raises(ValueError, match='srfer_joint'):
+        sp.Variant('bad', 'srfer', att=0.1, joint=(('warmup_iter', 5),))
+    with pytest.raises(ValueError, match='sr_grad_weight'):
+        sp.Variant('bad', 'srfer_joint', att=0.1, joint=(('fer_momentum', 0.9),))
 
 
 def test_iterations_other_than_the_default_are_in_the_names(fer, tmp_path):
