@@ -5,6 +5,8 @@ Example::
     python scripts/make_lr.py --src datasets/rafdb --meta meta_info_test.txt --dst datasets/rafdb_lr_x4_blur \\
         --scale 4 --scenario blur --seed 0
 
+``--scenario realesrgan`` or ``--scenario blind_face`` make real-world LR sets with BasicSR's degradation functions.
+
 The LR images are made by :class:`~srfer_plugin.data.paired_fer_dataset.PairedFERDataset` itself (test phase),
 so they equal what the dataset makes on the fly for the same ``degradation``, ``degradation_seed``, ``scale``
 and ``gt_size`` (up to the 8-bit rounding of the written PNG). They keep the relative paths of the HR images:
@@ -45,7 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--dst', required=True, help='output root (becomes dataroot_lq)')
     parser.add_argument('--scale', type=int, default=4, help='downsampling factor: 2, 3, 4 or 8')
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--scenario', choices=sorted(SCENARIOS), default=None, help='named degradation scenario')
+    group.add_argument(
+        '--scenario',
+        choices=sorted(SCENARIOS),
+        default=None,
+        help='named degradation scenario (srfer_plugin.data.degradations.SCENARIOS); blind_face (GFPGAN-style) and '
+        'realesrgan (Real-ESRGAN second-order) are the real-world ones',
+    )
     group.add_argument(
         '--degradation',
         default=None,

@@ -10,12 +10,13 @@ import math
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from copy import deepcopy
 from typing import Any
 
 import torch
 import torch.distributed as torch_dist
-from basicsr.archs import build_network
+from basicsr.archs import build_network, vgg_arch
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
@@ -28,6 +29,25 @@ from srfer_plugin.utils.rng import get_rng_states, set_rng_states
 from srfer_plugin.utils.sr_network import check_upscale
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
+
+
+def check_vgg_weights(where: str) -> None:
+    """Fail early when BasicSR's ``VGGFeatureExtractor`` would download torchvision's VGG19 weights.
+
+    BasicSR reads ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` (relative to the working folder) when it
+    exists, else torchvision downloads the weights into the torch hub cache; offline, that fails deep in training
+    setup. Either file present is enough.
+
+    Raises:
+        FileNotFoundError: Neither file exists (the message names ``where`` and both places).
+    """
+    local = os.path.abspath(vgg_arch.VGG_PRETRAIN_PATH)
+    cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(vgg_arch.VGG_PRETRAIN_PATH))
+    if not (os.path.isfile(local) or os.path.isfile(cached)):
+        raise FileNotFoundError(
+            f'{where} uses VGG19 features, whose weights are in neither {local} nor {cached}. Download '
+            f'https://download.pytorch.org/models/{os.path.basename(local)} to one of them, or remove {where}'
+        )
 
 
 class NonFiniteLossError(RuntimeError):
@@ -60,6 +80,8 @@ class SafeSRModel(SRModel):
 
     # Loss options of which training needs at least one (subclasses add theirs).
     LOSS_OPTIONS: tuple[str, ...] = ('pixel_opt', 'perceptual_opt')
+    # Log-key prefix of net_g's losses (BasicSR: ``l_pix`` in SRModel, ``l_g_pix`` in its GAN models).
+    LOSS_PREFIX = 'l_'
 
     def __init__(self, opt: dict):
         if opt.get('is_train') and not any((opt.get('train') or {}).get(key) for key in self.LOSS_OPTIONS):
@@ -207,6 +229,8 @@ class SafeSRModel(SRModel):
     def build_losses(self, train_opt: dict) -> None:
         """SRModel's losses: ``pixel_opt`` (``cri_pix``) and ``perceptual_opt`` (``cri_perceptual``), each optional."""
         self.cri_pix = self.build_loss_option(train_opt, 'pixel_opt')
+        if train_opt.get('perceptual_opt'):
+            check_vgg_weights('train.perceptual_opt')
         self.cri_perceptual = self.build_loss_option(train_opt, 'perceptual_opt')
 
     def build_loss_option(self, train_opt: dict, key: str) -> torch.nn.Module | None:
@@ -252,15 +276,37 @@ class SafeSRModel(SRModel):
                 self.gt = self.gt.contiguous(memory_format=torch.channels_last)
 
     def optimize_parameters(self, current_iter: int) -> None:
-        """One training step of every optimizer; a NaN/inf loss skips it (see ``max_nonfinite_steps``).
+        """One training step of every optimizer (:meth:`run_step`), then the EMA update."""
+        if self.run_step(self.forward_losses, self.optimizers, current_iter):
+            if self.grad_scaler is not None:
+                self.grad_scaler.update()
+            if self.ema_decay > 0:
+                self.model_ema(decay=self.ema_decay)
+
+    def run_step(
+        self,
+        compute_losses: Callable[[], tuple[torch.Tensor, OrderedDict]],
+        optimizers: list[torch.optim.Optimizer],
+        current_iter: int,
+    ) -> bool:
+        """Zero ``optimizers``, run ``compute_losses`` (under AMP when set), back-propagate, and step them.
 
         Backward is queued before the losses are read, so the finiteness check reuses the one host
         synchronisation BasicSR's logging makes anyway (``reduce_loss_dict``), and every DDP rank runs backward.
+        A NaN/inf loss skips the step (see ``max_nonfinite_steps``). The read losses go to ``self.log_dict``.
+
+        Args:
+            compute_losses: Returns the total loss and the named losses to log.
+            optimizers: The optimizers this loss trains.
+            current_iter: The iteration (for messages and the stop checkpoint).
+
+        Returns:
+            Whether the optimizers stepped (False: a non-finite loss skipped the step).
         """
-        for optimizer in self.optimizers:
+        for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            l_total, loss_dict = self.forward_losses()
+            l_total, loss_dict = compute_losses()
         if self.grad_scaler is not None:
             self.grad_scaler.scale(l_total).backward()
         else:
@@ -268,23 +314,20 @@ class SafeSRModel(SRModel):
         self.log_dict = self.reduce_loss_dict(loss_dict)
         bad = [name for name, value in self.log_dict.items() if not math.isfinite(value)]
         if bad or not math.isfinite(sum(self.log_dict.values())):
-            self._skip_nonfinite_step(current_iter, bad or list(self.log_dict))
-            return
+            self._skip_nonfinite_step(current_iter, bad or list(self.log_dict), optimizers)
+            return False
         self._nonfinite_steps = 0
-        for optimizer in self.optimizers:
+        for optimizer in optimizers:
             if self.grad_scaler is not None:
                 self.grad_scaler.step(optimizer)
             else:
                 optimizer.step()
-        if self.grad_scaler is not None:
-            self.grad_scaler.update()
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        return True
 
-    def _skip_nonfinite_step(self, current_iter: int, bad: list[str]) -> None:
+    def _skip_nonfinite_step(self, current_iter: int, bad: list[str], optimizers: list) -> None:
         self._nonfinite_steps += 1
         self.output = self.output.detach()
-        for optimizer in self.optimizers:
+        for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)  # drop the non-finite gradients now, not at the next step
         get_root_logger().warning(
             f'iter {current_iter}: non-finite loss in {", ".join(bad)}; step skipped (no optimizer step, no EMA '
@@ -314,14 +357,15 @@ class SafeSRModel(SRModel):
                 )
             self._checked_output_size = True
         loss_dict = OrderedDict()
+        prefix = self.LOSS_PREFIX
         if self.cri_pix:
-            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+            loss_dict[f'{prefix}pix'] = self.cri_pix(self.output, self.gt)
         if self.cri_perceptual:
             l_percep, l_style = self.cri_perceptual(self.output, self.gt)
             if l_percep is not None:
-                loss_dict['l_percep'] = l_percep
+                loss_dict[f'{prefix}percep'] = l_percep
             if l_style is not None:
-                loss_dict['l_style'] = l_style
+                loss_dict[f'{prefix}style'] = l_style
         loss_dict.update(self.additional_losses())
         l_total = 0
         for value in loss_dict.values():

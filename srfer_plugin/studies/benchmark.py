@@ -15,6 +15,7 @@ import os
 import time
 from typing import Any
 
+from srfer_plugin.data.degradations import describe_pipeline
 from srfer_plugin.studies import study_presets, synthetic
 from srfer_plugin.studies.benchmark_cells import Cell, Classifier, cell_options, fer_network_options
 from srfer_plugin.studies.benchmark_options import OPTIONS_HEADER, REPO_ROOT, template, unsupported_reason
@@ -115,6 +116,8 @@ def evaluate_cell(
     network_g: dict[str, Any],
     scale: int,
     fer_weights: str | None = None,
+    degradation: str | None = None,
+    extra_metrics: tuple[str, ...] = (),
 ) -> tuple[dict[str, float], int]:
     """The demo's evaluation of a trained ``network_g`` under one classifier.
 
@@ -127,14 +130,17 @@ def evaluate_cell(
         scale: Its upscale factor.
         fer_weights: The classifier's fine-tuned weights (a joint training's ``net_fer_latest.pth``), or None for
             ``fer`` as it is.
+        degradation: The test set's degradation scenario (None: bicubic).
+        extra_metrics: Metrics evaluated on top of PSNR/SSIM (``niqe``).
 
     Returns:
-        ``(metrics, params)``: ``acc``, ``acc_hr``, ``acc_bicubic``, ``psnr``, ``ssim``, and the parameter
-        count of ``network_g``.
+        ``(metrics, params)``: ``acc``, ``acc_hr``, ``acc_bicubic``, ``psnr``, ``ssim`` (and the extra metrics),
+        and the parameter count of ``network_g``.
     """
     opt = evaluation_options(
-        data_root, fer.checkpoint, net_g_path, results_root, network_g, scale, fer.config, fer_weights
-    )
+        data_root, fer.checkpoint, net_g_path, results_root, network_g, scale, fer.config, fer_weights,
+        degradation, extra_metrics,
+    )  # fmt: skip
     opt['network_fer'] = fer_network_options(opt['network_fer'], fer)
     metrics, model = run_evaluation(opt)
     params = sum(p.numel() for p in model.get_bare_model(model.net_g).parameters())
@@ -146,6 +152,13 @@ def training_options(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
     if study_presets.is_study(run.preset):
         return study_presets.study_options(cell, run.preset, run.iters, run.data_root, run.exp_root)
     return cell_options(cell, run.preset, run.iters, run.data_root)
+
+
+def training_degradation(opt: dict[str, Any]) -> str:
+    """The degradation of a training's train set: a scenario name or :func:`describe_pipeline`'s line (``bicubic``
+    for the bicubic cell, which trains nothing)."""
+    degradation = (opt.get('datasets') or {}).get('train', {}).get('degradation') or 'bicubic'
+    return degradation if isinstance(degradation, str) else describe_pipeline(degradation)
 
 
 def adapted_classifier(run: BenchmarkRun, cell: Cell) -> str | None:
@@ -189,11 +202,14 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
             return {'fer': cell.fer.label, 'seed': cell.seed, 'classifier': cell.classifier, **json.load(f)}
     os.makedirs(cell_dir, exist_ok=True)
     opt = training_options(run, cell)
-    train_dir = os.path.join(run.out, 'cells', cell.train_name)
-    opt_path = write_options(opt, os.path.join(train_dir, f'{cell.train_name}.yml'), OPTIONS_HEADER)
-    net_g_path = network_path(run.exp_root, cell.train_name)
+    study = study_presets.STUDY_PRESETS.get(run.preset)
+    test_degradation, extra_metrics = (study.test_degradation, study.extra_metrics) if study else (None, ())
+    net_g_path = network_path(run.exp_root, cell.train_name) if cell.train_name else None  # None: bicubic
     start = time.time()
-    if not os.path.exists(net_g_path):
+    if net_g_path:
+        train_dir = os.path.join(run.out, 'cells', cell.train_name)
+        opt_path = write_options(opt, os.path.join(train_dir, f'{cell.train_name}.yml'), OPTIONS_HEADER)
+    if net_g_path and not os.path.exists(net_g_path):
         if cell.init_from and not os.path.exists(network_path(run.exp_root, cell.init_from)):
             raise RuntimeError(f'{cell.train_name} starts from the network of {cell.init_from}, which is not trained')
         print(f'[{cell.train_name}] training {opt["train"]["total_iter"]} iterations', flush=True)
@@ -207,14 +223,22 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
         opt['network_g'],
         cell.scale,
         fer_weights=adapted_classifier(run, cell),
+        degradation=test_degradation,
+        extra_metrics=extra_metrics,
     )
-    row.update({key: float(metrics[key]) for key in METRIC_KEYS})
-    shared = f'; network_g of {cell.train_name}' if cell.train_name != name else ''
+    row.update({key: float(metrics[key]) for key in (*METRIC_KEYS, *extra_metrics)})
+    if test_degradation:
+        row.update(train_degradation=training_degradation(opt), test_degradation=test_degradation)
+    shared = f'; network_g of {cell.train_name}' if cell.train_name not in (name, '') else ''
     adapted = '; scored by its fine-tuned classifier (net_fer_latest.pth)' if cell.classifier == 'adapted' else ''
     row.update(
         status='done',
         iters=opt['train']['total_iter'],
-        train_s_per_iter=train_seconds_per_iter(os.path.join(run.exp_root, 'experiments', cell.train_name)),
+        train_s_per_iter=(
+            train_seconds_per_iter(os.path.join(run.exp_root, 'experiments', cell.train_name))
+            if cell.train_name
+            else None
+        ),
         params=params,
         note=f'cell wall time {time.time() - start:.0f} s{shared}{adapted}',
     )

@@ -27,7 +27,10 @@ COLUMNS = (
     'train_s_per_iter', 'params', 'iters', 'seed', 'classifier', 'note',
 )  # fmt: skip
 METRIC_KEYS = METRICS
-DIGITS = {'acc': 2, 'acc_hr': 2, 'acc_bicubic': 2, 'psnr': 2, 'ssim': 4}
+# Columns only some presets fill (the gan preset: NIQE and the degradations); a table has them when a row does.
+OPTIONAL_COLUMNS = ('niqe', 'train_degradation', 'test_degradation')
+OPTIONAL_METRICS = ('niqe',)
+DIGITS = {'acc': 2, 'acc_hr': 2, 'acc_bicubic': 2, 'psnr': 2, 'ssim': 4, 'niqe': 2}
 CLASSIFIER_NOTE = (
     'classifier: `frozen` rows are scored by the pre-trained classifier of the row; `adapted` rows (joint '
     'learning: both_joint, plain_finetuned) by the classifier their own training fine-tuned '
@@ -47,6 +50,19 @@ def display_path(path: str | None) -> str:
         return ''
     rel = os.path.relpath(path, REPO_ROOT)
     return path if rel.startswith('..') else rel
+
+
+def row_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """:data:`COLUMNS`, with each of :data:`OPTIONAL_COLUMNS` that a row has inserted before ``train_s_per_iter``."""
+    extra = tuple(c for c in OPTIONAL_COLUMNS if any(c in row for row in rows))
+    at = COLUMNS.index('train_s_per_iter')
+    return COLUMNS[:at] + extra + COLUMNS[at:]
+
+
+def row_metrics(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """:data:`METRICS`, plus each of :data:`OPTIONAL_METRICS` that every ``done`` row has (the means need all)."""
+    done = [row for row in rows if row.get('status') == 'done']
+    return METRICS + tuple(m for m in OPTIONAL_METRICS if done and all(row.get(m) is not None for row in done))
 
 
 def markdown_table(header: list[str], body: list[list[Any]]) -> list[str]:
@@ -100,7 +116,8 @@ def seed_sections(
     Returns:
         ``(lines, summaries)``: the Markdown lines and :func:`.aggregate.aggregate_rows`' summaries.
     """
-    summaries = aggregate_rows(rows)
+    metrics = row_metrics(rows)
+    summaries = aggregate_rows(rows, metrics)
     lead = ['method', 'classifier'] if descriptions is not None else list(VARIANT_KEYS)
 
     def first(item: dict[str, Any]) -> list[Any]:
@@ -108,20 +125,20 @@ def seed_sections(
 
     head = lead + (['trains'] if descriptions is not None else [])
     body = [
-        first(s) + [s['n']] + [format_mean_std(s[f'{m}_mean'], s[f'{m}_std'], DIGITS[m]) for m in METRICS]
+        first(s) + [s['n']] + [format_mean_std(s[f'{m}_mean'], s[f'{m}_std'], DIGITS[m]) for m in metrics]
         for s in summaries
     ]
-    lines = ['## Mean ± std over seeds', ''] + markdown_table(head + ['n', *METRICS], body) + ['', SPREAD_NOTE, '']
+    lines = ['## Mean ± std over seeds', ''] + markdown_table(head + ['n', *metrics], body) + ['', SPREAD_NOTE, '']
     for reference in references:
-        deltas = compare_to_reference(summaries, reference)
+        deltas = compare_to_reference(summaries, reference, metrics)
         body = [
             first(d)
             + [f'{d["n"]}/{d["n_ref"]}']
-            + [format_delta(d[f'{m}_delta'], d[f'{m}_within'], DIGITS[m]) for m in METRICS]
+            + [format_delta(d[f'{m}_delta'], d[f'{m}_within'], DIGITS[m]) for m in metrics]
             for d in deltas
         ]
         lines += [f'## Against {reference} (difference of means)', '']
-        lines += markdown_table(head + ['n/n_ref', *(f'Δ {m}' for m in METRICS)], body) + ['']
+        lines += markdown_table(head + ['n/n_ref', *(f'Δ {m}' for m in metrics)], body) + ['']
     return lines, summaries
 
 
@@ -147,8 +164,9 @@ def write_tables(
         references: Methods every other variant is compared with (mean against mean).
         descriptions: ``{method: what it trains}`` of a study preset; None for a matrix preset.
     """
+    columns = row_columns(rows)
     with open(os.path.join(out, 'benchmark.csv'), 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction='ignore')
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
         writer.writeheader()
         writer.writerows(rows)
     hr_acc = {}
@@ -168,13 +186,20 @@ def write_tables(
         '## Cells',
         '',
     ]
-    lines += markdown_table(list(COLUMNS), [[row.get(c) for c in COLUMNS] for row in rows])
+    lines += markdown_table(list(columns), [[row.get(c) for c in columns] for row in rows])
     lines += [
         '',
         'acc: FER accuracy (%) on the SR output; acc_hr: on HR; acc_bicubic: on bicubic upsampling (the classifier '
         'of the row, test split). psnr/ssim: Y channel, scale pixels cropped. ' + CLASSIFIER_NOTE,
         '',
     ]
+    if 'niqe' in columns:
+        lines += [
+            "niqe: BasicSR's no-reference NIQE of the SR output (Y channel, scale pixels cropped; lower looks more "
+            'natural). train_degradation/test_degradation: the scenarios of the training and test LR faces '
+            '(srfer_plugin/data/degradations.py; test sets degrade deterministically per image).',
+            '',
+        ]
     several_seeds = len({int(r.get('seed', 0)) for r in rows if r.get('status') == 'done'}) > 1
     if descriptions is None:
         lines += [
@@ -193,7 +218,7 @@ def write_tables(
         section, summaries = seed_sections(rows, references, descriptions)
         lines += section
         with open(os.path.join(out, 'benchmark_mean.csv'), 'w', newline='', encoding='utf-8') as f:
-            fields = [*VARIANT_KEYS, 'n', 'seeds', *(f'{m}_{s}' for m in METRICS for s in ('mean', 'std'))]
+            fields = [*VARIANT_KEYS, 'n', 'seeds', *(f'{m}_{s}' for m in row_metrics(rows) for s in ('mean', 'std'))]
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
             writer.writeheader()
             writer.writerows(dict(s, seeds=' '.join(map(str, s['seeds']))) for s in summaries)

@@ -20,20 +20,33 @@ from basicsr.utils import tensor2img
 from srfer_plugin.data.degradations import upsample_bicubic
 from srfer_plugin.studies.synthetic import DEMO_NETWORK_G, FER_DEMO_CONFIG, dataset_options, repo_path
 
+# Metrics a study may add to PSNR/SSIM: BasicSR's no-reference NIQE (lower is better), on the SR output alone.
+EXTRA_METRICS = {'niqe': {'type': 'calculate_niqe', 'crop_border': 0, 'better': 'lower'}}
 
-def metric_options(scale: int = 4) -> dict[str, dict[str, Any]]:
+
+def metric_options(scale: int = 4, extra: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """PSNR/SSIM options (Y channel, ``scale`` border pixels cropped) of the demo and the benchmark.
 
     Args:
         scale: Upscale factor (the cropped border).
+        extra: Names of :data:`EXTRA_METRICS` to add (``niqe``: its border is ``scale`` too).
 
     Returns:
         BasicSR's ``val.metrics`` section.
+
+    Raises:
+        ValueError: An unknown extra metric.
     """
-    return {
+    unknown = sorted(set(extra) - set(EXTRA_METRICS))
+    if unknown:
+        raise ValueError(f'metrics {unknown} not in {sorted(EXTRA_METRICS)}')
+    metrics = {
         'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': True},
         'ssim': {'type': 'calculate_ssim', 'crop_border': scale, 'test_y_channel': True},
     }
+    for name in extra:
+        metrics[name] = dict(EXTRA_METRICS[name], crop_border=scale)
+    return metrics
 
 
 def evaluation_options(
@@ -45,6 +58,8 @@ def evaluation_options(
     scale: int = 4,
     fer_config: str = FER_DEMO_CONFIG,
     fer_weights: str | None = None,
+    degradation: str | None = None,
+    extra_metrics: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Options of an SRFERModel in test mode (as ``parse_options`` returns them).
 
@@ -58,6 +73,8 @@ def evaluation_options(
         fer_config: mmpretrain config of the classifier (relative to the repository or absolute).
         fer_weights: A classifier fine-tuned by a joint training (its ``net_fer_latest.pth``), loaded over
             ``fer_checkpoint`` as ``path.pretrain_network_fer``: the model reports it as ``adapted``.
+        degradation: The test set's degradation scenario (default: bicubic), deterministic per image.
+        extra_metrics: Metrics of :data:`EXTRA_METRICS` to add to PSNR/SSIM.
 
     Returns:
         The options for ``basicsr.models.build_model``.
@@ -71,7 +88,7 @@ def evaluation_options(
         'dist': False,
         'rank': 0,
         'world_size': 1,
-        'datasets': {'test': dict(dataset_options(data_root, 'test', 'test'), phase='test', scale=scale)},
+        'datasets': {'test': dict(dataset_options(data_root, 'test', 'test', degradation), phase='test', scale=scale)},
         'network_g': copy.deepcopy(network_g or DEMO_NETWORK_G),
         'network_fer': {
             'type': 'MMPretrainFER',
@@ -86,7 +103,7 @@ def evaluation_options(
             'param_key_g': 'params',
             'results_root': results_root,
         },
-        'val': {'save_img': False, 'metrics': metric_options(scale)},
+        'val': {'save_img': False, 'metrics': metric_options(scale, tuple(extra_metrics))},
     }
     if fer_weights:
         opt['path']['pretrain_network_fer'] = fer_weights

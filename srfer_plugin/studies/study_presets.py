@@ -44,6 +44,9 @@ class Variant:
         stage_weights: ``attention_opt.stage_weights`` (None: 1 per stage).
         joint: Overrides of the demo's joint learning (``srfer_joint`` only): any of ``sr_grad_weight`` and
             ``warmup_iter`` (``joint_opt``) and ``fer_lr`` (``optim_fer.lr``), as ``((key, value), ...)``.
+        init: The variant whose trained network this one starts from (``plain_finetuned``, the GAN methods).
+        degradation: The training set's degradation scenario.
+        iters_share: Its iterations as a share of the preset's (GAN fine-tuning runs half as long).
     """
 
     name: str
@@ -53,6 +56,9 @@ class Variant:
     stages: tuple[int, ...] = ALL_STAGES
     stage_weights: tuple[float, ...] | None = None
     joint: tuple[tuple[str, float], ...] = ()
+    init: str | None = None
+    degradation: str = 'bicubic'
+    iters_share: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = [k for k, _ in self.joint if k not in JOINT_KNOBS]
@@ -67,10 +73,18 @@ class Variant:
         """``adapted`` when the training fine-tunes the classifier (evaluated with it), else ``frozen``."""
         return 'adapted' if self.method in synthetic.JOINT_METHODS else 'frozen'
 
+    @property
+    def trains(self) -> bool:
+        """False for the ``bicubic`` row (interpolation, nothing trained)."""
+        return self.method != 'bicubic'
+
     def key(self) -> str:
-        """What it trains, as a name part: ``plain``, ``plain_finetuned``, ``att0.1_pred0.001``, ``att0.1_s0``, ..."""
-        if self.method in ('plain_sr', 'plain_finetuned'):
-            return 'plain' if self.method == 'plain_sr' else 'plain_finetuned'
+        """What it trains, as a name part: ``plain``, ``plain_finetuned``, ``att0.1_pred0.001``, ``att0.1_s0``, ...
+        (``_<scenario>`` after it when trained on other degradations than bicubic)."""
+        scenario = '' if self.degradation == 'bicubic' else f'_{self.degradation}'
+        named = {'plain_sr': 'plain', 'plain_finetuned': 'plain_finetuned', 'esrgan': 'plain_esrgan'}
+        if self.method in named:
+            return named[self.method] + scenario
         parts = []
         if self.att is not None:
             parts.append(f'att{self.att:g}')
@@ -83,7 +97,9 @@ class Variant:
         if self.method == 'srfer_joint':
             parts.append('joint')
             parts.extend(f'{JOINT_KNOBS[k]}{v:g}' for k, v in self.joint)
-        return '_'.join(parts)
+        if self.method == 'srfer_esrgan':
+            parts.append('esrgan')
+        return '_'.join(parts) + scenario
 
     def losses(self) -> dict[str, Any]:
         """The ``attention_opt``/``prediction_opt`` sections (the demo's, with this variant's weights)."""
@@ -97,11 +113,16 @@ class Variant:
         return losses
 
     def describe(self) -> str:
-        """One line for the tables: the losses and what trains."""
+        """One line for the tables: the losses and what trains (and on what, when not bicubic)."""
+        scenario = '' if self.degradation == 'bicubic' else f'; trained on {self.degradation}'
+        if self.method == 'bicubic':
+            return 'bicubic upsampling (nothing trained)'
         if self.method == 'plain_sr':
-            return 'plain SR (L1)'
+            return 'plain SR (L1)' + scenario
         if self.method == 'plain_finetuned':
             return "plain SR's network frozen + the classifier fine-tuned on its outputs (CE on SR)"
+        if self.method == 'esrgan':
+            return f'ESRGAN fine-tuning of {self.init} (L1 + relativistic GAN){scenario}'
         parts = []
         if self.att is not None:
             weights = f' x {list(self.stage_weights)}' if self.stage_weights is not None else ''
@@ -115,7 +136,9 @@ class Variant:
                 f' + joint learning (CE on SR and HR; sr_grad_weight {settings["sr_grad_weight"]:g}, '
                 f'warmup_iter {settings["warmup_iter"]:g}, classifier lr {settings["fer_lr"]:g})'
             )
-        return 'L1 + ' + ' + '.join(parts) + joint
+        if self.method == 'srfer_esrgan':
+            return f'ESRGAN fine-tuning of {self.init} (L1 + relativistic GAN) + ' + ' + '.join(parts) + scenario
+        return 'L1 + ' + ' + '.join(parts) + joint + scenario
 
     def apply_joint(self, opt: dict[str, Any]) -> None:
         """Write the joint overrides into the ``train`` section of ``opt`` (``joint_opt``, ``optim_fer.lr``)."""
@@ -128,10 +151,19 @@ class Variant:
 
 @dataclasses.dataclass(frozen=True)
 class StudyPreset:
-    """A study preset: its variants (in training order) and the variants every other is compared with."""
+    """A study preset: its variants (in training order) and the variants every other is compared with.
+
+    Attributes:
+        variants: The rows, in training order (a variant after the one it starts from).
+        references: Variants every other is compared with.
+        test_degradation: The test set's degradation scenario (None: bicubic).
+        extra_metrics: Metrics evaluated on top of PSNR/SSIM (``niqe``).
+    """
 
     variants: tuple[Variant, ...]
     references: tuple[str, ...]
+    test_degradation: str | None = None
+    extra_metrics: tuple[str, ...] = ()
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``."""
@@ -146,7 +178,23 @@ WEIGHT_GRID = ((0.03, ATT, 0.3), (0.0003, PRED, 0.003))  # attention x predictio
 
 
 BOTH_JOINT = Variant('both_joint', 'srfer_joint', att=ATT, pred=PRED)  # the demo's joint learning
-PLAIN_FINETUNED = Variant('plain_finetuned', 'plain_finetuned')
+PLAIN_FINETUNED = Variant('plain_finetuned', 'plain_finetuned', init='none')
+BLIND = 'blind_face'  # the gan preset's degradation scenario (training and test)
+GAN_SHARE = 0.5  # GAN fine-tuning: half the L1 iterations
+
+
+def _gan_rows(suffix: str, degradation: str) -> tuple[Variant, ...]:
+    """Plain SR, SR-FER (L1) and their ESRGAN fine-tunings, trained on ``degradation``."""
+    plain, srfer = f'plain_sr{suffix}', f'srfer{suffix}'
+    return (
+        Variant(plain, 'plain_sr', degradation=degradation),
+        Variant(srfer, att=ATT, pred=PRED, degradation=degradation),
+        Variant(f'esrgan{suffix}', 'esrgan', init=plain, degradation=degradation, iters_share=GAN_SHARE),
+        Variant(
+            f'srfer_esrgan{suffix}', 'srfer_esrgan', att=ATT, pred=PRED, init=srfer, degradation=degradation,
+            iters_share=GAN_SHARE,
+        ),
+    )  # fmt: skip
 
 
 def _joint_variant(name: str, **joint: float) -> Variant:
@@ -196,6 +244,17 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
         ),
         ('both_joint', 'both'),
     ),
+    # SR-FER beyond bicubic: blind face degradations, L1 and GAN training; trained on them and, crossed, on bicubic.
+    'gan': StudyPreset(
+        (
+            Variant('bicubic', 'bicubic'),
+            *_gan_rows('', BLIND),
+            *_gan_rows('_trained_bicubic', 'bicubic'),
+        ),
+        ('plain_sr', 'esrgan'),
+        test_degradation=BLIND,
+        extra_metrics=('niqe',),
+    ),
 }
 
 
@@ -241,7 +300,7 @@ def iters_suffix(iters: int | None) -> str:
 
 
 def select_variants(preset: str, names: list[str] | tuple[str, ...] | None = None) -> tuple[Variant, ...]:
-    """The variants of a study preset to run: all, or those named (plus ``none`` when ``plain_finetuned`` is named).
+    """The variants of a study preset to run: all, or those named (plus the variants they start from, ``init``).
 
     Args:
         preset: A key of :data:`STUDY_PRESETS`.
@@ -260,7 +319,13 @@ def select_variants(preset: str, names: list[str] | tuple[str, ...] | None = Non
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f'--variants: {unknown} not in the variants of --preset {preset}: {known}')
-    wanted = set(names) | ({NONE.name} if 'plain_finetuned' in names else set())
+    preset_of = STUDY_PRESETS[preset]
+    wanted, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend([preset_of.variant(name).init] if preset_of.variant(name).init else [])
     return tuple(v for v in variants if v.name in wanted)
 
 
@@ -281,16 +346,20 @@ def plan_study_cells(
         variants: Names of the variants to run (:func:`select_variants`); None: all.
 
     Returns:
-        The cells; a ``plain_finetuned`` cell comes after the plain cell of its seed (``init_from``).
+        The cells; a cell that starts from another variant's network (``init``: ``plain_finetuned``, the GAN
+        methods) comes after that variant's cell of its seed (``init_from``). The ``bicubic`` cell trains nothing
+        (``train_name`` empty).
     """
+    study = STUDY_PRESETS[preset]
     cells: list[Cell] = []
     for seed in seeds:
         end = f'{iters_suffix(iters)}_seed{seed}'
         for v in select_variants(preset, variants):
-            init_from = f'bench_study_{NONE.key()}{end}' if v.method == 'plain_finetuned' else None
+            init_from = f'bench_study_{study.variant(v.init).key()}{end}' if v.init else None
             if init_from and init_from not in {c.train_name for c in cells}:
-                raise ValueError(f'{preset}: {v.name} needs the plain cell of seed {seed} before it')
-            name, train_name = f'bench_{preset}_{v.name}{end}', f'bench_study_{v.key()}{end}'
+                raise ValueError(f'{preset}: {v.name} needs the {v.init} cell of seed {seed} before it')
+            name = f'bench_{preset}_{v.name}{end}'
+            train_name = f'bench_study_{v.key()}{end}' if v.trains else ''
             cells.append(Cell(name, train_name, BACKBONE, SCALE, v.name, fer, seed, v.classifier, init_from))
     return cells
 
@@ -306,20 +375,24 @@ def study_options(cell: Cell, preset: str, iters: int | None, data_root: str, ex
         exp_root: Folder of ``experiments/`` (where ``init_from``'s network is).
 
     Returns:
-        The option dict, with absolute paths (trainings run in ``exp_root``).
+        The option dict, with absolute paths (trainings run in ``exp_root``); for the ``bicubic`` cell, only its
+        ``network_g`` (:class:`~srfer_plugin.archs.bicubic_arch.BicubicUpsampler`).
     """
     v = STUDY_PRESETS[preset].variant(cell.method)
+    if not v.trains:
+        return {'network_g': {'type': 'BicubicUpsampler', 'upscale': SCALE}, 'train': {'total_iter': 0}}
     init = network_path(exp_root, cell.init_from) if cell.init_from else None
     opt = synthetic.sr_options(
         v.method,
         data_root,
         cell.fer.checkpoint,
-        iters or STUDY_ITERS,
+        max(1, round((iters or STUDY_ITERS) * v.iters_share)),
         cell.seed,
         preset,
         v.losses(),
         list(v.stages),
         init,
+        v.degradation,
     )
     opt['name'] = cell.train_name
     v.apply_joint(opt)

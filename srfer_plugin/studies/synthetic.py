@@ -50,7 +50,28 @@ DEMO_JOINT_LEARNING: dict[str, Any] = {
     'optim_fer': {'type': 'Adam', 'lr': 1e-5},
     'joint_opt': {'sr_grad_weight': 0.0, 'warmup_iter': 0},
 }
-SR_METHODS = ('plain_sr', 'srfer', 'srfer_joint', 'plain_finetuned')
+# GAN fine-tuning of an L1-trained network_g, as ESRGAN starts from its PSNR-oriented network: ESRGAN's relativistic
+# losses (SafeESRGANModel / SRFERESRGANModel) with Real-ESRGAN's U-Net discriminator (size-agnostic; BasicSR's
+# VGG-style one takes 128 or 256 px only) and its GAN weight. No perceptual loss: its VGG19 weights cannot be
+# downloaded here (the recipe options/train_ESRGAN_srfer_x4.yml has it).
+DEMO_GAN: dict[str, Any] = {
+    'network_d': {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 32, 'skip_connection': True},
+    'train': {
+        'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+        'optim_d': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+        'gan_opt': {
+            'type': 'GANLoss',
+            'gan_type': 'vanilla',
+            'real_label_val': 1.0,
+            'fake_label_val': 0.0,
+            'loss_weight': 0.1,
+        },
+        'net_d_iters': 1,
+        'net_d_init_iters': 0,
+    },
+}
+GAN_METHODS = {'esrgan': 'SafeESRGANModel', 'srfer_esrgan': 'SRFERESRGANModel'}  # method: model_type
+SR_METHODS = ('plain_sr', 'srfer', 'srfer_joint', 'plain_finetuned', *GAN_METHODS)
 JOINT_METHODS = ('srfer_joint', 'plain_finetuned')  # methods that train the classifier (net_fer_latest.pth)
 FER_DEMO_CONFIG = 'options/fer/resnet18slim_fer7_demo.py'
 # One loader worker: the worker count changes the augmentation random streams, and the demo's numbers were measured
@@ -76,13 +97,14 @@ def repo_path(rel_path: str) -> str:
     return path
 
 
-def dataset_options(data_root: str, split: str, phase: str) -> dict[str, Any]:
+def dataset_options(data_root: str, split: str, phase: str, degradation: str | None = None) -> dict[str, Any]:
     """A PairedFERDataset section for one split of the synthetic data.
 
     Args:
         data_root: Dataset in the plugin's FER layout.
         split: ``train``, ``val`` or ``test`` (its ``meta_info_<split>.txt``).
         phase: ``train`` adds the training loader settings (flips, batch 8, one worker).
+        degradation: A scenario of ``srfer_plugin.data.degradations.SCENARIOS`` (default: bicubic).
 
     Returns:
         The dataset options.
@@ -92,7 +114,7 @@ def dataset_options(data_root: str, split: str, phase: str) -> dict[str, Any]:
         'type': 'PairedFERDataset',
         'dataroot_gt': data_root,
         'meta_info_file': os.path.join(data_root, f'meta_info_{split}.txt'),
-        'degradation': {'type': 'bicubic'},
+        'degradation': degradation if degradation and degradation != 'bicubic' else {'type': 'bicubic'},
         'io_backend': {'type': 'disk'},
     }
     if phase == 'train':
@@ -112,6 +134,7 @@ def sr_options(
     losses: dict[str, Any] | None = None,
     stages: list[int] | None = None,
     init_network_g: str | None = None,
+    degradation: str | None = None,
 ) -> dict[str, Any]:
     """BasicSR options of one demo SR training.
 
@@ -120,7 +143,9 @@ def sr_options(
     too) and ``plain_finetuned`` (the network of a plain-SR run frozen, ``freeze_network_g``, and the classifier
     fine-tuned on its outputs with :data:`DEMO_JOINT_LEARNING`'s loss on ``[sr]`` only; no pixel or consistency
     loss, no ``optim_g``; the classifier follows ``scheduler``). The two joint methods save their classifier as
-    ``net_fer_latest.pth``.
+    ``net_fer_latest.pth``. ``esrgan`` and ``srfer_esrgan`` (:data:`GAN_METHODS`) fine-tune the network of an L1
+    training (``init_network_g``) with :data:`DEMO_GAN`'s discriminator and losses, ``srfer_esrgan`` with the
+    consistency losses too.
 
     Args:
         method: One of :data:`SR_METHODS`.
@@ -132,25 +157,27 @@ def sr_options(
         losses: The consistency losses of ``srfer``/``srfer_joint`` (``attention_opt``, ``prediction_opt``);
             default :data:`DEMO_SRFER_LOSSES`.
         stages: ``network_fer.stages`` (default ``[0, 1, 2, 3]``).
-        init_network_g: ``path.pretrain_network_g``: the plain-SR network that ``plain_finetuned`` freezes.
+        init_network_g: ``path.pretrain_network_g``: the plain-SR network that ``plain_finetuned`` freezes, or the
+            L1 network a GAN method fine-tunes.
+        degradation: The training set's degradation scenario (default: bicubic).
 
     Returns:
         The option dict for ``python -m srfer_plugin.train``.
 
     Raises:
-        ValueError: An unknown method, or ``plain_finetuned`` without ``init_network_g``.
+        ValueError: An unknown method, or ``plain_finetuned`` or a GAN method without ``init_network_g``.
     """
     if method not in SR_METHODS:
         raise ValueError(f'method {method!r} not in {SR_METHODS}')
-    if method == 'plain_finetuned' and not init_network_g:
-        raise ValueError('plain_finetuned fine-tunes the classifier on a trained plain-SR network: give init_network_g')
+    if method in ('plain_finetuned', *GAN_METHODS) and not init_network_g:
+        raise ValueError(f'{method} starts from a trained L1 network: give init_network_g')
     opt: dict[str, Any] = {
         'name': f'demo_{method}_{tag}_seed{seed}',
-        'model_type': 'SafeSRModel' if method == 'plain_sr' else 'SRFERModel',
+        'model_type': GAN_METHODS.get(method, 'SafeSRModel' if method == 'plain_sr' else 'SRFERModel'),
         'scale': 4,
         'num_gpu': 0,
         'manual_seed': seed,
-        'datasets': {'train': dataset_options(data_root, 'train', 'train')},
+        'datasets': {'train': dataset_options(data_root, 'train', 'train', degradation)},
         'network_g': copy.deepcopy(DEMO_NETWORK_G),
         'path': {'pretrain_network_g': init_network_g, 'strict_load_g': True, 'resume_state': None},
         'train': {
@@ -168,7 +195,10 @@ def sr_options(
             'wandb': {'project': None, 'resume_id': None},
         },
     }
-    if method != 'plain_sr':
+    if method in GAN_METHODS:
+        opt['network_d'] = copy.deepcopy(DEMO_GAN['network_d'])
+        opt['train'].update(copy.deepcopy(DEMO_GAN['train']))
+    if method not in ('plain_sr', 'esrgan'):
         opt['network_fer'] = {
             'type': 'MMPretrainFER',
             'config': repo_path(FER_DEMO_CONFIG),
@@ -178,7 +208,7 @@ def sr_options(
             'freeze': method not in JOINT_METHODS,
         }
         opt['path']['ignore_resume_networks'] = ['network_fer']
-    if method in ('srfer', 'srfer_joint'):
+    if method in ('srfer', 'srfer_joint', 'srfer_esrgan'):
         opt['train'].update(copy.deepcopy(DEMO_SRFER_LOSSES if losses is None else losses))
     if method in JOINT_METHODS:
         opt['train'].update(copy.deepcopy(DEMO_JOINT_LEARNING))
