@@ -205,3 +205,37 @@ def test_killed_gan_run_resumes_with_identical_losses(tiny_fer_root, tmp_path):
         full_net = safe_load(str(full_dir / 'experiments' / name / 'models' / f'{net}_latest.pth'))['params']
         resumed_net = safe_load(str(exp / 'models' / f'{net}_latest.pth'))['params']
         assert all(torch.equal(v, resumed_net[k]) for k, v in full_net.items()), net
+
+
+def test_esrgan_recipe_builds_and_steps_on_cpu(tiny_fer_root, tmp_path, monkeypatch):
+    """options/train_ESRGAN_srfer_x4.yml as shipped (smaller networks, tiny data, no pretrained weights)."""
+    import os
+
+    import yaml
+    from fer_fixtures import REPO_ROOT
+
+    with open(os.path.join(REPO_ROOT, 'options', 'train_ESRGAN_srfer_x4.yml'), encoding='utf-8') as f:
+        recipe = yaml.safe_load(f)
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    for phase in ('train', 'val'):
+        opt['datasets'][phase]['gt_size'] = recipe['datasets'][phase]['gt_size']
+    opt.update({k: recipe[k] for k in ('model_type', 'network_d', 'network_fer')})
+    opt['train'] = dict(recipe['train'], total_iter=4)
+    opt['network_g'] = dict(recipe['network_g'], num_feat=8, num_block=1, num_grow_ch=4)
+    opt['network_d'] = dict(recipe['network_d'], num_feat=8)
+    opt['network_fer'] = dict(recipe['network_fer'], checkpoint=None, num_classes=4)
+    opt['network_fer']['config'] = os.path.join(REPO_ROOT, recipe['network_fer']['config'])
+    monkeypatch.chdir(tmp_path)  # no experiments/pretrained_models/vgg19-dcbb9e9d.pth here
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    with pytest.raises(FileNotFoundError, match='train.perceptual_opt'):
+        build_model(copy.deepcopy(opt))
+    opt['train'].pop('perceptual_opt')
+    model = build_model(opt)
+    assert isinstance(model, SRFERESRGANModel) and model.net_d.input_size == 128
+    dataset = build_dataset(opt['datasets']['train'])
+    batch = {k: torch.utils.data.default_collate([dataset[i][k] for i in (0, 5)]) for k in ('lq', 'gt', 'label')}
+    assert batch['gt'].shape[-1] == 128
+    d_before = _params(model.net_d)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert set(model.get_current_log()) == GENERATOR_KEYS | DISCRIMINATOR_KEYS and _changed(d_before, model.net_d)

@@ -78,7 +78,8 @@ def test_ablation_run_without_training(cli, tmp_path, monkeypatch):
             _touch(os.path.join(exp_root, 'experiments', opt['name'], 'models', 'net_fer_latest.pth'))
         return _touch(os.path.join(exp_root, 'experiments', opt['name'], 'models', 'net_g_latest.pth'))
 
-    def evaluate_cell(data_root, fer, net_g_path, results_root, network_g, scale, fer_weights=None):
+    def evaluate_cell(data_root, fer, net_g_path, results_root, network_g, scale, fer_weights=None, **test_set):
+        assert test_set == {'degradation': None, 'extra_metrics': ()}, 'bicubic test faces, PSNR/SSIM only'
         name = os.path.basename(os.path.dirname(results_root))
         evaluated[name] = (net_g_path, fer_weights)
         seed = int(name[-1])
@@ -141,3 +142,55 @@ def test_plain_finetuned_needs_its_plain_network(tmp_path):
     run = bench_lib.BenchmarkRun('ablation', str(tmp_path / 'out'), str(tmp_path), str(tmp_path / 'faces'))
     with pytest.raises(RuntimeError, match='starts from the network of bench_study_plain_seed0'):
         bench_lib.run_cell(run, cell)
+
+
+def test_gan_run_without_training(cli, tmp_path, monkeypatch):
+    """The gan preset: bicubic trains nothing, GAN cells start from their L1 networks, blind_face test faces, NIQE."""
+    data_root = tmp_path / 'faces'
+    for split in ('train', 'test'):
+        _touch(data_root / f'meta_info_{split}.txt')
+    trained: list[tuple[str, str | None]] = []
+    evaluated: dict[str, Any] = {}
+
+    def run_training(opt_path, exp_root, log_path):
+        with open(opt_path, encoding='utf-8') as f:
+            opt = yaml.safe_load(f)
+        init = opt['path']['pretrain_network_g']
+        assert init is None or os.path.isfile(init), 'the L1 network a GAN training starts from exists'
+        trained.append((opt['name'], opt['model_type']))
+        return _touch(os.path.join(exp_root, 'experiments', opt['name'], 'models', 'net_g_latest.pth'))
+
+    def evaluate_cell(data_root, fer, net_g_path, results_root, network_g, scale, fer_weights=None, **test_set):
+        name = os.path.basename(os.path.dirname(results_root))
+        evaluated[name] = (net_g_path, network_g['type'], test_set)
+        return {'acc': 60.0, 'acc_hr': 86.9, 'acc_bicubic': 40.0, 'psnr': 28.0, 'ssim': 0.7, 'niqe': 6.5}, 1
+
+    monkeypatch.setattr(
+        'srfer_plugin.studies.synthetic.prepare_data_and_classifier', lambda p, e, root: (root, {'fer_final': '/f'})
+    )
+    monkeypatch.setattr(bench_lib, 'run_training', run_training)
+    monkeypatch.setattr(bench_lib, 'evaluate_cell', evaluate_cell)
+    out, exp_root = tmp_path / 'bench', tmp_path / 'exp'
+    argv = ['--preset', 'gan', '--seeds', '1', '--data-root', str(data_root), '--out', str(out),
+            '--exp-root', str(exp_root)]  # fmt: skip
+    assert cli['main'](argv) == 0
+    assert trained == [
+        ('bench_study_plain_blind_face_seed0', 'SafeSRModel'),
+        ('bench_study_att0.1_pred0.001_blind_face_seed0', 'SRFERModel'),
+        ('bench_study_plain_esrgan_blind_face_seed0', 'SafeESRGANModel'),
+        ('bench_study_att0.1_pred0.001_esrgan_blind_face_seed0', 'SRFERESRGANModel'),
+        ('bench_study_plain_seed0', 'SafeSRModel'),
+        ('bench_study_att0.1_pred0.001_seed0', 'SRFERModel'),
+        ('bench_study_plain_esrgan_seed0', 'SafeESRGANModel'),
+        ('bench_study_att0.1_pred0.001_esrgan_seed0', 'SRFERESRGANModel'),
+    ]
+    assert evaluated['bench_gan_bicubic_seed0'][:2] == (None, 'BicubicUpsampler'), 'nothing trained for bicubic'
+    assert all(test_set == {'degradation': 'blind_face', 'extra_metrics': ('niqe',)} for *_, test_set in
+               evaluated.values())  # fmt: skip
+    with open(out / 'benchmark.csv', encoding='utf-8') as f:
+        rows = {r['method']: r for r in csv.DictReader(f)}
+    assert rows['esrgan']['train_degradation'] == 'blind_face' and rows['esrgan']['test_degradation'] == 'blind_face'
+    assert rows['esrgan_trained_bicubic']['train_degradation'] == 'bicubic' and rows['bicubic']['niqe'] == '6.5'
+    assert rows['bicubic']['train_s_per_iter'] == '' and rows['srfer_esrgan']['iters'] == '500'
+    md = (out / 'benchmark.md').read_text()
+    assert '## Against plain_sr' in md and '## Against esrgan' in md and 'NIQE' in md

@@ -101,3 +101,28 @@ def test_matrix_report_with_seeds(tmp_path):
     md = (tmp_path / 'benchmark.md').read_text()
     assert '| demo | RCAN | 4 | 1 | 86.90 | 46.67 | 61.00 | 72.00 | 11.00 |' in md, 'one line per seed'
     assert '| demo | RCAN | 4 | srfer | frozen | 2/2 | +10.50 |' in md, 'srfer against plain, mean over seeds'
+
+
+def test_niqe_and_degradation_columns_appear_only_when_rows_have_them(tmp_path):
+    gan_rows = [
+        _row(m, s, acc, niqe=niqe + s, train_degradation='blind_face', test_degradation='blind_face')
+        for s in (0, 1)
+        for m, acc, niqe in (('plain_sr', 60.0, 7.0), ('esrgan', 62.0, 5.0))
+    ]
+    write_tables(gan_rows, str(tmp_path), 'gan', [], ('esrgan',), {'plain_sr': 'L1', 'esrgan': 'GAN'})
+    md = (tmp_path / 'benchmark.md').read_text()
+    assert '| plain_sr | frozen | L1 | 2 | 60.00 ± 0.00 | 86.90 ± 0.00 | 46.67 ± 0.00 | 30.05 ± 0.07 |' in md
+    assert '0.8000 ± 0.0000 | 7.50 ± 0.71 |' in md and '| Δ niqe |' in md and '-2.00' in md and 'NIQE' in md
+    with open(tmp_path / 'benchmark.csv', encoding='utf-8') as f:
+        header = next(csv.reader(f))
+    assert header[header.index('ssim') + 1 : header.index('train_s_per_iter')] == [
+        'niqe',
+        'train_degradation',
+        'test_degradation',
+    ]
+    with open(tmp_path / 'benchmark_mean.csv', encoding='utf-8') as f:
+        assert 'niqe_mean' in next(csv.reader(f))
+    write_tables(ROWS, str(tmp_path), 'ablation', [], ('both',), {})
+    with open(tmp_path / 'benchmark.csv', encoding='utf-8') as f:
+        assert 'niqe' not in next(csv.reader(f)), 'tables of other presets keep their columns'
+    assert 'niqe' not in (tmp_path / 'benchmark.md').read_text()

@@ -230,3 +230,35 @@ def test_variants_filter_keeps_order_and_the_plain_run_finetuning_needs(fer):
     with pytest.raises(ValueError, match=r"--variants: \['bogus'\] not in the variants of --preset stages"):
         sp.select_variants('stages', ['bogus'])
     assert sp.select_variants('weights', None) == sp.STUDY_PRESETS['weights'].variants
+
+
+def test_gan_preset_cells_start_from_their_l1_networks_and_reuse_the_ablation(fer, tmp_path):
+    cells = sp.plan_study_cells('gan', fer, [1])
+    by_method = {c.method: c for c in cells}
+    assert [c.method for c in cells] == [
+        'bicubic', 'plain_sr', 'srfer', 'esrgan', 'srfer_esrgan',
+        'plain_sr_trained_bicubic', 'srfer_trained_bicubic', 'esrgan_trained_bicubic', 'srfer_esrgan_trained_bicubic',
+    ]  # fmt: skip
+    assert by_method['bicubic'].train_name == '' and by_method['bicubic'].init_from is None
+    assert by_method['esrgan'].init_from == by_method['plain_sr'].train_name == 'bench_study_plain_blind_face_seed1'
+    assert by_method['srfer_esrgan'].init_from == by_method['srfer'].train_name
+    ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', fer, [1])}
+    assert by_method['plain_sr_trained_bicubic'].train_name == ablation['none'], 'bicubic L1 trainings are shared'
+    assert by_method['srfer_trained_bicubic'].train_name == ablation['both']
+    opts = _options(cells, 'gan', tmp_path)
+    assert opts[by_method['bicubic'].name]['network_g'] == {'type': 'BicubicUpsampler', 'upscale': 4}
+    gan = opts[by_method['srfer_esrgan'].name]
+    assert gan['model_type'] == 'SRFERESRGANModel' and gan['network_d']['type'] == 'UNetDiscriminatorSN'
+    assert gan['train']['total_iter'] == sp.STUDY_ITERS // 2 and gan['train']['gan_opt']['loss_weight'] == 0.1
+    assert {'attention_opt', 'prediction_opt'} <= set(gan['train']) and gan['network_fer']['freeze'] is True
+    assert gan['path']['pretrain_network_g'] == network_path(str(tmp_path), by_method['srfer'].train_name)
+    assert gan['datasets']['train']['degradation'] == 'blind_face'
+    plain_gan = opts[by_method['esrgan_trained_bicubic'].name]
+    assert plain_gan['model_type'] == 'SafeESRGANModel' and 'network_fer' not in plain_gan
+    assert plain_gan['datasets']['train']['degradation'] == {'type': 'bicubic'}
+    study = sp.STUDY_PRESETS['gan']
+    assert study.test_degradation == 'blind_face' and study.extra_metrics == ('niqe',)
+    assert [c.method for c in sp.plan_study_cells('gan', fer, [0], variants=['srfer_esrgan'])] == [
+        'srfer',
+        'srfer_esrgan',
+    ], 'a GAN variant brings the L1 variant it starts from'
