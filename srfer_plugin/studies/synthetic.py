@@ -52,10 +52,10 @@ DEMO_JOINT_LEARNING: dict[str, Any] = {
 }
 # GAN fine-tuning of an L1-trained network_g, as ESRGAN starts from its PSNR-oriented network: ESRGAN's relativistic
 # losses (SafeESRGANModel / SRFERESRGANModel) with Real-ESRGAN's U-Net discriminator (size-agnostic; BasicSR's
-# VGG-style one takes 128 or 256 px only) and its GAN weight. No perceptual loss: its VGG19 weights cannot be
-# downloaded here (the recipe options/train_ESRGAN_srfer_x4.yml has it).
+# VGG-style one takes 128 or 256 px only; 16 features instead of 64, for CPU) and Real-ESRGAN's GAN weight. No
+# perceptual loss: its VGG19 weights cannot be downloaded here (the recipe options/train_ESRGAN_srfer_x4.yml has it).
 DEMO_GAN: dict[str, Any] = {
-    'network_d': {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 32, 'skip_connection': True},
+    'network_d': {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 16, 'skip_connection': True},
     'train': {
         'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
         'optim_d': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},

@@ -191,6 +191,6 @@ def test_gan_run_without_training(cli, tmp_path, monkeypatch):
         rows = {r['method']: r for r in csv.DictReader(f)}
     assert rows['esrgan']['train_degradation'] == 'blind_face' and rows['esrgan']['test_degradation'] == 'blind_face'
     assert rows['esrgan_trained_bicubic']['train_degradation'] == 'bicubic' and rows['bicubic']['niqe'] == '6.5'
-    assert rows['bicubic']['train_s_per_iter'] == '' and rows['srfer_esrgan']['iters'] == '500'
+    assert rows['bicubic']['train_s_per_iter'] == '' and rows['srfer_esrgan']['iters'] == '300'
     md = (out / 'benchmark.md').read_text()
     assert '## Against plain_sr' in md and '## Against esrgan' in md and 'NIQE' in md

@@ -249,7 +249,7 @@ def test_gan_preset_cells_start_from_their_l1_networks_and_reuse_the_ablation(fe
     assert opts[by_method['bicubic'].name]['network_g'] == {'type': 'BicubicUpsampler', 'upscale': 4}
     gan = opts[by_method['srfer_esrgan'].name]
     assert gan['model_type'] == 'SRFERESRGANModel' and gan['network_d']['type'] == 'UNetDiscriminatorSN'
-    assert gan['train']['total_iter'] == sp.STUDY_ITERS // 2 and gan['train']['gan_opt']['loss_weight'] == 0.1
+    assert gan['train']['total_iter'] == 300 and gan['train']['gan_opt']['loss_weight'] == 0.1
     assert {'attention_opt', 'prediction_opt'} <= set(gan['train']) and gan['network_fer']['freeze'] is True
     assert gan['path']['pretrain_network_g'] == network_path(str(tmp_path), by_method['srfer'].train_name)
     assert gan['datasets']['train']['degradation'] == 'blind_face'
