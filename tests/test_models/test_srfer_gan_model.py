@@ -67,8 +67,7 @@ def test_one_component_for_the_fer_half():
     assert issubclass(SRFERESRGANModel, SafeESRGANModel) and issubclass(SafeESRGANModel, SafeSRGANModel)
 
 
-@pytest.mark.parametrize('model_type', ['SRFERGANModel', 'SRFERESRGANModel'])
-@pytest.mark.parametrize('arch', ['RRDBNet', 'MSRResNet'])
+@pytest.mark.parametrize(('arch', 'model_type'), [('RRDBNet', 'SRFERESRGANModel'), ('MSRResNet', 'SRFERGANModel')])
 def test_one_gan_step_updates_g_and_d_and_keeps_the_classifier(arch, model_type, tiny_fer_root, tmp_path, train_batch):
     torch.manual_seed(0)
     model = build_model(gan_options(tiny_fer_root, str(tmp_path), model_type, TINY_SR_ARCHS[arch]))
