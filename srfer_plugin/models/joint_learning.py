@@ -1,8 +1,9 @@
 """Joint learning of SR-FER: option checks, the gradient routing of ``fer_opt`` and the classifier's scheduler.
 
-``SRFERModel`` trains the classifier (``network_fer.freeze: false``) with ``train.fer_opt``. The classification loss
-on the SR face also reaches ``network_g`` through the SR image; ``train.joint_opt.sr_grad_weight`` scales that
-gradient (default :data:`DEFAULT_SR_GRAD_WEIGHT`: none of it, the classifier alone learns from ``fer_opt``).
+An SR-FER model (``FERGuidance``) trains the classifier (``network_fer.freeze: false``) with ``train.fer_opt``.
+The classification loss on the SR face also reaches ``network_g`` through the SR image;
+``train.joint_opt.sr_grad_weight`` scales that gradient (default :data:`DEFAULT_SR_GRAD_WEIGHT`: none of it, the
+classifier alone learns from ``fer_opt``).
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ def check_fer_options(opt: dict, loss_options: Sequence[str]) -> JointOptions:
         ValueError: An option is missing, unknown, out of range or contradicts another (the message names them).
     """
     if not opt.get('network_fer'):
-        raise ValueError('SRFERModel needs a network_fer section (an MMPretrainFER classifier)')
+        raise ValueError(
+            f'{opt.get("model_type", "SRFERModel")} needs a network_fer section (an MMPretrainFER classifier)'
+        )
     if not opt.get('is_train'):
         return JointOptions()
     train_opt = opt.get('train') or {}
