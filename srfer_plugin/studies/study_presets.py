@@ -61,11 +61,15 @@ class Variant:
     iters_share: float = 1.0
 
     def __post_init__(self) -> None:
-        unknown = [k for k, _ in self.joint if k not in JOINT_KNOBS]
-        if unknown or (self.joint and self.method != 'srfer_joint'):
+        # plain_finetuned trains the classifier alone: only its learning rate may differ
+        allowed = (
+            JOINT_KNOBS if self.method == 'srfer_joint' else ('fer_lr',) if self.method == 'plain_finetuned' else ()
+        )
+        unknown = [k for k, _ in self.joint if k not in allowed]
+        if unknown:
             raise ValueError(
-                f'Variant {self.name}: joint overrides {unknown or self.joint} need method srfer_joint '
-                f'and keys in {sorted(JOINT_KNOBS)}'
+                f'Variant {self.name}: joint overrides {unknown} need method srfer_joint (keys {sorted(JOINT_KNOBS)}) '
+                "or plain_finetuned (key 'fer_lr')"
             )
 
     @property
@@ -84,7 +88,7 @@ class Variant:
         scenario = '' if self.degradation == 'bicubic' else f'_{self.degradation}'
         named = {'plain_sr': 'plain', 'plain_finetuned': 'plain_finetuned', 'esrgan': 'plain_esrgan'}
         if self.method in named:
-            return named[self.method] + scenario
+            return named[self.method] + ''.join(f'_{JOINT_KNOBS[k]}{v:g}' for k, v in self.joint) + scenario
         parts = []
         if self.att is not None:
             parts.append(f'att{self.att:g}')
@@ -120,7 +124,8 @@ class Variant:
         if self.method == 'plain_sr':
             return 'plain SR (L1)' + scenario
         if self.method == 'plain_finetuned':
-            return "plain SR's network frozen + the classifier fine-tuned on its outputs (CE on SR)"
+            lr = dict(JOINT_DEFAULTS, **dict(self.joint))['fer_lr']
+            return f"plain SR's network frozen + the classifier fine-tuned on its outputs (CE on SR; lr {lr:g})"
         if self.method == 'esrgan':
             return f'ESRGAN fine-tuning of {self.init} (L1 + relativistic GAN){scenario}'
         parts = []
@@ -241,6 +246,7 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             _joint_variant('warmup_300', warmup_iter=300),
             _joint_variant('fer_lr_1e-4', fer_lr=1e-4),
             PLAIN_FINETUNED,
+            Variant('plain_finetuned_lr_1e-4', 'plain_finetuned', init='none', joint=(('fer_lr', 1e-4),)),
         ),
         ('both_joint', 'both'),
     ),

@@ -141,7 +141,7 @@ def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
     settings = {}
     for cell in cells:
         train = opts[cell.name]['train']
-        if 'joint_opt' in train and cell.method != 'plain_finetuned':
+        if 'joint_opt' in train and not cell.method.startswith('plain_finetuned'):
             settings[cell.method] = (
                 train['joint_opt']['sr_grad_weight'],
                 train['joint_opt']['warmup_iter'],
@@ -160,12 +160,18 @@ def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
     assert names['sr_grad_1'] == 'bench_study_att0.1_pred0.001_joint_g1_seed0'
     assert names['fer_lr_1e-4'] == 'bench_study_att0.1_pred0.001_joint_lr0.0001_seed0'
     assert len(set(names.values())) == len(names)
+    finetuned = opts[next(c.name for c in cells if c.method == 'plain_finetuned_lr_1e-4')]['train']
+    assert finetuned['freeze_network_g'] is True and finetuned['optim_fer']['lr'] == 1e-4
+    assert names['plain_finetuned_lr_1e-4'] == 'bench_study_plain_finetuned_lr0.0001_seed0'
+    assert names['plain_finetuned'] == 'bench_study_plain_finetuned_seed0', "the ablation's baseline, reused"
     assert isinstance(
         opts[next(c.name for c in cells if c.method == 'warmup_300')]['train']['joint_opt']['warmup_iter'], int
     )
     assert 'sr_grad_weight 1,' in sp.descriptions('joint')['sr_grad_1']
     with pytest.raises(ValueError, match='srfer_joint'):
         sp.Variant('bad', 'srfer', att=0.1, joint=(('warmup_iter', 5),))
+    with pytest.raises(ValueError, match=r"\['warmup_iter'\] need .*plain_finetuned \(key 'fer_lr'\)"):
+        sp.Variant('bad', 'plain_finetuned', init='none', joint=(('warmup_iter', 5),))
     with pytest.raises(ValueError, match='sr_grad_weight'):
         sp.Variant('bad', 'srfer_joint', att=0.1, joint=(('fer_momentum', 0.9),))
 
