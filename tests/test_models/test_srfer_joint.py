@@ -13,7 +13,7 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
 from fer_fixtures import model_options
 
-from srfer_plugin.models import srfer_model
+from srfer_plugin.models import fer_guidance
 from srfer_plugin.models.joint_learning import DEFAULT_SR_GRAD_WEIGHT, route_sr_gradient
 from srfer_plugin.utils.checkpoint import safe_load
 from srfer_plugin.utils.fer_report import write_fer_reports
@@ -123,7 +123,7 @@ class _Recorder:
 
 def test_warmup_freezes_the_classifier_then_trains_it_also_after_resume(tiny_fer_root, tmp_path, batch, monkeypatch):
     recorder = _Recorder()
-    monkeypatch.setattr(srfer_model, 'get_root_logger', lambda *args, **kwargs: recorder)
+    monkeypatch.setattr(fer_guidance, 'get_root_logger', lambda *args, **kwargs: recorder)
     opt = joint_options(tiny_fer_root, str(tmp_path), joint_opt={'warmup_iter': 2})
     torch.manual_seed(0)
     model = build_model(copy.deepcopy(opt))

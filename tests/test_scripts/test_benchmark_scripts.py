@@ -165,7 +165,8 @@ def test_classifier_axis_end_to_end(benchmark_cli, tmp_path, monkeypatch, capsys
 
     hr = {'resnet18slim_fer7_demo': 90.0, 'resnet18_fer7@112x96': 80.0, 'mobile-net_fer7': 70.0}
 
-    def evaluate_cell(data_root, fer, net_g_path, results_root, network_g, scale, fer_weights=None):
+    def evaluate_cell(data_root, fer, net_g_path, results_root, network_g, scale, fer_weights=None, **test_set):
+        assert test_set == {'degradation': None, 'extra_metrics': ()}, 'matrix cells: bicubic test faces'
         calls['eval'].append((os.path.basename(os.path.dirname(results_root)), fer.label, net_g_path))
         srfer = '_srfer' in net_g_path
         metrics = {'acc': hr[fer.label] - (5.0 if srfer else 10.0), 'acc_hr': hr[fer.label], 'acc_bicubic': 40.0}
