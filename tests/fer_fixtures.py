@@ -194,3 +194,24 @@ def model_options(
         }
     )
     return opt
+
+
+def synthetic_faces_and_random_fer(root: str, size: int, **split_sizes: int) -> tuple[str, str]:
+    """Synthetic 7-class faces of ``size`` px (``num_train``/``num_val``/``num_test``) and the demo's classifier
+    with its random initialisation (seed 0) saved as an mmengine-style checkpoint.
+
+    Returns:
+        ``(data_root, checkpoint)``.
+    """
+    import torch
+
+    from srfer_plugin.archs.mmpretrain_fer_arch import MMPretrainFER
+    from srfer_plugin.studies.synthetic import FER_DEMO_CONFIG
+    from srfer_plugin.synthetic import ensure_synthetic_dataset
+
+    data_root = ensure_synthetic_dataset(os.path.join(root, 'faces'), seed=0, size=size, **split_sizes)
+    torch.manual_seed(0)
+    fer = MMPretrainFER(os.path.join(REPO_ROOT, FER_DEMO_CONFIG), checkpoint=None, num_classes=7)
+    checkpoint = os.path.join(root, 'fer.pth')
+    torch.save({'state_dict': fer.model.state_dict()}, checkpoint)
+    return data_root, checkpoint

@@ -69,3 +69,19 @@ def logged_losses(exp_dir: str) -> dict[int, str]:
                 if match:
                     losses[int(match.group(2).replace(',', ''))] = match.group(3).strip()
     return losses
+
+
+def full_and_killed_runs(opt_path: str, root, marker: str) -> tuple[str, str]:
+    """Run a training to its end in ``root/full``, and start it again in ``root/killed``, SIGKILLed as soon as
+    ``marker`` (relative to that folder) exists.
+
+    Returns:
+        ``(full_dir, killed_dir)``.
+    """
+    full_dir, killed_dir = os.path.join(root, 'full'), os.path.join(root, 'killed')
+    os.makedirs(full_dir)
+    os.makedirs(killed_dir)
+    run_training(opt_path, full_dir)
+    rc = kill_when(opt_path, killed_dir, marker)
+    assert rc != 0, 'the training finished before it could be killed'
+    return full_dir, killed_dir

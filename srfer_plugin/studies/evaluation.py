@@ -22,7 +22,7 @@ from srfer_plugin.studies.synthetic import DEMO_NETWORK_G, FER_DEMO_CONFIG, data
 
 # Metrics a study may add to PSNR/SSIM: BasicSR's no-reference NIQE (lower is better) on the SR output alone, on
 # 32 px blocks (calculate_face_niqe: BasicSR's 96 px blocks do not fit twice in a 112 px face).
-EXTRA_METRICS = {'niqe': {'type': 'calculate_face_niqe', 'crop_border': 0, 'block_size': 32, 'better': 'lower'}}
+EXTRA_METRICS = {'niqe': {'type': 'calculate_face_niqe', 'block_size': 32, 'better': 'lower'}}  # + crop_border
 
 
 def metric_options(scale: int = 4, extra: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import copy
+import pathlib
 
 import pytest
 import torch
 from basicsr.data import build_dataset
 from basicsr.models import build_model
 from fer_fixtures import TINY_SR_ARCHS, model_options, tiny_train_options, write_options
-from training_runs import kill_when, logged_losses, run_training
+from training_runs import full_and_killed_runs, logged_losses, run_training
 
 from srfer_plugin.models.fer_guidance import FERGuidance
 from srfer_plugin.models.safe_sr_model import check_vgg_weights
 from srfer_plugin.models.safe_srgan_model import SafeESRGANModel, SafeSRGANModel
 from srfer_plugin.models.srfer_gan_model import SRFERESRGANModel, SRFERGANModel
 from srfer_plugin.models.srfer_model import SRFERModel
+from srfer_plugin.studies.synthetic import DEMO_GAN
 from srfer_plugin.utils.checkpoint import safe_load
 
 # A size-agnostic discriminator small enough for the tiny 32 px faces (Real-ESRGAN's U-Net with spectral norm).
 TINY_NET_D = {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 8, 'skip_connection': True}
 GAN_TRAIN = {
-    'gan_opt': {
-        'type': 'GANLoss',
-        'gan_type': 'vanilla',
-        'real_label_val': 1.0,
-        'fake_label_val': 0.0,
-        'loss_weight': 0.1,
-    },
+    'gan_opt': copy.deepcopy(DEMO_GAN['train']['gan_opt']),  # the gan preset's GAN loss
     'optim_d': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
 }
 GENERATOR_KEYS = {'l_g_pix', 'l_g_gan', 'l_att', 'l_pred'}
@@ -185,12 +181,9 @@ def test_killed_gan_run_resumes_with_identical_losses(tiny_fer_root, tmp_path):
     opt['logger']['save_checkpoint_freq'] = 4
     opt['val']['val_freq'] = 4
     opt_path = write_options(opt, str(tmp_path / 'train.yml'))
-    full_dir, killed_dir = tmp_path / 'full', tmp_path / 'killed'
-    full_dir.mkdir()
-    killed_dir.mkdir()
-    run_training(opt_path, str(full_dir))
-    rc = kill_when(opt_path, str(killed_dir), f'experiments/{name}/training_states/4.state')
-    assert rc != 0, 'the training finished before it could be killed'
+    full_dir, killed_dir = map(
+        pathlib.Path, full_and_killed_runs(opt_path, tmp_path, f'experiments/{name}/training_states/4.state')
+    )
     exp = killed_dir / 'experiments' / name
     assert (exp / 'models' / 'net_d_4.pth').exists() and not (exp / 'models' / 'net_g_latest.pth').exists()
     assert len(safe_load(str(exp / 'training_states' / '4.state'))['optimizers']) == 2, 'net_g and net_d'

@@ -15,9 +15,8 @@ import sys
 from typing import Any
 
 import pytest
-import torch
 import yaml
-from fer_fixtures import REPO_ROOT
+from fer_fixtures import REPO_ROOT, synthetic_faces_and_random_fer
 
 from srfer_plugin.studies import benchmark as bench_lib
 from srfer_plugin.studies import benchmark_options as mbo
@@ -74,17 +73,8 @@ def test_benchmark_help_keeps_every_flag(monkeypatch, capsys):
 @pytest.fixture
 def bench_data(tmp_path_factory):
     """7-class synthetic faces (32 px) with a test split, and a randomly initialised demo FER classifier."""
-    from srfer_plugin.archs.mmpretrain_fer_arch import MMPretrainFER
-    from srfer_plugin.studies.synthetic import FER_DEMO_CONFIG
-    from srfer_plugin.synthetic import ensure_synthetic_dataset
-
     root = tmp_path_factory.mktemp('bench_data')
-    data_root = ensure_synthetic_dataset(str(root / 'faces'), seed=0, size=32, num_train=2, num_val=1, num_test=1)
-    torch.manual_seed(0)
-    fer = MMPretrainFER(os.path.join(REPO_ROOT, FER_DEMO_CONFIG), checkpoint=None, num_classes=7)
-    checkpoint = str(root / 'fer.pth')
-    torch.save({'state_dict': fer.model.state_dict()}, checkpoint)
-    return data_root, checkpoint
+    return synthetic_faces_and_random_fer(str(root), 32, num_train=2, num_val=1, num_test=1)
 
 
 def test_benchmark_script_one_cell_and_skip_finished(benchmark_cli, bench_data, tmp_path, monkeypatch):

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-import torch
-from fer_fixtures import REPO_ROOT
+from fer_fixtures import synthetic_faces_and_random_fer
 
-from srfer_plugin.archs.mmpretrain_fer_arch import MMPretrainFER
 from srfer_plugin.studies.evaluation import evaluation_options, metric_options, run_evaluation
-from srfer_plugin.studies.synthetic import FER_DEMO_CONFIG
-from srfer_plugin.synthetic import ensure_synthetic_dataset
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
@@ -20,12 +14,7 @@ pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 def faces_112(tmp_path_factory):
     """Two 112 px test faces (NIQE reads 96 px blocks) and a randomly initialised demo classifier."""
     root = tmp_path_factory.mktemp('faces_112')
-    data_root = ensure_synthetic_dataset(str(root / 'faces'), seed=0, size=112, num_train=1, num_val=1, num_test=2)
-    torch.manual_seed(0)
-    fer = MMPretrainFER(os.path.join(REPO_ROOT, FER_DEMO_CONFIG), checkpoint=None, num_classes=7)
-    checkpoint = str(root / 'fer.pth')
-    torch.save({'state_dict': fer.model.state_dict()}, checkpoint)
-    return data_root, checkpoint
+    return synthetic_faces_and_random_fer(str(root), 112, num_train=1, num_val=1, num_test=2)
 
 
 def test_bicubic_row_on_blind_face_faces_with_niqe(faces_112, tmp_path):

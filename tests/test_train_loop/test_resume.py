@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import pathlib
 
 import torch
 from fer_fixtures import tiny_train_options, write_options
-from training_runs import kill_when, logged_losses, run_training
+from training_runs import full_and_killed_runs, logged_losses, run_training
 
 from srfer_plugin.train_loop import load_resume_state_any_device
 from srfer_plugin.utils.checkpoint import safe_load
@@ -29,14 +30,10 @@ def _joint_options(data_root: str) -> dict:
 
 def test_killed_run_resumes_with_identical_losses(tiny_fer_root, tmp_path):
     opt_path = write_options(_joint_options(tiny_fer_root), str(tmp_path / 'train.yml'))
-    full_dir, killed_dir = tmp_path / 'full', tmp_path / 'killed'
-    full_dir.mkdir()
-    killed_dir.mkdir()
-    run_training(opt_path, str(full_dir))
-
     # SIGKILL as soon as the first training state exists (iteration 4: one batch into epoch 1).
-    rc = kill_when(opt_path, str(killed_dir), f'experiments/{NAME}/training_states/4.state')
-    assert rc != 0, 'the training finished before it could be killed'
+    full_dir, killed_dir = map(
+        pathlib.Path, full_and_killed_runs(opt_path, tmp_path, f'experiments/{NAME}/training_states/4.state')
+    )
     exp = killed_dir / 'experiments' / NAME
     assert not (exp / 'models' / 'net_g_latest.pth').exists()
     assert not list((exp / 'training_states').glob('*.tmp')), 'a temporary file was left behind'
