@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import yaml
 
 from srfer_plugin.data.fer_layout import meta_info_name, write_classes, write_meta_info
+from srfer_plugin.studies.synthetic import DEMO_GAN
 
 TINY_CLASSES = ('neutral', 'happy', 'sad', 'surprise')
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,6 +100,14 @@ def write_options(opt: dict[str, Any], path: str) -> str:
         yaml.safe_dump(opt, f, sort_keys=False)
     return path
 
+
+# A size-agnostic discriminator small enough for the tiny 32 px faces (Real-ESRGAN's U-Net with spectral norm).
+TINY_NET_D: dict[str, Any] = {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 8, 'skip_connection': True}
+# The GAN sections of a tiny GAN training (``train.gan_opt`` is the gan preset's GAN loss).
+GAN_TRAIN: dict[str, Any] = {
+    'gan_opt': copy.deepcopy(DEMO_GAN['train']['gan_opt']),
+    'optim_d': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+}
 
 # Small network_g settings of every supported backbone (x4) for CPU tests.
 TINY_SR_ARCHS: dict[str, dict[str, Any]] = {

@@ -9,7 +9,7 @@ import pytest
 import torch
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from fer_fixtures import TINY_SR_ARCHS, model_options, tiny_train_options, write_options
+from fer_fixtures import GAN_TRAIN, TINY_NET_D, TINY_SR_ARCHS, model_options, tiny_train_options, write_options
 from training_runs import full_and_killed_runs, logged_losses, run_training
 
 from srfer_plugin.models.fer_guidance import FERGuidance
@@ -17,15 +17,8 @@ from srfer_plugin.models.safe_sr_model import check_vgg_weights
 from srfer_plugin.models.safe_srgan_model import SafeESRGANModel, SafeSRGANModel
 from srfer_plugin.models.srfer_gan_model import SRFERESRGANModel, SRFERGANModel
 from srfer_plugin.models.srfer_model import SRFERModel
-from srfer_plugin.studies.synthetic import DEMO_GAN
 from srfer_plugin.utils.checkpoint import safe_load
 
-# A size-agnostic discriminator small enough for the tiny 32 px faces (Real-ESRGAN's U-Net with spectral norm).
-TINY_NET_D = {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 8, 'skip_connection': True}
-GAN_TRAIN = {
-    'gan_opt': copy.deepcopy(DEMO_GAN['train']['gan_opt']),  # the gan preset's GAN loss
-    'optim_d': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
-}
 GENERATOR_KEYS = {'l_g_pix', 'l_g_gan', 'l_att', 'l_pred'}
 DISCRIMINATOR_KEYS = {'l_d_real', 'out_d_real', 'l_d_fake', 'out_d_fake'}
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import pathlib
 import subprocess
 import sys
 
 import torch
-from fer_fixtures import REPO_ROOT, TINY_SR_ARCHS, tiny_train_options, write_options
+from fer_fixtures import GAN_TRAIN, REPO_ROOT, TINY_NET_D, TINY_SR_ARCHS, tiny_train_options, write_options
 from training_runs import logged_losses, train_env
 
 from srfer_plugin.train_loop import normalize_launcher_argv
@@ -21,16 +23,8 @@ def test_local_rank_argument_spellings(monkeypatch):
     assert argv[3] == '--local_rank=1' and os.environ['LOCAL_RANK'] == '1'
 
 
-def test_torchrun_two_cpu_processes(tiny_fer_root, tmp_path):
-    """Joint learning with SwinIR (DDP buffers) on 2 ranks: both finish and end with identical weights."""
-    opt = tiny_train_options(tiny_fer_root, name='dist_tiny', network_g=dict(TINY_SR_ARCHS['SwinIR']))
-    opt['network_fer']['freeze'] = False
-    opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
-    opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
-    opt['train']['total_iter'] = 3
-    opt['datasets']['train']['batch_size_per_gpu'] = 2
-    opt['val']['val_freq'] = 2  # rank 0 validates while rank 1 waits at the barrier
-    opt['logger']['save_checkpoint_freq'] = 2
+def _torchrun_two_ranks(opt: dict, tmp_path) -> pathlib.Path:
+    """Train ``opt`` on 2 CPU ranks (torchrun, gloo); return the experiment folder with every rank's dumps."""
     opt_path = write_options(opt, str(tmp_path / 'dist.yml'))
     cmd = [
         sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
@@ -40,25 +34,58 @@ def test_torchrun_two_cpu_processes(tiny_fer_root, tmp_path):
     env['PYTHONPATH'] = os.pathsep.join([TESTS_DIR, env.get('PYTHONPATH', '')])
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, f'{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}'
+    return tmp_path / 'experiments' / opt['name']
 
-    exp = tmp_path / 'experiments' / 'dist_tiny'
+
+def _assert_ranks_agree(exp: pathlib.Path, nets: tuple[str, ...]) -> dict[int, dict]:
+    """Every net in ``nets`` is DDP-wrapped, has the same parameters on both ranks, and trained; return the dumps."""
     dumps = {r: torch.load(exp / 'rank_dumps' / f'rank{r}_latest.pth', weights_only=True) for r in (0, 1)}
-    for r in (0, 1):
-        assert dumps[r]['net_g_wrapper'] == dumps[r]['net_fer_wrapper'] == 'DistributedDataParallel'
-    for net in ('net_g', 'net_fer'):
+    first = torch.load(exp / 'rank_dumps' / 'rank0_2.pth', weights_only=True)
+    for net in nets:
+        assert dumps[0][f'{net}_wrapper'] == dumps[1][f'{net}_wrapper'] == 'DistributedDataParallel', net
         assert dumps[0][net].keys() == dumps[1][net].keys()
         # Parameters are kept identical by DDP. BatchNorm running statistics are per rank between DDP's
         # buffer broadcasts (from rank 0, at each forward); BasicSR saves rank 0's.
         differ = [k for k in dumps[0][f'{net}_params'] if not torch.equal(dumps[0][net][k], dumps[1][net][k])]
         assert not differ, f'{net} parameters differ across ranks: {differ[:5]}'
-    assert all(torch.equal(v, dumps[1]['net_g'][k]) for k, v in dumps[0]['net_g'].items()), 'SwinIR buffers'
-    saved = torch.load(exp / 'models' / 'net_g_latest.pth', weights_only=True)['params']
-    assert all(torch.equal(v, saved[k]) for k, v in dumps[0]['net_g'].items())
-    first = torch.load(exp / 'rank_dumps' / 'rank0_2.pth', weights_only=True)['net_g']
-    assert any(not torch.equal(v, dumps[0]['net_g'][k]) for k, v in first.items()), 'no training step happened'
+        assert any(not torch.equal(v, dumps[0][net][k]) for k, v in first[net].items()), f'{net} did not train'
     assert sorted(logged_losses(str(exp))) == [1, 2, 3]
     log = next(exp.glob('train_*.log')).read_text()
     assert 'World size (gpu number): 2' in log and '# acc:' in log
+    return dumps
+
+
+def _two_rank_options(tiny_fer_root: str, **overrides) -> dict:
+    opt = tiny_train_options(tiny_fer_root, **overrides)
+    opt['train']['total_iter'] = 3
+    opt['datasets']['train']['batch_size_per_gpu'] = 2
+    opt['val']['val_freq'] = 2  # rank 0 validates while rank 1 waits at the barrier
+    opt['logger']['save_checkpoint_freq'] = 2
+    return opt
+
+
+def test_torchrun_two_cpu_processes(tiny_fer_root, tmp_path):
+    """Joint learning with SwinIR (DDP buffers) on 2 ranks: both finish and end with identical weights."""
+    opt = _two_rank_options(tiny_fer_root, name='dist_tiny', network_g=dict(TINY_SR_ARCHS['SwinIR']))
+    opt['network_fer']['freeze'] = False
+    opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
+    opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
+    exp = _torchrun_two_ranks(opt, tmp_path)
+    dumps = _assert_ranks_agree(exp, ('net_g', 'net_fer'))
+    assert all(torch.equal(v, dumps[1]['net_g'][k]) for k, v in dumps[0]['net_g'].items()), 'SwinIR buffers'
+    saved = torch.load(exp / 'models' / 'net_g_latest.pth', weights_only=True)['params']
+    assert all(torch.equal(v, saved[k]) for k, v in dumps[0]['net_g'].items())
+
+
+def test_torchrun_esrgan_srfer_two_cpu_processes(tiny_fer_root, tmp_path):
+    """SR-FER-ESRGAN on 2 ranks: generator and discriminator DDP-wrapped, identical on both ranks, net_d saved."""
+    opt = _two_rank_options(tiny_fer_root, name='dist_gan', model_type='SRFERESRGANModel', network_d=dict(TINY_NET_D))
+    opt['train'].update(copy.deepcopy(GAN_TRAIN))
+    exp = _torchrun_two_ranks(opt, tmp_path)
+    dumps = _assert_ranks_agree(exp, ('net_g', 'net_d'))
+    assert dumps[0]['net_fer_wrapper'] == 'MMPretrainFER', 'the frozen classifier is not wrapped'
+    saved = torch.load(exp / 'models' / 'net_d_latest.pth', weights_only=True)['params']
+    assert all(torch.equal(v, saved[k]) for k, v in dumps[0]['net_d'].items())
 
 
 def test_frozen_classifier_is_not_wrapped_in_ddp(tiny_fer_root, tmp_path):
