@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -71,17 +72,17 @@ def logged_losses(exp_dir: str) -> dict[int, str]:
     return losses
 
 
-def full_and_killed_runs(opt_path: str, root, marker: str) -> tuple[str, str]:
+def full_and_killed_runs(opt_path: str, root, marker: str) -> tuple[pathlib.Path, pathlib.Path]:
     """Run a training to its end in ``root/full``, and start it again in ``root/killed``, SIGKILLed as soon as
     ``marker`` (relative to that folder) exists.
 
     Returns:
         ``(full_dir, killed_dir)``.
     """
-    full_dir, killed_dir = os.path.join(root, 'full'), os.path.join(root, 'killed')
-    os.makedirs(full_dir)
-    os.makedirs(killed_dir)
-    run_training(opt_path, full_dir)
-    rc = kill_when(opt_path, killed_dir, marker)
+    full_dir, killed_dir = pathlib.Path(root, 'full'), pathlib.Path(root, 'killed')
+    full_dir.mkdir()
+    killed_dir.mkdir()
+    run_training(opt_path, str(full_dir))
+    rc = kill_when(opt_path, str(killed_dir), marker)
     assert rc != 0, 'the training finished before it could be killed'
     return full_dir, killed_dir

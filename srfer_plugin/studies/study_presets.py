@@ -23,6 +23,8 @@ PRED = synthetic.DEMO_SRFER_LOSSES['prediction_opt']['loss_weight']  # 0.001
 ALL_STAGES = (0, 1, 2, 3)
 # Joint-learning settings a variant may override (name part of its trainings), and the demo's values of them.
 JOINT_KNOBS = {'sr_grad_weight': 'g', 'warmup_iter': 'w', 'fer_lr': 'lr'}
+# The joint overrides each method takes: plain_finetuned trains the classifier alone, so only its learning rate
+JOINT_OVERRIDES = {'srfer_joint': tuple(JOINT_KNOBS), 'plain_finetuned': ('fer_lr',)}
 JOINT_DEFAULTS = {
     'sr_grad_weight': synthetic.DEMO_JOINT_LEARNING['joint_opt']['sr_grad_weight'],
     'warmup_iter': synthetic.DEMO_JOINT_LEARNING['joint_opt']['warmup_iter'],
@@ -61,11 +63,7 @@ class Variant:
     iters_share: float = 1.0
 
     def __post_init__(self) -> None:
-        # plain_finetuned trains the classifier alone: only its learning rate may differ
-        allowed = (
-            JOINT_KNOBS if self.method == 'srfer_joint' else ('fer_lr',) if self.method == 'plain_finetuned' else ()
-        )
-        unknown = [k for k, _ in self.joint if k not in allowed]
+        unknown = [k for k, _ in self.joint if k not in JOINT_OVERRIDES.get(self.method, ())]
         if unknown:
             raise ValueError(
                 f'Variant {self.name}: joint overrides {unknown} need method srfer_joint (keys {sorted(JOINT_KNOBS)}) '

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import pathlib
 
 import pytest
 import torch
@@ -174,9 +173,7 @@ def test_killed_gan_run_resumes_with_identical_losses(tiny_fer_root, tmp_path):
     opt['logger']['save_checkpoint_freq'] = 4
     opt['val']['val_freq'] = 4
     opt_path = write_options(opt, str(tmp_path / 'train.yml'))
-    full_dir, killed_dir = map(
-        pathlib.Path, full_and_killed_runs(opt_path, tmp_path, f'experiments/{name}/training_states/4.state')
-    )
+    full_dir, killed_dir = full_and_killed_runs(opt_path, tmp_path, f'experiments/{name}/training_states/4.state')
     exp = killed_dir / 'experiments' / name
     assert (exp / 'models' / 'net_d_4.pth').exists() and not (exp / 'models' / 'net_g_latest.pth').exists()
     assert len(safe_load(str(exp / 'training_states' / '4.state'))['optimizers']) == 2, 'net_g and net_d'

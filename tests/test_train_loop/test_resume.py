@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pathlib
 
 import torch
 from fer_fixtures import tiny_train_options, write_options
@@ -31,9 +30,7 @@ def _joint_options(data_root: str) -> dict:
 def test_killed_run_resumes_with_identical_losses(tiny_fer_root, tmp_path):
     opt_path = write_options(_joint_options(tiny_fer_root), str(tmp_path / 'train.yml'))
     # SIGKILL as soon as the first training state exists (iteration 4: one batch into epoch 1).
-    full_dir, killed_dir = map(
-        pathlib.Path, full_and_killed_runs(opt_path, tmp_path, f'experiments/{NAME}/training_states/4.state')
-    )
+    full_dir, killed_dir = full_and_killed_runs(opt_path, tmp_path, f'experiments/{NAME}/training_states/4.state')
     exp = killed_dir / 'experiments' / NAME
     assert not (exp / 'models' / 'net_g_latest.pth').exists()
     assert not list((exp / 'training_states').glob('*.tmp')), 'a temporary file was left behind'
