@@ -11,9 +11,14 @@ package registers everything (torch, basicsr, mmpretrain).
 1. the torchvision ``functional_tensor`` shim is installed just before basicsr's code runs (basicsr 1.4.2 imports
    that removed module at import time), and
 2. ``srfer_plugin`` is imported right after the ``basicsr`` package has finished importing, so the plugin's archs,
-   losses, models and datasets are in BasicSR's registries before ``basicsr.train`` builds anything.
+   losses, models and datasets are in BasicSR's registries before ``basicsr.train`` builds anything, and
+3. BasicSR's ``parse_options`` is replaced by the plugin's checked one
+   (:func:`srfer_plugin.train_loop.guard_parse_options`): the options are checked and the run takes its output
+   folder before BasicSR creates or renames anything, as with ``srfer-train`` and ``srfer-test``.
 
-``python -m basicsr.train -opt X.yml`` and ``python basicsr/train.py -opt X.yml`` therefore find the plugin.
+``python -m basicsr.train -opt X.yml`` and ``python basicsr/train.py -opt X.yml`` therefore find the plugin, and a
+second run of the same name stops instead of archiving the folder of a running one (the rest of the plugin's
+training-loop changes come with ``srfer-train`` only).
 The finder removes itself on first use, so it never runs twice and never recurses. Set ``SRFER_NO_AUTOLOAD=1``
 to switch the hook off; ``import srfer_plugin`` works either way, in any import order.
 """
@@ -54,7 +59,7 @@ def install_functional_tensor_shim() -> None:
 
 
 class _RegisteringBasicsrLoader(importlib.abc.Loader):
-    """Wraps BasicSR's loader: shim before its code runs, plugin registration after."""
+    """Wraps BasicSR's loader: shim before its code runs, plugin registration and the checked parse_options after."""
 
     def __init__(self, loader: importlib.abc.Loader):
         self._loader = loader
@@ -66,6 +71,7 @@ class _RegisteringBasicsrLoader(importlib.abc.Loader):
         install_functional_tensor_shim()
         self._loader.exec_module(module)
         importlib.import_module('srfer_plugin')  # registration into the now-complete basicsr registries
+        importlib.import_module('srfer_plugin.train_loop').guard_parse_options()
 
 
 class _BasicsrFinder(importlib.abc.MetaPathFinder):

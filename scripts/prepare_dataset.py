@@ -4,7 +4,9 @@ Example::
 
     python scripts/prepare_dataset.py --format rafdb --src data/RAF-DB/basic --dst datasets/rafdb --size 112 --lmdb
 
-The work is done by :mod:`srfer_plugin.converters`; this script only parses arguments and prints.
+The work is done by :mod:`srfer_plugin.converters`; this script only parses arguments and prints. --dst may not
+overlap --src, and the new output replaces an earlier one only once it is complete, so a failed or killed run loses
+nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--image-root', default=None, help='affectnet csv: folder the image paths are relative to')
     parser.add_argument('--ckplus-last-frames', type=int, default=3, help='last frames per labelled CK+ sequence')
     parser.add_argument('--ckplus-neutral-first', action='store_true', help='add the first CK+ frame as neutral')
-    parser.add_argument('--overwrite', action='store_true', help='replace a previous output in --dst')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace a previous output in --dst once the new one is complete (other files in --dst are kept)',
+    )
     parser.add_argument('--workers', type=int, default=1, help='image decode/encode threads')
     parser.add_argument('--strict', action='store_true', help='exit with status 1 when there are bad rows')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')

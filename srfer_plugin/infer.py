@@ -17,8 +17,16 @@ or 1) is reflect-padded and the SR image cropped back. The classifier reads the 
 ``network_fer.input_size`` resizes by itself and ``--fer-size`` is ignored.
 
 Outputs: ``OUT/sr/<relative path>.png`` and ``OUT/predictions.csv`` (file, sr_file, width, height, label,
-label_index, confidence, then ``prob_<class>`` per class). Unreadable files are reported, listed in
-``OUT/skipped.csv`` and skipped; the exit status is non-zero only when no image could be processed.
+label_index, confidence, then ``prob_<class>`` per class; input order). Unreadable files are reported, listed in
+``OUT/skipped.csv`` and skipped. Exit status: 0 when at least one image was processed, 1 when none could be, 2 for
+a bad setup (including an output folder in use by another run).
+
+Nothing is lost (details in :mod:`srfer_plugin.utils.inference_outputs`): both CSVs are written row by row to
+``<name>.partial`` (each row flushed when its image is done) and renamed at the end, so a crashed or killed run
+keeps every finished row; an earlier run's outputs in ``OUT`` (CSVs, partial files, ``sr/``) are first moved into
+``OUT/archived_<time>/`` (as BasicSR archives folders); one process owns ``OUT`` (a second run on it stops before
+writing, :mod:`srfer_plugin.utils.run_lock`). Undecodable file-name bytes are written ``\\xHH`` (``caf\\xe9.png``)
+in both CSVs, SR names and messages; text cells a spreadsheet would run as formulas start with a single quote.
 
 This module is the command line only (arguments, inputs, outputs, exit status); the networks, padding, batching
 and predictions are :class:`srfer_plugin.predictor.SRFERPredictor`.
@@ -27,7 +35,6 @@ and predictions are :class:`srfer_plugin.predictor.SRFERPredictor`.
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import os
 import sys
@@ -50,8 +57,18 @@ from srfer_plugin.predictor import (
     resolve_device,
 )
 from srfer_plugin.utils.inference_io import load_yaml, read_lr_image, resolve_class_names
+from srfer_plugin.utils.inference_outputs import (
+    RowByRowCSV,
+    archive_earlier_outputs,
+    prediction_fields,
+    printable_text,
+)
+from srfer_plugin.utils.run_lock import FolderInUseError, acquire_folder, release_folder
 
-__all__ = ['InferenceError', 'build_parser', 'collect_inputs', 'main', 'run_inference', 'write_predictions']
+__all__ = ['InferenceError', 'build_parser', 'collect_inputs', 'main', 'run_inference']
+
+# Errors of the setup (arguments, options, networks, output folder): exit status 2.
+SETUP_ERRORS = (InferenceError, FolderInUseError, OSError, ValueError, KeyError, yaml.YAMLError)
 
 
 @dataclass
@@ -65,12 +82,14 @@ class InputImage:
 
 @dataclass
 class InferenceSummary:
-    """What a run did."""
+    """What a run did, and the CSVs it wrote (``skipped_csv`` None when nothing was skipped)."""
 
     processed: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     class_names: list[str] | None = None
     seconds: float = 0.0
+    predictions_csv: str | None = None
+    skipped_csv: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -94,7 +113,7 @@ def collect_inputs(specs: Iterable[str], recursive: bool = False) -> tuple[list[
         if key in seen_files:
             return
         seen_files.add(key)
-        stem = os.path.splitext(rel)[0]
+        stem = os.path.splitext(printable_text(rel))[0]  # undecodable bytes as \\xHH, as in the CSVs
         out, n = f'{stem}.png', 1
         while out in used_outs:
             out, n = f'{stem}_{n}.png', n + 1
@@ -133,47 +152,71 @@ def collect_inputs(specs: Iterable[str], recursive: bool = False) -> tuple[list[
 
 # ----------------------------------------------------------------------------------------------- outputs
 def run_inference(
-    images: Sequence[InputImage], out_dir: str, predictor: SRFERPredictor, progress: bool = True
+    images: Sequence[InputImage],
+    out_dir: str,
+    predictor: SRFERPredictor,
+    progress: bool = True,
+    skipped: Sequence[tuple[str, str]] = (),
 ) -> InferenceSummary:
-    """Super-resolve and classify the inputs with ``predictor``, writing ``out_dir/sr``; bad files are skipped.
+    """Super-resolve and classify the inputs; write ``out_dir/sr`` and both CSVs row by row; skip bad files.
+
+    Each row reaches ``<csv>.partial`` as soon as its image is done; the partial files are renamed to
+    ``predictions.csv`` (rows in input order) and ``skipped.csv`` (only when something was skipped) at the end. An
+    exception (or Ctrl-C) leaves the partial files holding every finished row.
 
     Args:
         images: Inputs from :func:`collect_inputs`.
         out_dir: Output folder (SR images go to ``out_dir/sr``).
         predictor: The networks (its ``batch_size`` sets the same-size batches).
         progress: Show a tqdm progress bar.
+        skipped: ``(input, reason)`` already skipped (e.g. by :func:`collect_inputs`), listed first.
 
     Returns:
-        The per-image results (``processed``, input order) and the skipped files with reasons.
+        The per-image results (``processed``, input order), the skipped files with reasons and the CSV paths.
     """
     summary = InferenceSummary(class_names=predictor.label_names)
+    fields = prediction_fields(summary.class_names)
+    os.makedirs(out_dir, exist_ok=True)
     pbar = tqdm(total=len(images), unit='img', desc='srfer-infer', disable=not progress)
     start = time.time()
+    predictions = RowByRowCSV(os.path.join(out_dir, 'predictions.csv'), fields)
+    skips = RowByRowCSV(os.path.join(out_dir, 'skipped.csv'), ['file', 'reason'], keep_empty=False)
+    with predictions, skips:
 
-    def skip(item: InputImage, reason: str) -> None:
-        summary.skipped.append((item.path, reason))
-        tqdm.write(f'skipped {item.path}: {reason}', file=sys.stderr)
-        pbar.update(1)
+        def record_skip(path: str, reason: str) -> None:
+            summary.skipped.append((path, reason))
+            skips.add([path, reason])
 
-    def readable() -> Iterator[tuple[InputImage, np.ndarray]]:
-        for item in images:
+        def skip(item: InputImage, reason: str) -> None:
+            record_skip(item.path, reason)
+            tqdm.write(f'skipped {printable_text(item.path)}: {printable_text(reason)}', file=sys.stderr)
+            pbar.update(1)
+
+        def readable() -> Iterator[tuple[InputImage, np.ndarray]]:
+            for item in images:
+                try:
+                    yield item, read_lr_image(item.path)
+                except Exception as err:
+                    skip(item, str(err))
+
+        def failed(items: list[InputImage], err: Exception) -> None:  # one failing batch (e.g. out of memory)
+            for item in items:
+                skip(item, f'inference failed: {type(err).__name__}: {err}')
+
+        for path, reason in skipped:
+            record_skip(path, reason)
+        for item, result in predictor.iter_predict_images(readable(), on_error=failed):
             try:
-                yield item, read_lr_image(item.path)
-            except Exception as err:
-                skip(item, str(err))
-
-    def failed(items: list[InputImage], err: Exception) -> None:  # one failing batch (e.g. out of memory)
-        for item in items:
-            skip(item, f'inference failed: {type(err).__name__}: {err}')
-
-    for item, result in predictor.iter_predict_images(readable(), on_error=failed):
-        try:
-            summary.processed.append(_save_result(item, result, out_dir, predictor.scale, summary.class_names))
-        except OSError as err:
-            skip(item, f'cannot write the SR image: {err}')
-            continue
-        pbar.update(1)
-    pbar.close()
+                row = _save_result(item, result, out_dir, predictor.scale, summary.class_names)
+            except OSError as err:
+                skip(item, f'cannot write the SR image: {err}')
+                continue
+            summary.processed.append(row)
+            predictions.add([row.get(name) for name in fields], order=item.index)
+            pbar.update(1)
+        pbar.close()
+        summary.predictions_csv = predictions.finish()
+        summary.skipped_csv = skips.finish()
     summary.processed.sort(key=lambda r: r['_index'])
     summary.seconds = time.time() - start
     return summary
@@ -186,7 +229,7 @@ def _save_result(
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     ok, buf = cv2.imencode('.png', result.sr)
     if not ok:
-        raise OSError(f'cannot encode the SR image of {item.path!r}')
+        raise OSError(f'cannot encode the SR image of {printable_text(item.path)!r}')
     buf.tofile(out_path)
     row: dict[str, Any] = {
         '_index': item.index,
@@ -199,31 +242,6 @@ def _save_result(
         row.update(label=result.label_name, label_index=result.label, confidence=result.confidence)
         row.update({f'prob_{name}': float(p) for name, p in zip(class_names or [], result.probs)})
     return row
-
-
-def write_predictions(summary: InferenceSummary, out_dir: str) -> str:
-    """Write ``predictions.csv`` (and ``skipped.csv`` when files were skipped); return the predictions path."""
-    os.makedirs(out_dir, exist_ok=True)
-    fields = ['file', 'sr_file', 'width', 'height']
-    if summary.processed and 'label' in summary.processed[0]:
-        fields += ['label', 'label_index', 'confidence'] + [f'prob_{n}' for n in summary.class_names or []]
-        if not summary.class_names:
-            fields += sorted(k for k in summary.processed[0] if k.startswith('prob_'))
-    path = os.path.join(out_dir, 'predictions.csv')
-    with open(path, 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
-        writer.writeheader()
-        for row in summary.processed:
-            writer.writerow({k: f'{v:.6f}' if isinstance(v, float) else v for k, v in row.items()})
-    skipped_path = os.path.join(out_dir, 'skipped.csv')
-    if summary.skipped:
-        with open(skipped_path, 'w', newline='', encoding='utf-8') as f:
-            writer = csv.writer(f)
-            writer.writerow(['file', 'reason'])
-            writer.writerows(summary.skipped)
-    elif os.path.exists(skipped_path):
-        os.remove(skipped_path)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -332,28 +350,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``srfer-infer``; returns the exit status (0: at least one image processed, 1: none, 2: bad setup)."""
     args = build_parser().parse_args(argv)
     try:
-        opt = load_yaml(args.opt) if args.opt else {}
-        if args.opt and not isinstance(opt, dict):
-            raise InferenceError(f'--opt {args.opt!r} is not a YAML mapping')
-        device = resolve_device(args.device)
-        images, bad_specs = collect_inputs(args.input, args.recursive)
-        for spec, reason in bad_specs:
-            print(f'skipped {spec}: {reason}', file=sys.stderr)
-        if not images:
-            raise InferenceError('no input images found')
-        predictor = _build_predictor(args, opt, device)
-    except (InferenceError, OSError, ValueError, KeyError, yaml.YAMLError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+        try:
+            opt = load_yaml(args.opt) if args.opt else {}
+            if args.opt and not isinstance(opt, dict):
+                raise InferenceError(f'--opt {args.opt!r} is not a YAML mapping')
+            device = resolve_device(args.device)
+            images, bad_specs = collect_inputs(args.input, args.recursive)
+            for spec, reason in bad_specs:
+                print(f'skipped {printable_text(spec)}: {reason}', file=sys.stderr)
+            if not images:
+                raise InferenceError('no input images found')
+            acquire_folder(args.output, 'output folder')  # before anything is written; raises FolderInUseError
+            os.makedirs(args.output, exist_ok=True)
+            predictor = _build_predictor(args, opt, device)
+            archived = archive_earlier_outputs(args.output, [item.path for item in images])
+        except SETUP_ERRORS as err:
+            print(f'error: {printable_text(str(err))}', file=sys.stderr)
+            return 2
+        if archived:
+            folder, names = archived
+            moved = ', '.join(name + ('/' if os.path.isdir(os.path.join(folder, name)) else '') for name in names)
+            print(f'note: moved the earlier outputs ({moved}) to {printable_text(folder)}', file=sys.stderr)
+        return _run_and_report(args, images, bad_specs, predictor, device)
+    finally:
+        release_folder(args.output)
 
-    summary = run_inference(images, args.output, predictor, not args.no_progress)
-    summary.skipped = bad_specs + summary.skipped
-    path = write_predictions(summary, args.output)
-    print(f'Processed {len(summary.processed)} image(s) in {summary.seconds:.1f} s on {device}; wrote {path}')
+
+def _run_and_report(
+    args: argparse.Namespace,
+    images: Sequence[InputImage],
+    bad_specs: Sequence[tuple[str, str]],
+    predictor: SRFERPredictor,
+    device: Any,
+) -> int:
+    try:
+        summary = run_inference(images, args.output, predictor, not args.no_progress, bad_specs)
+    except BaseException:
+        partial = printable_text(os.path.join(args.output, 'predictions.csv.partial'))
+        print(f'stopped early: the rows finished so far are in {partial} (and skipped.csv.partial)', file=sys.stderr)
+        raise
+    print(
+        f'Processed {len(summary.processed)} image(s) in {summary.seconds:.1f} s on {device}; '
+        f'wrote {printable_text(summary.predictions_csv or "")}'
+    )
     if summary.skipped:
-        print(f'Skipped {len(summary.skipped)} input(s) (listed in {os.path.join(args.output, "skipped.csv")}):')
+        print(f'Skipped {len(summary.skipped)} input(s) (listed in {printable_text(summary.skipped_csv or "")}):')
         for name, reason in summary.skipped:
-            print(f'  {name}: {reason}')
+            print(f'  {printable_text(name)}: {printable_text(reason)}')
     return 0 if summary.processed else 1
 
 

@@ -4,6 +4,10 @@ Registers the plugin, installs the changes of :mod:`srfer_plugin.train_loop`, th
 with experiments/ and tb_logger/ under the current directory. Takes BasicSR's arguments: ``-opt``,
 ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``.
 
+Before anything is created the options are checked (:mod:`srfer_plugin.train_loop.option_checks`) and the run takes
+``experiments/<name>`` for itself: a second run of the same name stops with an error naming the running one, and
+``--auto_resume`` of a run that was killed takes the folder back.
+
 Distributed training (nccl on GPUs, gloo on CPUs; ``dist_params.backend`` overrides)::
 
     torchrun --nproc_per_node=N -m srfer_plugin.train -opt X.yml --launcher pytorch
@@ -15,25 +19,24 @@ import os
 import sys
 
 import srfer_plugin  # noqa: F401  (registration)
-from srfer_plugin.train_loop import configure_dist_backend, normalize_launcher_argv, patch_basicsr_train
-
-
-def _opt_path(argv: list[str]) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == '-opt' and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith('-opt='):
-            return arg.split('=', 1)[1]
-    return None
+from srfer_plugin.train_loop import (
+    check_option_file,
+    configure_dist_backend,
+    normalize_launcher_argv,
+    option_file_argument,
+    patch_basicsr_train,
+)
 
 
 def main() -> None:
     """Run ``basicsr.train.train_pipeline`` rooted at the current directory."""
     sys.argv = normalize_launcher_argv(sys.argv)
-    opt_path = _opt_path(sys.argv)
+    opt_path = option_file_argument(sys.argv)
     backend = None
-    if opt_path and os.path.isfile(opt_path) and '--launcher' in ' '.join(sys.argv):
-        backend = configure_dist_backend(opt_path)
+    if opt_path and os.path.isfile(opt_path):
+        check_option_file(opt_path)
+        if '--launcher' in ' '.join(sys.argv):
+            backend = configure_dist_backend(opt_path)
     patch_basicsr_train(dist_backend=backend)
     import torch.distributed as dist
     from basicsr.train import train_pipeline

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from fer_fixtures import make_tiny_fer_dataset
@@ -9,6 +11,18 @@ from fer_fixtures import make_tiny_fer_dataset
 import srfer_plugin  # noqa: F401  (registration)
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def srfer_cache_dir(tmp_path_factory) -> Iterator[str]:
+    """Point the plugin's cache (image check verdicts, bad image lists) at a per-session folder, never ~/.cache.
+
+    Session-scoped, so it is set before any other fixture builds a dataset; training subprocesses inherit it.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        cache_dir = str(tmp_path_factory.mktemp('srfer_cache'))
+        patch.setenv('SRFER_CACHE_DIR', cache_dir)
+        yield cache_dir
 
 
 @pytest.fixture(scope='session')

@@ -12,6 +12,7 @@ import yaml
 
 from srfer_plugin.data.fer_layout import meta_info_name, write_classes, write_meta_info
 from srfer_plugin.studies.synthetic import DEMO_GAN
+from srfer_plugin.train_loop.patches import record_dataset_keys
 
 TINY_CLASSES = ('neutral', 'happy', 'sad', 'surprise')
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,6 +204,7 @@ def model_options(
             'results_root': os.path.join(exp_root, 'results'),
         }
     )
+    record_dataset_keys(opt)  # what the plugin's parse_options adds
     return opt
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 from srfer_plugin.converters.formats import CONTEMPT_FORMATS, FORMATS
 from srfer_plugin.converters.records import (
@@ -16,7 +15,8 @@ from srfer_plugin.converters.records import (
     format_report,
 )
 from srfer_plugin.converters.splits import assign_splits, parse_split_spec
-from srfer_plugin.converters.writer import check_dst, write_dataset, write_lmdb
+from srfer_plugin.converters.staging import check_sources_apart, staged_output
+from srfer_plugin.converters.writer import check_dst, check_split_folders, write_dataset, write_lmdb
 from srfer_plugin.data.fer_layout import FER7_CLASSES, FER8_CLASSES
 
 
@@ -36,10 +36,15 @@ def prepare_dataset(
 ) -> PrepareResult:
     """Read ``src`` in format ``fmt`` and write the plugin's layout to ``dst``.
 
+    Nothing is lost on failure: ``dst`` may not overlap the source, the output is built in a working folder beside
+    ``dst`` and swapped in only when complete (see :mod:`~srfer_plugin.converters.staging`), and files in ``dst``
+    that a conversion does not write are kept.
+
     Args:
         fmt: One of :data:`~srfer_plugin.converters.formats.FORMATS`.
         src: Source folder or file in the format's distributed layout.
-        dst: Output root (created; must not hold a prepared dataset unless ``overwrite``).
+        dst: Output root (created; must not hold a prepared dataset unless ``overwrite``, nor be, contain or
+            lie inside ``src``, ``options.ferplus_csv`` or ``options.image_root``).
         size: Output side length in pixels.
         split: ``--split`` spec (see :func:`~srfer_plugin.converters.splits.parse_split_spec`); None for the
             format's default (imagefolder uses its train/val/test folders when it has them).
@@ -47,7 +52,7 @@ def prepare_dataset(
         seed: Seed of subject/random splits.
         options: Format-specific :class:`~srfer_plugin.converters.records.ReaderOptions`.
         resize_mode: ``crop`` or ``stretch`` (see :func:`~srfer_plugin.converters.image_io.to_square_bgr`).
-        overwrite: Remove a previous output in ``dst`` first.
+        overwrite: Replace a previous output in ``dst`` (once the new one is complete).
         workers: Image threads.
         progress: Show tqdm progress bars.
 
@@ -56,7 +61,7 @@ def prepare_dataset(
         ``dst/prepare_report.json``.
 
     Raises:
-        PrepareError: Bad source, options or destination, or no usable image at all.
+        PrepareError: Bad source, options or destination, or no usable image at all; ``dst`` is then unchanged.
     """
     if fmt not in FORMATS:
         raise PrepareError(f'unknown format {fmt!r}; expected one of {list(FORMATS)}')
@@ -65,7 +70,8 @@ def prepare_dataset(
         raise PrepareError(f'--size must be >= 1, got {size}')
     if options.keep_contempt and fmt not in CONTEMPT_FORMATS:
         raise PrepareError(f'--keep-contempt: {fmt} has no contempt class (only {list(CONTEMPT_FORMATS)})')
-    previous = check_dst(dst, overwrite)
+    check_sources_apart({'--src': src, '--ferplus-csv': options.ferplus_csv, '--image-root': options.image_root}, dst)
+    check_dst(dst, overwrite)
     report = PrepareReport()
     samples = FORMATS[fmt].read(src, report, options)
     classes = list(FER8_CLASSES if options.keep_contempt else FER7_CLASSES)
@@ -86,23 +92,23 @@ def prepare_dataset(
             f'{sum(report.skipped.values())} skipped)\n{format_report(report)}'
         )
     assigned = assign_splits(kept, spec, seed)
-    for path in previous:  # only now that the source proved readable
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    os.makedirs(dst, exist_ok=True)
-    counts = write_dataset(assigned, dst, classes, report, size, resize_mode, workers, progress)
-    if not counts:
-        raise PrepareError(f'every image of {src!r} was unreadable\n{format_report(report)}')
-    result = PrepareResult(os.path.abspath(dst), classes, counts, report, spec)
-    if lmdb:
-        result.lmdb_paths = write_lmdb(dst, counts)
-    result.report_path = os.path.join(dst, REPORT_FILE)
-    _write_report_json(result, dst, fmt, src, size, split, seed)
+    check_split_folders(dst, {s for s, _ in assigned})
+    with staged_output(dst, overwrite) as work:
+        counts = write_dataset(assigned, work, classes, report, size, resize_mode, workers, progress)
+        if not counts:
+            raise PrepareError(f'every image of {src!r} was unreadable\n{format_report(report)}')
+        result = PrepareResult(os.path.abspath(dst), classes, counts, report, spec)
+        if lmdb:
+            written = write_lmdb(work, counts)
+            result.lmdb_paths = {s: os.path.join(dst, os.path.relpath(p, work)) for s, p in written.items()}
+        result.report_path = os.path.join(dst, REPORT_FILE)
+        _write_report_json(result, work, fmt, src, size, split, seed)
     return result
 
 
-def _write_report_json(result: PrepareResult, dst: str, fmt: str, src: str, size: int, split: str, seed: int) -> None:
-    """Write ``result.report_path``: options, counts, lmdb paths, bad rows (with names) and skipped counts."""
-    with open(result.report_path, 'w', encoding='utf-8') as f:
+def _write_report_json(result: PrepareResult, work: str, fmt: str, src: str, size: int, split: str, seed: int) -> None:
+    """Write the report into ``work``: options, counts, lmdb paths, bad rows (with names) and skipped counts."""
+    with open(os.path.join(work, REPORT_FILE), 'w', encoding='utf-8') as f:
         json.dump(
             {
                 'format': fmt,
@@ -113,7 +119,7 @@ def _write_report_json(result: PrepareResult, dst: str, fmt: str, src: str, size
                 'classes': result.classes,
                 'counts': result.counts,
                 'total': result.total,
-                'lmdb': {k: os.path.relpath(v, dst) for k, v in result.lmdb_paths.items()},
+                'lmdb': {k: os.path.relpath(v, result.dst) for k, v in result.lmdb_paths.items()},
                 'bad_rows': [{'source': s, 'reason': r} for s, r in result.report.bad],
                 'skipped': dict(sorted(result.report.skipped.items())),
             },

@@ -23,8 +23,15 @@ from srfer_plugin.data.fer_layout import (
 _UNSAFE = re.compile(r'[^A-Za-z0-9_-]+')
 
 
-def _output_paths(dst: str) -> list[str]:
-    """Things of ``dst`` that a previous run wrote."""
+def previous_output_paths(dst: str) -> list[str]:
+    """Paths in ``dst`` that an earlier conversion wrote (and a new one replaces); other files are the user's.
+
+    Args:
+        dst: An existing output folder.
+
+    Returns:
+        ``classes.txt``, the report, ``lmdb``, ``meta_info_*.txt`` and the split folders, sorted by name.
+    """
     out = []
     for name in sorted(os.listdir(dst)):
         path = os.path.join(dst, name)
@@ -43,7 +50,7 @@ def check_dst(dst: str, overwrite: bool) -> list[str]:
         overwrite: Whether a previous output may be replaced.
 
     Returns:
-        Paths of a previous output in ``dst``, to remove once the source proved readable.
+        Paths of a previous output in ``dst``, replaced only once the new output is complete.
 
     Raises:
         PrepareError: ``dst`` is a file, or holds a previous output and ``overwrite`` is False.
@@ -52,13 +59,37 @@ def check_dst(dst: str, overwrite: bool) -> list[str]:
         raise PrepareError(f'--dst {dst!r} is a file; expected a folder')
     if not os.path.isdir(dst):
         return []
-    previous = _output_paths(dst)
+    previous = previous_output_paths(dst)
     if previous and not overwrite:
         raise PrepareError(
             f'--dst {dst!r} already holds a prepared dataset ({os.path.basename(previous[0])}); '
             'pass --overwrite or choose another folder'
         )
     return previous
+
+
+def check_split_folders(dst: str, splits: Iterable[str]) -> None:
+    """Refuse split names whose folder in ``dst`` exists but was not written by a conversion.
+
+    Writing into such a folder would make it look like output, and a later ``--overwrite`` would delete it.
+
+    Args:
+        dst: The ``--dst`` folder (may not exist yet).
+        splits: Names of the splits about to be written.
+
+    Raises:
+        PrepareError: ``dst/<split>`` is a folder or file of the user's.
+    """
+    if not os.path.isdir(dst):
+        return
+    previous = set(previous_output_paths(dst))
+    paths = {s: os.path.join(dst, s) for s in sorted(splits)}
+    taken = [s for s, path in paths.items() if os.path.lexists(path) and path not in previous]
+    if taken:
+        raise PrepareError(
+            f'--dst {dst!r} already has {taken} that this converter did not write; move them away or choose '
+            'other split names in --split'
+        )
 
 
 def safe_name(name: str) -> str:

@@ -20,6 +20,8 @@ meta_info files as ``ann_file`` and ``classes.txt`` as ``classes``.
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 from collections.abc import Iterable, Sequence
 
 # One fixed class order for every format (line i of classes.txt is label i).
@@ -63,38 +65,87 @@ def write_classes(path: str, classes: Sequence[str]) -> None:
         f.writelines(f'{name}\n' for name in classes)
 
 
-def read_meta_info(path: str, num_classes: int | None = None) -> list[tuple[str, int]]:
+def read_meta_info(path: str, num_classes: int | None = None, allow_duplicates: bool = False) -> list[tuple[str, int]]:
     """Read a meta_info file whose lines are ``relative/path label``.
+
+    Paths must be relative and stay inside the dataset root (no absolute path, no ``..`` that leaves it). A path
+    listed twice is an error unless ``allow_duplicates`` (the same path with two different labels always is).
+    Every bad line is reported, each as ``file:line``.
 
     Args:
         path: The meta_info file.
         num_classes: When given, every label must lie in ``[0, num_classes)``.
+        allow_duplicates: Keep paths listed more than once (e.g. to oversample them).
 
     Returns:
         A list of ``(relative_path, label)``.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'meta_info_file {path!r} does not exist')
-    items = []
+    items: list[tuple[str, int]] = []
+    errors: list[str] = []
+    first_seen: dict[str, tuple[int, int]] = {}  # normalized path -> (line number, label)
     with open(path, encoding='utf-8') as f:
         for line_no, line in enumerate(f, start=1):
             line = line.strip()
             if not line:
                 continue
+            where = f'{path}:{line_no}'
             parts = line.rsplit(maxsplit=1)
             if len(parts) != 2:
-                raise ValueError(f'{path}:{line_no}: expected "relative/path label", got {line!r}')
+                errors.append(f'{where}: expected "relative/path label", got {line!r}')
+                continue
             rel_path, label_text = parts
             try:
                 label = int(label_text)
             except ValueError:
-                raise ValueError(f'{path}:{line_no}: label {label_text!r} is not an integer') from None
+                errors.append(f'{where}: label {label_text!r} is not an integer')
+                continue
             if label < 0 or (num_classes is not None and label >= num_classes):
-                raise ValueError(f'{path}:{line_no}: label {label} is outside [0, {num_classes}) for {rel_path!r}')
+                errors.append(f'{where}: label {label} is outside [0, {num_classes}) for {rel_path!r}')
+                continue
+            path_error = _outside_root_error(rel_path)
+            if path_error:
+                errors.append(f'{where}: {rel_path!r} {path_error}')
+                continue
+            key = posixpath.normpath(rel_path.replace('\\', '/'))
+            if key in first_seen:
+                first_line, first_label = first_seen[key]
+                if first_label != label:
+                    errors.append(
+                        f'{where}: {rel_path!r} has label {label}, but {path}:{first_line} lists it with label '
+                        f'{first_label}'
+                    )
+                    continue
+                if not allow_duplicates:
+                    errors.append(f'{where}: {rel_path!r} is listed twice (first at {path}:{first_line})')
+                    continue
+            else:
+                first_seen[key] = (line_no, label)
             items.append((rel_path, label))
+    if errors:
+        raise ValueError(_join_line_errors(path, errors))
     if not items:
         raise ValueError(f'meta_info_file {path!r} lists no images')
     return items
+
+
+def _outside_root_error(rel_path: str) -> str | None:
+    """Why a meta_info path would be read from outside the dataset root, or None when it stays inside."""
+    posix = rel_path.replace('\\', '/')
+    if os.path.isabs(rel_path) or posix.startswith('/') or re.match(r'^[A-Za-z]:', posix):
+        return 'is absolute; paths must be relative to dataroot_gt'
+    normalized = posixpath.normpath(posix)
+    if normalized == '..' or normalized.startswith('../'):
+        return 'leaves the dataset root (..); paths must stay inside dataroot_gt'
+    return None
+
+
+def _join_line_errors(path: str, errors: list[str], shown: int = 20) -> str:
+    if len(errors) == 1:
+        return errors[0]
+    lines = errors[:shown] + ([f'... and {len(errors) - shown} more'] if len(errors) > shown else [])
+    return f'meta_info_file {path!r} has {len(errors)} bad lines:\n  ' + '\n  '.join(lines)
 
 
 def write_meta_info(path: str, items: Iterable[tuple[str, int]]) -> None:

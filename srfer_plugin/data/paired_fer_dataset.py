@@ -13,14 +13,14 @@ from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from srfer_plugin.data.bad_images import BAD_IMAGE_MODES, BadImage, DatasetContext, handle_bad_images
 from srfer_plugin.data.degradations import check_scale, degrade, normalize_pipeline, rng_for_image
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes, scan_class_folders
+from srfer_plugin.data.image_check import ImageCheck, check_disk_images, check_lmdb_images
 
 README_DATASETS_HINT = 'see README.md, section "Preparing datasets"'
-
-
-def _where(opt: dict, key: str) -> str:
-    return f'datasets.{opt.get("name", opt.get("phase", "?"))}.{key}'
+META_INFO_DUPLICATE_MODES: tuple[str, ...] = ('error', 'keep')
+_SHOWN_SIZE_ERRORS = 10
 
 
 @DATASET_REGISTRY.register()
@@ -30,6 +30,12 @@ class PairedFERDataset(data.Dataset):
     HR images are used whole (the classifier needs the whole face); ``gt_size`` optionally resizes them to one
     square size. Labels come from class sub-folders of ``dataroot_gt`` or from ``meta_info_file`` lines
     ``relative/path label``.
+
+    Every HR (and LR) image is decoded once when the dataset is built (train, val and test alike; threads, cached
+    in ``$SRFER_CACHE_DIR``, else ``$XDG_CACHE_HOME/srfer_plugin``, else ``~/.cache/srfer_plugin``, by path, size
+    and mtime), so a truncated, empty, missing or non-image file is found before the first step, and the sizes of
+    all images are checked against ``scale``, ``gt_size`` and the LR folder. The full list of bad images is written
+    to ``bad_images_<key>.txt`` in the run's log folder (outside a BasicSR run: ``<cache>/bad_images/``).
 
     Args:
         opt: Dataset options:
@@ -45,71 +51,145 @@ class PairedFERDataset(data.Dataset):
             degradation_seed (int): Seed of the per-image deterministic degradation of val/test sets. Default 0.
             use_hflip (bool): Random horizontal flips (train phase only). Default False.
             io_backend (dict): ``{type: disk}`` or ``{type: lmdb}``.
+            bad_images (str): What to do with images that are missing or cannot be decoded: ``error`` (default)
+                stops with the list of all of them; ``skip`` leaves them out, logs how many, and uses the rest.
+            meta_info_duplicates (str): A path listed twice in ``meta_info_file``: ``error`` (default) or ``keep``
+                (e.g. to oversample it). Absolute paths and paths leaving ``dataroot_gt`` are always errors.
             phase (str): ``train``, ``val`` or ``test`` (set by BasicSR).
     """
 
     def __init__(self, opt: dict):
         super().__init__()
         self.opt = opt
+        self.context = DatasetContext.of(opt)
         self.phase = opt.get('phase', 'train')
-        self.scale = check_scale(opt.get('scale', 4), _where(opt, 'scale'))
+        self.scale = check_scale(opt.get('scale', 4), self._where('scale'))
         self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
         self.backend = self.io_backend_opt.get('type', 'disk')
         if self.backend not in ('disk', 'lmdb'):
-            raise ValueError(f'{_where(opt, "io_backend.type")}: {self.backend!r} is not supported; use disk or lmdb')
+            raise ValueError(f'{self._where("io_backend.type")}: {self.backend!r} is not supported; use disk or lmdb')
+        self.bad_images_mode = self._choice('bad_images', BAD_IMAGE_MODES)
         self.file_client = None
-        self.gt_folder = self._require_path(opt, 'dataroot_gt')
-        self.lq_folder = self._require_path(opt, 'dataroot_lq') if opt.get('dataroot_lq') else None
-        self.degradation = normalize_pipeline(opt.get('degradation'), _where(opt, 'degradation'))
+        self.gt_folder = self._require_path('dataroot_gt')
+        self.lq_folder = self._require_path('dataroot_lq') if opt.get('dataroot_lq') else None
+        self.degradation = normalize_pipeline(opt.get('degradation'), self._where('degradation'))
         self.degradation_seed = int(opt.get('degradation_seed', 0))
         self.gt_size = opt.get('gt_size')
         if self.gt_size is not None and int(self.gt_size) % self.scale:
-            raise ValueError(f'{_where(opt, "gt_size")}: {self.gt_size} is not divisible by scale {self.scale}')
+            raise ValueError(f'{self._where("gt_size")}: {self.gt_size} is not divisible by scale {self.scale}')
 
         self.classes = resolve_classes(opt)
         self.num_classes = int(opt.get('num_classes') or (len(self.classes) if self.classes else 0)) or None
         if opt.get('meta_info_file'):
-            self.items = read_meta_info(opt['meta_info_file'], self.num_classes)
+            keep_duplicates = self._choice('meta_info_duplicates', META_INFO_DUPLICATE_MODES) == 'keep'
+            self.items = read_meta_info(opt['meta_info_file'], self.num_classes, allow_duplicates=keep_duplicates)
         elif self.backend == 'lmdb':
-            raise ValueError(f'{_where(opt, "meta_info_file")}: the lmdb backend needs a meta_info_file with labels')
+            raise ValueError(f'{self._where("meta_info_file")}: the lmdb backend needs a meta_info_file with labels')
         else:
             self.classes, self.items = scan_class_folders(self.gt_folder, self.classes)
             self.num_classes = self.num_classes or len(self.classes)
             bad = [(p, label) for p, label in self.items if label >= self.num_classes]
             if bad:
                 raise ValueError(
-                    f'{_where(opt, "num_classes")}: {bad[0][0]!r} has label {bad[0][1]}, outside '
+                    f'{self._where("num_classes")}: {bad[0][0]!r} has label {bad[0][1]}, outside '
                     f'[0, {self.num_classes})'
                 )
         if self.num_classes is None:
             self.num_classes = max(label for _, label in self.items) + 1
+        self.left_out: list[BadImage] = []  # images left out by ``bad_images: skip``
+        self.bad_images_file: str | None = None
+        self._check_images()
         self.labels = [label for _, label in self.items]
-        if self.backend == 'disk':
-            self._check_files_exist()
-        self._check_first_item()
 
-    @staticmethod
-    def _require_path(opt: dict, key: str) -> str:
-        path = opt.get(key)
+    def _where(self, key: str) -> str:
+        return self.context.where(key)
+
+    def _choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = str(self.opt.get(key) or choices[0])
+        if value not in choices:
+            raise ValueError(f'{self._where(key)}: {value!r} is not one of {list(choices)}')
+        return value
+
+    def _require_path(self, key: str) -> str:
+        path = self.opt.get(key)
         if not path:
-            raise ValueError(f'{_where(opt, key)} is required')
+            raise ValueError(f'{self._where(key)} is required')
         if not os.path.exists(path):
-            raise FileNotFoundError(f'{_where(opt, key)}: {path!r} does not exist ({README_DATASETS_HINT})')
+            raise FileNotFoundError(f'{self._where(key)}: {path!r} does not exist ({README_DATASETS_HINT})')
         return path
 
-    def _check_files_exist(self) -> None:
-        folders = [self.gt_folder] + ([self.lq_folder] if self.lq_folder else [])
-        for folder in folders:
-            missing = [p for p, _ in self.items if not os.path.isfile(os.path.join(folder, p))]
-            if missing:
-                raise FileNotFoundError(
-                    f'{len(missing)} image(s) listed for {_where(self.opt, "dataroot_gt")} are '
-                    f'missing under {folder!r}, e.g. {missing[:3]}'
-                )
+    def _image_location(self, folder: str, rel_path: str) -> str:
+        """The path ``_read`` reads: ``folder/rel_path`` on disk, the key (path without extension) in an lmdb."""
+        return os.path.join(folder, os.path.splitext(rel_path)[0] if self.backend == 'lmdb' else rel_path)
 
-    def _check_first_item(self) -> None:
-        """Read one sample now, so a wrong scale or an unreadable image fails before training starts."""
-        self[0]
+    def _check_images(self) -> None:
+        """Decode every HR (and LR) image; stop on bad ones or leave them out (``bad_images``); check sizes."""
+        rel_paths = [p for p, _ in self.items]
+        folders = {'HR': self.gt_folder, **({'LR': self.lq_folder} if self.lq_folder else {})}
+        checks: dict[str, list[ImageCheck]] = {}
+        for role, folder in folders.items():
+            desc = f'Checking {self.context.yaml_key or self.context.name} {role} images'
+            if self.backend == 'lmdb':
+                checks[role] = check_lmdb_images(folder, [os.path.splitext(p)[0] for p in rel_paths], desc)
+            else:
+                checks[role] = check_disk_images(folder, rel_paths, desc)
+        bad: list[BadImage] = []
+        kept: list[int] = []
+        for index, rel_path in enumerate(rel_paths):
+            problems = [
+                BadImage(
+                    self._image_location(folder, rel_path), checks[role][index].problem, checks[role][index].missing
+                )
+                for role, folder in folders.items()
+                if not checks[role][index].ok
+            ]
+            bad.extend(problems)
+            if not problems:
+                kept.append(index)
+        uses_meta_info = bool(self.opt.get('meta_info_file'))
+        self.bad_images_file = handle_bad_images(
+            bad, len(rel_paths), self.context, self.bad_images_mode, uses_meta_info
+        )
+        if not kept:
+            raise ValueError(
+                f'{self.context.label}: none of its {len(rel_paths)} image(s) can be used; full list: '
+                f'{self.bad_images_file}'
+            )
+        self.left_out = bad
+        self.items = [self.items[i] for i in kept]
+        self._check_sizes([checks['HR'][i] for i in kept], [checks['LR'][i] for i in kept] if self.lq_folder else None)
+
+    def _check_sizes(self, gt_checks: list[ImageCheck], lq_checks: list[ImageCheck] | None) -> None:
+        """Fail when HR sizes do not divide by ``scale`` (without ``gt_size``) or LR sizes are not HR / scale."""
+        wrong = []
+        for index, (rel_path, _) in enumerate(self.items):
+            gt_path = self._image_location(self.gt_folder, rel_path)
+            if self.gt_size is not None:
+                h = w = int(self.gt_size)
+            else:
+                h, w = gt_checks[index].height, gt_checks[index].width
+                if h % self.scale or w % self.scale:
+                    wrong.append(
+                        f'HR image {gt_path!r} is {h}x{w}, not divisible by scale {self.scale}; set '
+                        f'{self._where("gt_size")} or crop the images'
+                    )
+                    continue
+            if lq_checks is not None:
+                lq = lq_checks[index]
+                if (lq.height, lq.width) != (h // self.scale, w // self.scale):
+                    wrong.append(
+                        f'LR image {self._image_location(self.lq_folder, rel_path)!r} is {lq.height}x{lq.width}, '
+                        f'expected {h // self.scale}x{w // self.scale} (HR {gt_path!r} / scale {self.scale})'
+                    )
+        if len(wrong) == 1:
+            raise ValueError(wrong[0])
+        if wrong:
+            shown = wrong[:_SHOWN_SIZE_ERRORS] + [f'... and {len(wrong) - _SHOWN_SIZE_ERRORS} more'] * (
+                len(wrong) > _SHOWN_SIZE_ERRORS
+            )
+            raise ValueError(
+                f'{self.context.label}: {len(wrong)} image(s) do not fit scale {self.scale}:\n  ' + '\n  '.join(shown)
+            )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -132,7 +212,12 @@ class PairedFERDataset(data.Dataset):
             raise OSError(f'cannot read image {path!r} ({client_key}) from {folder!r}: {err}') from err
         if img_bytes is None:
             raise OSError(f'image {path!r} is not in {folder!r}')
-        img = cv2.imdecode(np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_COLOR)  # grayscale -> 3 channels
+        if not img_bytes:
+            raise OSError(f'unreadable image {path!r} in {folder!r}: empty file (0 bytes)')
+        try:
+            img = cv2.imdecode(np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_COLOR)  # grayscale -> 3 channels
+        except cv2.error as err:
+            raise OSError(f'unreadable image {path!r} in {folder!r}: {err}') from err
         if img is None:
             raise OSError(f'unreadable image {path!r} in {folder!r}')
         return img.astype(np.float32) / 255.0, path
@@ -149,7 +234,7 @@ class PairedFERDataset(data.Dataset):
         if h % self.scale or w % self.scale:
             raise ValueError(
                 f'HR image {gt_path!r} is {h}x{w}, not divisible by scale {self.scale}; set '
-                f'{_where(self.opt, "gt_size")} or crop the images'
+                f'{self._where("gt_size")} or crop the images'
             )
         if self.lq_folder:
             img_lq, lq_path = self._read(self.lq_folder, rel_path, 'lq')

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
+from srfer_plugin.losses.consistency_loss import check_loss_weight
+
 
 @LOSS_REGISTRY.register()
 class FERCrossEntropyLoss(nn.Module):
@@ -22,7 +24,7 @@ class FERCrossEntropyLoss(nn.Module):
         super().__init__()
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError(f'Unsupported reduction {reduction!r}; choose from none, mean, sum')
-        self.loss_weight = float(loss_weight)
+        self.loss_weight = check_loss_weight(loss_weight, 'FERCrossEntropyLoss')
         self.label_smoothing = float(label_smoothing)
         self.reduction = reduction
 

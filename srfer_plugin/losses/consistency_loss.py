@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -16,6 +17,22 @@ def _check_reduction(reduction: str) -> str:
     if reduction not in _REDUCTIONS:
         raise ValueError(f'Unsupported reduction {reduction!r}; choose from {_REDUCTIONS}')
     return reduction
+
+
+def check_loss_weight(loss_weight: float, loss_name: str) -> float:
+    """Return ``loss_weight`` as a float; refuse a negative or non-finite one (it would train the wrong way).
+
+    Args:
+        loss_weight: The loss' ``loss_weight``.
+        loss_name: The loss class, for the error.
+
+    Returns:
+        The weight.
+    """
+    weight = float(loss_weight)
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f'{loss_name}: loss_weight must be a number >= 0; got {loss_weight!r}')
+    return weight
 
 
 def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -64,8 +81,10 @@ class AttentionConsistencyLoss(nn.Module):
         reduction: str = 'mean',
     ):
         super().__init__()
-        self.loss_weight = float(loss_weight)
+        self.loss_weight = check_loss_weight(loss_weight, 'AttentionConsistencyLoss')
         self.p = float(p)
+        if not (math.isfinite(self.p) and self.p > 0):
+            raise ValueError(f'AttentionConsistencyLoss: p (the exponent of |F|) must be a number > 0; got {p!r}')
         self.stage_weights = None if stage_weights is None else [float(w) for w in stage_weights]
         self.reduction = _check_reduction(reduction)
 
@@ -112,7 +131,7 @@ class PredictionConsistencyLoss(nn.Module):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'PredictionConsistencyLoss: temperature must be positive, got {temperature}')
-        self.loss_weight = float(loss_weight)
+        self.loss_weight = check_loss_weight(loss_weight, 'PredictionConsistencyLoss')
         self.temperature = float(temperature)
         self.reduction = _check_reduction(reduction)
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from srfer_plugin.data.degradations import upsample_bicubic
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes
 from srfer_plugin.models.joint_learning import FER_INPUTS, build_scheduler, check_fer_options, route_sr_gradient
+from srfer_plugin.utils.checkpoint import weights_fingerprint
 from srfer_plugin.utils.fer_report import top1_accuracy, write_fer_reports
 
 FER_METRICS = ('acc', 'acc_hr', 'acc_bicubic')
@@ -86,7 +87,9 @@ class FERGuidance:
             meta_info = dataset_opt.get('meta_info_file')
             if classes is None and meta_info and os.path.isfile(meta_info):
                 try:
-                    read_meta_info(meta_info, num_classes)
+                    read_meta_info(
+                        meta_info, num_classes, allow_duplicates=dataset_opt.get('meta_info_duplicates') == 'keep'
+                    )
                 except ValueError as err:
                     raise ValueError(
                         f'datasets.{phase}.meta_info_file: {err}, the classes of network_fer (num_classes '
@@ -136,6 +139,25 @@ class FERGuidance:
                 self.load_network(self.net_fer, load_path, self.opt['path'].get('strict_load_fer', True), param_key)
         self.fer_trains = self.fer_joint and self.is_train  # see _set_fer_phase
         self.net_fer.train(self.fer_trains)
+        self.fer_fingerprint = None if self.fer_joint else weights_fingerprint(self.net_fer)
+
+    def extra_training_state(self) -> dict:
+        state = super().extra_training_state()
+        if self.fer_fingerprint is not None:  # the frozen classifier is not saved: record which one it is
+            state['fer_fingerprint'] = self.fer_fingerprint
+        return state
+
+    def resume_training(self, resume_state: dict) -> None:
+        """Resume the SR side; a frozen classifier must be the one the run started with."""
+        saved = resume_state.get('fer_fingerprint')
+        if saved is not None and self.fer_fingerprint is not None and saved != self.fer_fingerprint:
+            source = self.opt['path'].get('pretrain_network_fer') or self.opt['network_fer'].get('checkpoint')
+            raise ValueError(
+                f'The frozen classifier loaded now ({source!r}) is not the one this run started with: its weights '
+                'differ from those recorded in the training state. Restore the original classifier file, or start '
+                'a new run (another name) with this one.'
+            )
+        super().resume_training(resume_state)
 
     def init_training_settings(self) -> None:
         self._build_fer()

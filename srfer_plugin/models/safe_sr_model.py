@@ -168,10 +168,15 @@ class SafeSRModel(SRModel):
             'schedulers': [s.state_dict() for s in self.schedulers],
             'rng_states': get_rng_states(),
             'iters_per_epoch': self.opt.get('iters_per_epoch'),
+            **self.extra_training_state(),
         }
         if getattr(self, 'grad_scaler', None) is not None:
             state['grad_scaler'] = self.grad_scaler.state_dict()
         self._save_with_retry(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def extra_training_state(self) -> dict:
+        """What a subclass adds to the training state (tensors and plain data only)."""
+        return {}
 
     def resume_training(self, resume_state: dict) -> None:
         """Restore optimizers and schedulers (BasicSR), then RNG states and GradScaler when saved."""

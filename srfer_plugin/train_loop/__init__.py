@@ -9,6 +9,10 @@ Fixes to BasicSR (same semantics, more devices and safer IO):
 * :mod:`.resume`: ``load_resume_state`` without ``.cuda()`` (CPU resume), read by the safe loader (no pickled
   code runs).
 * :mod:`.patches`: ``build_dataloader`` fails clearly on an empty training set or one smaller than a batch.
+* :mod:`.patches` and :mod:`.option_checks`: ``parse_options`` (also BasicSR's test pipeline, see
+  :func:`guard_parse_options`) refuses options that would be misread or train with a wrong meaning, then takes the
+  output folder (``experiments/<name>``, ``results/<name>``) for the process, before BasicSR creates or renames
+  anything: a second run of the same name stops instead of archiving the folder of a running one.
 
 Changes to training semantics (what makes a resumed run reproduce an uninterrupted one):
 
@@ -21,14 +25,27 @@ Together they make a resumed run reproduce the losses of an uninterrupted one (b
 """
 
 from srfer_plugin.train_loop.distributed import configure_dist_backend, init_dist_any_device, normalize_launcher_argv
-from srfer_plugin.train_loop.patches import check_train_set_size, patch_basicsr_train
+from srfer_plugin.train_loop.option_checks import OptionError, check_option_file, check_options
+from srfer_plugin.train_loop.patches import (
+    check_train_set_size,
+    guard_parse_options,
+    option_file_argument,
+    own_output_folder,
+    patch_basicsr_train,
+)
 from srfer_plugin.train_loop.resume import load_resume_state_any_device
 
 __all__ = [
+    'OptionError',
+    'check_option_file',
+    'check_options',
     'check_train_set_size',
     'configure_dist_backend',
+    'guard_parse_options',
     'init_dist_any_device',
     'load_resume_state_any_device',
     'normalize_launcher_argv',
+    'option_file_argument',
+    'own_output_folder',
     'patch_basicsr_train',
 ]

@@ -7,16 +7,29 @@ from typing import Any
 
 import torch
 from basicsr.data.data_sampler import EnlargedSampler
-from basicsr.utils import check_resume, scandir
 
-from srfer_plugin.utils.checkpoint import safe_load
+from srfer_plugin.train_loop.resume_selection import (
+    check_iterations_left,
+    choose_auto_resume_state,
+    point_networks_at_state,
+    read_training_state,
+)
+from srfer_plugin.utils.checkpoint import remove_stale_temp_files
 
 # Where the resumed run stands; load_resume_state_any_device writes it into the options for the data loader.
 RESUME_POSITION_KEY = 'resume_position'
+# What the start of training found and did (skipped states, removed temporary files): logged once the log exists.
+RESUME_NOTES_KEY = 'resume_notes'
 
 
 def load_resume_state_any_device(opt: dict) -> dict | None:
-    """BasicSR's ``load_resume_state`` for any device, reading the state with :func:`safe_load`.
+    """BasicSR's ``load_resume_state`` for any device, reading the state with the safe loader.
+
+    On top of BasicSR's: rank 0 first removes the temporary files of saves killed mid-write from ``models/`` and
+    ``training_states/``; ``--auto_resume`` takes the newest state whose state and network files all load
+    (:func:`~srfer_plugin.train_loop.resume_selection.choose_auto_resume_state`); the networks are pointed at the
+    state with a frozen classifier kept as the run started; a state with no iteration left is refused. What was
+    skipped or removed goes to ``opt['resume_notes']``, logged by :func:`log_resume_notes`.
 
     Also records ``opt['resume_position']`` (``iter``, ``epoch``, ``iters_per_epoch`` of the state, or None) for
     the sampler and the seeded prefetcher, which BasicSR builds later from the same options.
@@ -26,32 +39,72 @@ def load_resume_state_any_device(opt: dict) -> dict | None:
 
     Returns:
         The training state, or None when there is nothing to resume.
+
+    Raises:
+        CheckpointReadError: ``path.resume_state`` is empty, truncated or not a checkpoint (the message names it).
+        ResumeStateError: The state leaves nothing to train, or ``--auto_resume`` finds no readable state.
+        FileNotFoundError: The frozen classifier the run started with is missing.
     """
-    resume_state_path = None
-    if opt['auto_resume']:
-        state_path = os.path.join('experiments', opt['name'], 'training_states')
-        if os.path.isdir(state_path):
-            states = [float(v.split('.state')[0]) for v in scandir(state_path, suffix='state', recursive=False)]
-            if states:
-                resume_state_path = os.path.join(state_path, f'{max(states):.0f}.state')
-                opt['path']['resume_state'] = resume_state_path
-    elif opt['path'].get('resume_state'):
-        resume_state_path = opt['path']['resume_state']
+    notes = remove_stale_temp_files_of_run(opt)
     opt[RESUME_POSITION_KEY] = None
-    if resume_state_path is None:
-        return None
+    opt[RESUME_NOTES_KEY] = notes
     use_cuda = opt.get('num_gpu', 0) != 0 and torch.cuda.is_available()
     device = torch.device('cuda', torch.cuda.current_device()) if use_cuda else torch.device('cpu')
-    resume_state = safe_load(resume_state_path, map_location=device)
-    if not isinstance(resume_state, dict) or 'iter' not in resume_state:
-        raise ValueError(f'resume_state {resume_state_path!r} is not a BasicSR training state')
-    check_resume(opt, resume_state['iter'])
+    resume_state_path, resume_state = None, None
+    if opt['auto_resume']:
+        state_folder = os.path.abspath(os.path.join('experiments', opt['name'], 'training_states'))  # as BasicSR
+        resume_state_path, resume_state, skipped = choose_auto_resume_state(opt, state_folder, device)
+        notes += skipped
+        if resume_state_path is not None:
+            opt['path']['resume_state'] = resume_state_path
+    elif opt['path'].get('resume_state'):
+        resume_state_path = opt['path']['resume_state']
+        resume_state = read_training_state(resume_state_path, device)
+    if resume_state is None:
+        return None
+    finishing = check_iterations_left(opt, resume_state_path, int(resume_state['iter']))
+    if finishing:
+        notes.append(finishing)
+    point_networks_at_state(opt, resume_state['iter'])
     opt[RESUME_POSITION_KEY] = {
         'iter': int(resume_state['iter']),
         'epoch': int(resume_state['epoch']),
         'iters_per_epoch': resume_state.get('iters_per_epoch'),
     }
     return resume_state
+
+
+def remove_stale_temp_files_of_run(opt: dict) -> list[str]:
+    """On rank 0, remove what saves killed mid-write left in the run's ``models/`` and ``training_states/``.
+
+    Only files of the checkpoint writer's own temporary pattern go; the run owns its folder by now (no other
+    process saves into it).
+
+    Args:
+        opt: The parsed options (``path.models``, ``path.training_states``, ``rank``).
+
+    Returns:
+        One note per removed file.
+    """
+    if opt.get('rank', 0) != 0:
+        return []
+    notes = []
+    for key in ('models', 'training_states'):
+        folder = opt['path'].get(key)
+        for path in remove_stale_temp_files(folder) if folder else []:
+            notes.append(f'removed {path}: the temporary file of a save that was cut off')
+    return notes
+
+
+def log_resume_notes(opt: dict, logger: Any) -> None:
+    """Log what the start of training skipped or removed (``opt['resume_notes']``) as warnings, once.
+
+    Args:
+        opt: The options.
+        logger: BasicSR's logger (set up after the training state is loaded, hence this second step).
+    """
+    for note in opt.pop(RESUME_NOTES_KEY, None) or []:
+        logger.warning(note)
 
 
 class ResumableEnlargedSampler(EnlargedSampler):

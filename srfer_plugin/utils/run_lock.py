@@ -77,7 +77,8 @@ def acquire_folder(folder: str, what: str = 'folder') -> str:
     if path in _HELD:
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    handle = open(path, 'a+', encoding='utf-8')  # noqa: SIM115 - held open for the life of the process
+    # Held open for the life of the process; argv may hold non-UTF-8 file names.
+    handle = open(path, 'a+', encoding='utf-8', errors='backslashreplace')
     if not _try_lock(handle):
         handle.seek(0)
         holder = handle.read().strip() or 'unknown process'

@@ -1,0 +1,319 @@
+"""A full decode check of every dataset image, run in threads and cached, so bad files show up when a dataset is built.
+
+Each image is decoded with ``cv2.imdecode`` (as the datasets read it). A JPEG must also end with its end-of-image
+marker after its last scan: OpenCV 4.x (e.g. 4.10) decodes a truncated baseline JPEG without an error, grey-filling
+the missing rows. Verdicts are cached per dataset root in the user's cache folder (:func:`srfer_cache_dir`), keyed by
+``(path, size, mtime_ns)`` on disk and by the lmdb's ``data.mdb`` size and mtime plus the key for lmdb, so a second
+build or a resumed run only stats the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+# Bump when the check changes: cache entries written by an older check are checked again.
+CHECK_VERSION = 1
+# Sets with at least this many images to stat or decode show a progress bar.
+PROGRESS_MIN_IMAGES = 1000
+_BATCH = 32  # images per thread pool task (one future per image costs more than a cached check)
+_BATCHES_IN_FLIGHT = 256  # tasks submitted at a time (bounds the futures held at once)
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b'\x89PNG\r\n\x1a\n', 'PNG'),
+    (b'\xff\xd8\xff', 'JPEG'),
+    (b'GIF8', 'GIF'),
+    (b'BM', 'BMP'),
+    (b'II*\x00', 'TIFF'),
+    (b'MM\x00*', 'TIFF'),
+)
+
+
+def srfer_cache_dir() -> str:
+    """The plugin's cache folder: ``$SRFER_CACHE_DIR``, else ``$XDG_CACHE_HOME/srfer_plugin``, else
+    ``~/.cache/srfer_plugin``."""
+    if os.environ.get('SRFER_CACHE_DIR'):
+        return os.path.expanduser(os.environ['SRFER_CACHE_DIR'])
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'srfer_plugin')
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The verdict on one image.
+
+    Attributes:
+        problem: Why the image cannot be used; None when it decodes.
+        height: Height of the decoded image (0 when it does not decode).
+        width: Width of the decoded image.
+        missing: The file (or lmdb key) does not exist.
+    """
+
+    problem: str | None = None
+    height: int = 0
+    width: int = 0
+    missing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the image decodes."""
+        return self.problem is None
+
+
+def image_format(data: bytes) -> str | None:
+    """The format named by the first bytes of an image file (PNG, JPEG, WEBP, ...), or None when unknown."""
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[:4] == b'RIFF' and data[8:12] == b'WEBP':
+        return 'WEBP'
+    if len(data) > 2 and data[:1] == b'P' and data[1:2] in b'123456' and data[2:3].isspace():
+        return 'PNM'
+    return None
+
+
+def jpeg_is_truncated(data: bytes) -> bool:
+    """True when a JPEG lacks its end-of-image marker (FFD9) after its last start-of-scan marker (FFDA).
+
+    Entropy-coded scan data never holds FFD9 (0xFF is stuffed as FF00), so a file cut inside a scan has no FFD9
+    after its last FFDA; data appended after a complete image (camera trailers) does not count as truncation.
+    """
+    if data.rstrip(b'\x00\r\n\t ').endswith(b'\xff\xd9'):
+        return False
+    return data.rfind(b'\xff\xd9') < data.rfind(b'\xff\xda')
+
+
+def inspect_image_bytes(data: bytes) -> ImageCheck:
+    """Decode an image file's bytes as the datasets do and say whether it can be used.
+
+    Args:
+        data: The file's bytes.
+
+    Returns:
+        The verdict, with the decoded size when it decodes.
+    """
+    if not data:
+        return ImageCheck('empty file (0 bytes)')
+    fmt = image_format(data)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as err:
+        img, detail = None, str(err).strip().splitlines()[-1][:200]
+    else:
+        detail = ''
+    if img is None:
+        what = f'corrupt or truncated {fmt}' if fmt else 'not an image (unknown format)'
+        return ImageCheck(f'{what}: OpenCV cannot decode it' + (f' ({detail})' if detail else ''))
+    if fmt == 'JPEG' and jpeg_is_truncated(data):
+        return ImageCheck('truncated JPEG: no end-of-image marker after its last scan')
+    return ImageCheck(None, int(img.shape[0]), int(img.shape[1]))
+
+
+def check_disk_images(root: str, rel_paths: Sequence[str], desc: str = 'Checking images') -> list[ImageCheck]:
+    """Check the images ``root/rel_path`` (cached by path, size and mtime).
+
+    Args:
+        root: Folder the paths are relative to.
+        rel_paths: Image paths relative to ``root``.
+        desc: Progress bar label.
+
+    Returns:
+        One verdict per path, in order.
+    """
+
+    def identify(rel_path: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(os.path.join(root, rel_path))
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def read(rel_path: str) -> bytes:
+        with open(os.path.join(root, rel_path), 'rb') as f:
+            return f.read()
+
+    cache = _VerdictCache(root, 'disk')
+    return _check_all(rel_paths, identify, read, cache, 'file is missing', desc)
+
+
+def check_lmdb_images(lmdb_path: str, keys: Sequence[str], desc: str = 'Checking images') -> list[ImageCheck]:
+    """Check the images stored under ``keys`` in an lmdb (cached by the lmdb's data file size and mtime plus key).
+
+    Args:
+        lmdb_path: The lmdb folder (holding ``data.mdb``).
+        keys: lmdb keys (paths without extension).
+        desc: Progress bar label.
+
+    Returns:
+        One verdict per key, in order.
+    """
+    import lmdb
+
+    data_file = os.path.join(lmdb_path, 'data.mdb')
+    if not os.path.isfile(data_file):
+        raise FileNotFoundError(f'{lmdb_path!r} is not an lmdb folder: it has no data.mdb')
+    st = os.stat(data_file)
+    identity = (st.st_size, st.st_mtime_ns)
+    env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False, meminit=False)
+
+    def read(key: str) -> bytes | None:
+        with env.begin(write=False) as txn:
+            return txn.get(key.encode('utf-8'))
+
+    try:
+        # A key missing from the lmdb is never cached, so a cache hit means the key is there.
+        return _check_all(
+            keys, lambda key: identity, read, _VerdictCache(data_file, 'lmdb'), 'key is missing from the lmdb', desc
+        )
+    finally:
+        env.close()
+
+
+def _check_all(
+    names: Sequence[str],
+    identify: Callable[[str], tuple[int, int] | None],
+    read: Callable[[str], bytes | None],
+    cache: _VerdictCache,
+    missing_reason: str,
+    desc: str,
+) -> list[ImageCheck]:
+    """Stat, look up and (on a cache miss) decode every image in a thread pool; cv2 releases the GIL."""
+
+    def check_one(name: str) -> tuple[ImageCheck, tuple[int, int] | None, bool]:
+        identity = identify(name)
+        if identity is None:
+            return ImageCheck(missing_reason, missing=True), None, False
+        cached = cache.lookup(name, identity)
+        if cached is not None:
+            return cached, identity, False
+        try:
+            data = read(name)
+        except Exception as err:  # disk (OSError) or lmdb (lmdb.Error): reported with the image, never raised
+            return ImageCheck(f'cannot be read: {err}'), None, False
+        if data is None:
+            return ImageCheck(missing_reason, missing=True), None, False
+        return inspect_image_bytes(data), identity, True
+
+    def check_batch(batch: Sequence[str]) -> list[tuple[ImageCheck, tuple[int, int] | None, bool]]:
+        return [check_one(name) for name in batch]
+
+    start, decoded = time.perf_counter(), 0
+    results: list[ImageCheck] = []
+    show = len(names) >= PROGRESS_MIN_IMAGES and _is_main_process()
+    bar = tqdm(total=len(names), desc=desc, unit='img', disable=not show)
+    with _quiet_opencv(), ThreadPoolExecutor() as pool, bar:
+        for batches in _chunks(list(_chunks(names, _BATCH)), _BATCHES_IN_FLIGHT):
+            for batch, checked in zip(batches, pool.map(check_batch, batches)):
+                for name, (check, identity, was_decoded) in zip(batch, checked):
+                    results.append(check)
+                    if was_decoded:
+                        decoded += 1
+                        cache.store(name, identity, check)
+                bar.update(len(batch))
+    if decoded:
+        cache.save()
+    _log_info(
+        f'{desc}: {len(names)} image(s) checked in {time.perf_counter() - start:.1f} s ({decoded} decoded, '
+        f'{len(names) - decoded} from the cache or missing); cache: {cache.path}'
+    )
+    return results
+
+
+class _VerdictCache:
+    """Verdicts of one dataset root in a JSON file under :func:`srfer_cache_dir`; a cache that cannot be read or
+    written only warns."""
+
+    def __init__(self, root: str, backend: str):
+        self.root = os.path.realpath(root)
+        digest = hashlib.sha1(f'{backend}:{self.root}'.encode()).hexdigest()[:20]
+        self.path = os.path.join(srfer_cache_dir(), 'image_checks', f'{digest}.json')
+        self.entries = self._load()
+        self.new_entries: dict[str, list] = {}
+
+    def _load(self) -> dict[str, list]:
+        if not os.path.isfile(self.path):
+            return {}
+        try:
+            with open(self.path, encoding='utf-8') as f:
+                content = json.load(f)
+        except (OSError, ValueError) as err:
+            warnings.warn(f'ignoring the unreadable image check cache {self.path!r}: {err}', stacklevel=2)
+            return {}
+        if not isinstance(content, dict) or content.get('version') != CHECK_VERSION:
+            return {}
+        entries = content.get('entries')
+        return entries if isinstance(entries, dict) else {}
+
+    def lookup(self, name: str, identity: tuple[int, int]) -> ImageCheck | None:
+        entry = self.entries.get(name)
+        if not entry or len(entry) != 5 or tuple(entry[:2]) != identity:
+            return None
+        return ImageCheck(entry[2], int(entry[3]), int(entry[4]))
+
+    def store(self, name: str, identity: tuple[int, int], check: ImageCheck) -> None:
+        self.new_entries[name] = [identity[0], identity[1], check.problem, check.height, check.width]
+
+    def save(self) -> None:
+        """Merge the new verdicts into the file (re-read first: another process may have written it meanwhile)."""
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            entries = self._load()
+            entries.update(self.new_entries)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix='.tmp')
+            try:
+                with os.fdopen(fd, 'w', encoding='utf-8') as f:
+                    json.dump({'version': CHECK_VERSION, 'root': self.root, 'entries': entries}, f)
+                os.replace(tmp, self.path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        except OSError as err:
+            warnings.warn(
+                f'cannot write the image check cache {self.path!r} ({err}); images will be checked again next time '
+                '(set SRFER_CACHE_DIR to a writable folder)',
+                stacklevel=2,
+            )
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log lines about bad files while checking (every bad file is reported by name)."""
+    try:
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
+def _is_main_process() -> bool:
+    from basicsr.utils.dist_util import get_dist_info
+
+    return get_dist_info()[0] == 0
+
+
+def _log_info(message: str) -> None:
+    from basicsr.utils import get_root_logger
+
+    get_root_logger().info(message)

@@ -1,0 +1,195 @@
+"""Option values that BasicSR would misread or train on with a wrong meaning, refused before anything is created.
+
+:func:`check_option_file` reads the ``-opt`` file before BasicSR's ``parse_options`` does (which itself fails
+obscurely on a file that is not a mapping or on a non-integer ``manual_seed``); :func:`check_options` checks the
+parsed options before any folder exists. Every error names the YAML key path and the value.
+
+BasicSR reads YAML 1.1, where a number in exponent notation without a dot (``1e-4``, ``5e3``) is a *string*; such a
+string that parses as a number is accepted and replaced by the number, anything else is refused.
+
+Checked elsewhere, not here: the GAN sections (``check_gan_options``), the classifier and joint-learning options
+(``check_fer_options``) and the size of the training set (``check_train_set_size``). The plugin's own loss classes
+check ``loss_weight`` and ``p`` again in their constructors, for losses built without these options.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import yaml
+
+# numpy's seeding (BasicSR's set_random_seed) takes 0 <= seed < 2**32, and BasicSR adds the rank to the seed.
+MAX_SEED = 2**31 - 1
+
+
+class OptionError(ValueError):
+    """An option file or value that BasicSR would misread or train on with a wrong meaning."""
+
+
+def load_option_file(path: str) -> dict:
+    """Read an option file as BasicSR does (its ordered YAML loader) and insist on a mapping.
+
+    Args:
+        path: The ``-opt`` YAML file.
+
+    Returns:
+        The options.
+
+    Raises:
+        OptionError: The file is empty or holds something other than a mapping (a list, a scalar).
+    """
+    from basicsr.utils.options import ordered_yaml
+
+    with open(path, encoding='utf-8') as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    if not isinstance(opt, dict):
+        held = 'nothing (the file is empty)' if opt is None else f'a {type(opt).__name__} ({_short(opt)})'
+        raise OptionError(
+            f'option file {path!r} must be a YAML mapping of options (name: ..., datasets: ...); it holds {held}'
+        )
+    return opt
+
+
+def check_option_file(path: str) -> None:
+    """Check what BasicSR's ``parse_options`` uses before it can report a problem itself.
+
+    Args:
+        path: The ``-opt`` YAML file.
+
+    Raises:
+        OptionError: The file is not a mapping, ``name`` is not a non-empty string, ``datasets``/``path`` are not
+            mappings, or ``manual_seed`` is not an integer.
+    """
+    opt = load_option_file(path)
+    name = opt.get('name')
+    if not (isinstance(name, str) and name.strip()):
+        raise OptionError(f'name must be a non-empty string (it names the output folder); got {name!r} in {path!r}')
+    for section in ('datasets', 'path'):
+        if not isinstance(opt.get(section), dict):
+            raise OptionError(f'{section} must be a mapping; got {_short(opt.get(section))} in {path!r}')
+    for key, dataset in opt['datasets'].items():
+        if not isinstance(dataset, dict):
+            raise OptionError(f'datasets.{key} must be a mapping of dataset options; got {_short(dataset)}')
+    _check_seed(opt.get('manual_seed'))
+
+
+def check_options(opt: dict, is_train: bool) -> None:
+    """Check parsed options before any folder is created; numbers written as strings become numbers in place.
+
+    Args:
+        opt: The options as BasicSR's ``parse_options`` returns them.
+        is_train: A training run (the ``train`` section is checked) rather than a test run.
+
+    Raises:
+        OptionError: A value would be misread or would train with a wrong meaning (the message names the key
+            path and the value).
+    """
+    _check_seed(opt.get('manual_seed'))
+    for key, dataset in opt['datasets'].items():
+        if 'batch_size_per_gpu' in dataset or (is_train and key == 'train'):
+            _check_positive_int(dataset, 'batch_size_per_gpu', f'datasets.{key}')
+    if not is_train:
+        return
+    train_opt = opt.get('train')
+    if not isinstance(train_opt, dict):
+        raise OptionError(f'train must be a mapping of training options; got {_short(train_opt)}')
+    _check_total_iter(train_opt)
+    for key, optim_opt in train_opt.items():
+        if key.startswith('optim_') and optim_opt is not None:
+            _check_learning_rate(optim_opt, f'train.{key}')
+    for key, loss_opt in train_opt.items():
+        if key.endswith('_opt') and loss_opt is not None:
+            for parent, where in _mappings(loss_opt, f'train.{key}'):
+                if 'loss_weight' in parent:
+                    _check_number(parent, 'loss_weight', where, 'a number >= 0', lambda weight: weight >= 0)
+    attention_opt = train_opt.get('attention_opt')
+    if isinstance(attention_opt, dict) and 'p' in attention_opt:
+        _check_number(attention_opt, 'p', 'train.attention_opt', 'a number > 0 (the exponent of |F|)', _positive)
+    prediction_opt = train_opt.get('prediction_opt')
+    if isinstance(prediction_opt, dict) and 'temperature' in prediction_opt:
+        _check_number(prediction_opt, 'temperature', 'train.prediction_opt', 'a number > 0', _positive)
+    # BasicSR takes `current_iter % freq`: 0 divides by zero after the first step, a fraction never fires.
+    for section, key in (('logger', 'print_freq'), ('logger', 'save_checkpoint_freq'), ('val', 'val_freq')):
+        parent = opt.get(section)
+        if isinstance(parent, dict) and key in parent:
+            _check_number(parent, key, section, 'a whole number > 0', _positive_whole)
+            parent[key] = int(parent[key])
+
+
+def _check_seed(seed: Any) -> None:
+    if seed is None:  # BasicSR draws one
+        return
+    if not (_is_int(seed) and 0 <= seed <= MAX_SEED):
+        raise OptionError(f'manual_seed must be an integer in [0, {MAX_SEED}] (or ~ for a random one); got {seed!r}')
+
+
+def _check_total_iter(train_opt: dict) -> None:
+    total_iter = _as_number(train_opt.get('total_iter'))
+    if total_iter is None or total_iter <= 0 or total_iter != int(total_iter):
+        raise OptionError(f'train.total_iter must be a positive integer; got {train_opt.get("total_iter")!r}')
+    train_opt['total_iter'] = int(total_iter)
+
+
+def _check_learning_rate(optim_opt: Any, where: str) -> None:
+    if not isinstance(optim_opt, dict):
+        raise OptionError(f'{where} must be a mapping (type: Adam, lr: ...); got {_short(optim_opt)}')
+    if 'lr' not in optim_opt:
+        raise OptionError(f'{where}.lr is missing (the learning rate, a number > 0)')
+    _check_number(optim_opt, 'lr', where, 'a number > 0', _positive)
+
+
+def _check_positive_int(parent: dict, key: str, where: str) -> None:
+    value = parent.get(key)
+    if not (_is_int(value) and value > 0):
+        raise OptionError(f'{where}.{key} must be an integer > 0; got {value!r}')
+
+
+def _check_number(parent: dict, key: str, where: str, wanted: str, accept: Callable[[float], bool]) -> None:
+    """``parent[key]`` must be a finite number that ``accept`` accepts; a numeric string is replaced by its float."""
+    value = _as_number(parent[key])
+    if value is None or not accept(value):
+        raise OptionError(f'{where}.{key} must be {wanted}; got {parent[key]!r}')
+    if isinstance(parent[key], str):
+        parent[key] = value
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _positive_whole(value: float) -> bool:
+    return value > 0 and value == int(value)
+
+
+def _as_number(value: Any) -> float | int | None:
+    """The finite number ``value`` stands for (a numeric string parsed as a float), or None."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _mappings(value: Any, where: str) -> Iterator[tuple[dict, str]]:
+    """Every mapping inside ``value`` (itself included), with its key path."""
+    if isinstance(value, dict):
+        yield value, where
+        for key, item in value.items():
+            yield from _mappings(item, f'{where}.{key}')
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _mappings(item, f'{where}[{i}]')
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + '...'
