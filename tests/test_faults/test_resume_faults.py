@@ -14,7 +14,7 @@ from fer_fixtures import TINY_NET_D, model_options, tiny_train_options, write_op
 from training_runs import kill_when, train_cmd, train_env
 
 from srfer_plugin.train_loop import load_resume_state_any_device, resume_selection
-from srfer_plugin.train_loop.resume import skip_trained_batches
+from srfer_plugin.train_loop.resume import log_resume_notes
 from srfer_plugin.utils.checkpoint import atomic_torch_save
 
 NAME = 'resume_faults'
@@ -35,9 +35,9 @@ class _Recorder:
 
 
 def _logged(opt: dict) -> list[str]:
-    """What the training loop logs about the start of the run (it calls skip_trained_batches once the log exists)."""
+    """What the training loop logs about the start of the run (it calls log_resume_notes once the log exists)."""
     recorder = _Recorder()
-    skip_trained_batches(opt, None, None, recorder)
+    log_resume_notes(opt, recorder)
     return recorder.messages
 
 
