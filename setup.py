@@ -56,6 +56,8 @@ setup(
     packages=find_packages(include=['srfer_plugin', 'srfer_plugin.*']),
     py_modules=['srfer_plugin_autoload'],
     include_package_data=True,
+    # The recipes and mmpretrain configs (a clone's options/ links here), named srfer::NAME at run time.
+    package_data={'srfer_plugin': ['options/**/*.py', 'options/**/*.yml', 'options/**/*.txt']},
     python_requires='>=3.9',
     install_requires=[
         'basicsr==1.4.2',
@@ -77,10 +79,11 @@ setup(
     extras_require={'dev': ['pytest>=7', 'ruff>=0.5']},
     entry_points={
         'console_scripts': [
+            'srfer=srfer_plugin.cli:main',
             'srfer-train=srfer_plugin.train:main',
             'srfer-test=srfer_plugin.test:main',
             'srfer-infer=srfer_plugin.infer:main',
-            'srfer-demo=srfer_plugin.demo:main',
+            'srfer-demo=srfer_plugin.cli:demo_script',
         ],
     },
     data_files=autoload_data_files(),

@@ -20,7 +20,9 @@ package registers everything (torch, basicsr, mmpretrain).
 second run of the same name stops instead of archiving the folder of a running one (the rest of the plugin's
 training-loop changes come with ``srfer-train`` only).
 The finder removes itself on first use, so it never runs twice and never recurses. Set ``SRFER_NO_AUTOLOAD=1``
-to switch the hook off; ``import srfer_plugin`` works either way, in any import order.
+to switch off steps 2 and 3 (the plugin is then registered only by ``import srfer_plugin``); the shim of step 1 is
+installed either way, so ``import basicsr`` always works. ``import srfer_plugin`` works either way, in any import
+order.
 """
 
 from __future__ import annotations
@@ -59,10 +61,18 @@ def install_functional_tensor_shim() -> None:
 
 
 class _RegisteringBasicsrLoader(importlib.abc.Loader):
-    """Wraps BasicSR's loader: shim before its code runs, plugin registration and the checked parse_options after."""
+    """Wraps BasicSR's loader: shim before its code runs; plugin registration and checked parse_options after."""
 
-    def __init__(self, loader: importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader, register: bool = True):
+        """Wrap ``loader``.
+
+        Args:
+            loader: BasicSR's own loader.
+            register: Whether to import ``srfer_plugin`` and install the checked ``parse_options`` after basicsr has
+                imported; with ``False`` only the shim is installed.
+        """
         self._loader = loader
+        self._register = register
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
@@ -70,12 +80,21 @@ class _RegisteringBasicsrLoader(importlib.abc.Loader):
     def exec_module(self, module) -> None:
         install_functional_tensor_shim()
         self._loader.exec_module(module)
-        importlib.import_module('srfer_plugin')  # registration into the now-complete basicsr registries
-        importlib.import_module('srfer_plugin.train_loop').guard_parse_options()
+        if self._register:
+            importlib.import_module('srfer_plugin')  # registration into the now-complete basicsr registries
+            importlib.import_module('srfer_plugin.train_loop').guard_parse_options()
 
 
 class _BasicsrFinder(importlib.abc.MetaPathFinder):
     """One-shot finder for the top-level ``basicsr`` package (see the module docstring)."""
+
+    def __init__(self, register: bool = True):
+        """Make the finder.
+
+        Args:
+            register: Passed on to the wrapping loader: whether the plugin is registered after basicsr imports.
+        """
+        self.register = register
 
     def find_spec(self, fullname, path, target=None):
         if fullname != BASICSR:
@@ -84,18 +103,21 @@ class _BasicsrFinder(importlib.abc.MetaPathFinder):
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
-        spec.loader = _RegisteringBasicsrLoader(spec.loader)
+        spec.loader = _RegisteringBasicsrLoader(spec.loader, register=self.register)
         return spec
 
 
 def install_basicsr_hook() -> bool:
-    """Install the finder once, unless basicsr is already imported or ``SRFER_NO_AUTOLOAD`` is set.
+    """Install the finder once, unless basicsr is already imported.
+
+    With ``SRFER_NO_AUTOLOAD`` set (non-empty) the finder installs only the torchvision shim, so ``import basicsr``
+    still works, and registers nothing.
 
     Returns:
         Whether the finder is in ``sys.meta_path`` now.
     """
-    if os.environ.get('SRFER_NO_AUTOLOAD') or BASICSR in sys.modules:
+    if BASICSR in sys.modules:
         return False
     if not any(isinstance(finder, _BasicsrFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _BasicsrFinder())
+        sys.meta_path.insert(0, _BasicsrFinder(register=not os.environ.get('SRFER_NO_AUTOLOAD')))
     return True

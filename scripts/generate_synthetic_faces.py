@@ -1,50 +1,11 @@
-"""Generate the synthetic expression-face dataset (srfer_plugin FER layout).
+"""``python scripts/generate_synthetic_faces.py`` is ``srfer generate-synthetic-faces``: the synthetic expression faces.
 
-Example::
-
-    python scripts/generate_synthetic_faces.py --out datasets/synthetic_fer --seed 0 --size 112 \\
-        --num-train 400 --num-val 50 --num-test 100
-
-``--num-*`` are images per class (the splits are balanced). An existing dataset with the same generator version and
-settings is kept unless ``--force`` is given.
+The code is :mod:`srfer_plugin.tools.generate_synthetic_faces`; this file keeps the command of a clone working.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-import time
 
-from srfer_plugin.synthetic import ensure_synthetic_dataset, write_synthetic_dataset
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line."""
-    parser = argparse.ArgumentParser(description='Generate synthetic expression faces (7 FER classes).')
-    parser.add_argument('--out', required=True, help='dataset root')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, default=112, help='image height and width')
-    parser.add_argument('--num-train', type=int, default=400, help='train images per class')
-    parser.add_argument('--num-val', type=int, default=50, help='val images per class')
-    parser.add_argument('--num-test', type=int, default=100, help='test images per class')
-    parser.add_argument('--force', action='store_true', help='regenerate even if a matching dataset exists')
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    args = parse_args(argv)
-    start = time.time()
-    kwargs = dict(
-        seed=args.seed, size=args.size, num_train=args.num_train, num_val=args.num_val, num_test=args.num_test
-    )
-    if args.force:
-        write_synthetic_dataset(args.out, **kwargs)
-    else:
-        ensure_synthetic_dataset(args.out, **kwargs)
-    print(f'synthetic FER dataset ready in {args.out} ({time.time() - start:.1f} s)')
-    return 0
-
+from srfer_plugin.tools.generate_synthetic_faces import main, parse_args  # noqa: F401
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -11,7 +11,7 @@ training fixes) and drops ``network_fer`` and the FER losses. The templates and 
 
 * ``paper``: ``options/train_RCAN_srfer_x4.yml`` (RAF-DB, ResNet-18 FER, SR-FER loss weights, schedule).
 * ``cpu-small``: the demo's SR trainings (``srfer_plugin.studies.synthetic.sr_options``: synthetic faces, the
-  demo's FER classifier and loss weights), with small networks. ``scripts/benchmark.py`` writes these per run.
+  demo's FER classifier and loss weights), with small networks. ``srfer benchmark`` writes these per run.
 
 network_g settings copy BasicSR's official recipes (``options/train/<arch>/``), adapted to 112x112 faces:
 

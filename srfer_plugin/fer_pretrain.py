@@ -1,6 +1,7 @@
 """FER classifier pre-training with mmengine's Runner on the plugin's dataset layout.
 
-``scripts/train_fer.py`` is the command line of :func:`train_fer`; the demo calls it directly.
+``srfer train-fer`` (:mod:`srfer_plugin.tools.train_fer`) is the command line of :func:`train_fer`; the demo calls it
+directly.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import os.path as osp
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+from srfer_plugin.utils.shipped_options import resolve_path
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +72,7 @@ def build_config(
     """Load an mmpretrain config and apply the overrides.
 
     Args:
-        config: mmpretrain config file (``options/fer/*.py``).
+        config: mmpretrain config file, or a shipped one by name (``srfer::fer/resnet18_fer7.py``).
         work_dir: Output folder. Default: the config's, else ``work_dirs/<config name>``.
         data_root: Dataset root in the plugin layout (overrides the config's).
         cfg_options: ``key.sub=value`` overrides, as mmengine's ``--cfg-options``.
@@ -82,9 +85,10 @@ def build_config(
     """
     from mmengine.config import Config
 
-    if not osp.isfile(config):
+    path = resolve_path(config)
+    if not osp.isfile(path):
         raise FileNotFoundError(f'FER config {config!r} does not exist')
-    cfg = Config.fromfile(config)
+    cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if max_epochs is not None:
@@ -302,7 +306,7 @@ def train_fer(
     loads as ``network_fer.checkpoint`` (the Runner checkpoints load too, through the plugin's safe loader).
 
     Args:
-        config: mmpretrain config file.
+        config: mmpretrain config file, or a shipped one by name (``srfer::fer/resnet18_fer7.py``).
         reuse: Return the summary of an earlier run with the same settings instead of training again.
         pretrained: Checkpoint (path or URL) to start from, e.g. ImageNet weights; tensors that do not fit the model
             (the 1000-class head) are skipped. Replaces the config's ``load_from``; a config ``load_from`` is read
@@ -313,6 +317,7 @@ def train_fer(
     Returns:
         The summary written to ``fer_test_accuracy.json`` (``accuracy_top1``, ``fer_final``, ``classes``, ...).
     """
+    config = resolve_path(config)
     data_root = build_options.get('data_root')
     settings = _plain(
         {

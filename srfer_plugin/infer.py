@@ -6,7 +6,7 @@ Examples::
     srfer-infer -i 'faces/**/*.jpg' -o out/ --opt options/test_RCAN_srfer_x4.yml --sr-model net_g_latest.pth \\
         --fer-checkpoint fer.pth --classes datasets/rafdb/classes.txt --device cuda --batch-size 16
     srfer-infer -i face.png -o out/ --sr-model net_g.pth --network-g net_g.yml --scale 4 \\
-        --fer-config options/fer/resnet18_fer7.py --fer-checkpoint fer.pth
+        --fer-config srfer::fer/resnet18_fer7.py --fer-checkpoint fer.pth
 
 Inputs are image files, folders (``--recursive`` for sub-folders) or glob patterns, of any size, colour or
 grayscale (grayscale faces go through the networks as 3 equal channels; their SR image is saved as grayscale;
@@ -17,9 +17,11 @@ or 1) is reflect-padded and the SR image cropped back. The classifier reads the 
 ``network_fer.input_size`` resizes by itself and ``--fer-size`` is ignored.
 
 Outputs: ``OUT/sr/<relative path>.png`` and ``OUT/predictions.csv`` (file, sr_file, width, height, label,
-label_index, confidence, then ``prob_<class>`` per class; input order). Unreadable files are reported, listed in
-``OUT/skipped.csv`` and skipped. Exit status: 0 when at least one image was processed, 1 when none could be, 2 for
-a bad setup (including an output folder in use by another run).
+label_index, confidence, then ``prob_<class>`` per class; input order). A relative path that would leave ``OUT/sr``
+(``..`` after a glob wildcard) becomes the file name alone; an SR image never replaces an existing file (an input
+least of all). Unreadable files, and FIFOs, devices and sockets (never opened, so a pipe cannot hang the run), are
+reported, listed in ``OUT/skipped.csv`` and skipped. Exit status: 0 when at least one image was processed, 1 when
+none could be, 2 for a bad setup (including an output folder in use by another run).
 
 Nothing is lost (details in :mod:`srfer_plugin.utils.inference_outputs`): both CSVs are written row by row to
 ``<name>.partial`` (each row flushed when its image is done) and renamed at the end, so a crashed or killed run
@@ -43,14 +45,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 import yaml
 from tqdm import tqdm
 
 from srfer_plugin.data.fer_layout import IMAGE_EXTENSIONS
 from srfer_plugin.predictor import (
-    ImagePrediction,
     InferenceError,
     ScaleMismatchError,
     SRFERPredictor,
@@ -62,6 +62,8 @@ from srfer_plugin.utils.inference_outputs import (
     archive_earlier_outputs,
     prediction_fields,
     printable_text,
+    save_result,
+    sr_output_name,
 )
 from srfer_plugin.utils.run_lock import FolderInUseError, acquire_folder, release_folder
 
@@ -113,18 +115,13 @@ def collect_inputs(specs: Iterable[str], recursive: bool = False) -> tuple[list[
         if key in seen_files:
             return
         seen_files.add(key)
-        stem = os.path.splitext(printable_text(rel))[0]  # undecodable bytes as \\xHH, as in the CSVs
-        out, n = f'{stem}.png', 1
-        while out in used_outs:
-            out, n = f'{stem}_{n}.png', n + 1
-        used_outs.add(out)
-        images.append(InputImage(len(images), path, out))
+        images.append(InputImage(len(images), path, sr_output_name(rel, used_outs)))  # inside OUT/sr, \\xHH
 
     def is_image(name: str) -> bool:
         return name.lower().endswith(IMAGE_EXTENSIONS)
 
-    for spec in specs:
-        if os.path.isfile(spec):
+    for spec in specs:  # FIFOs and devices are kept: read_lr_image skips them with the reason
+        if os.path.exists(spec) and not os.path.isdir(spec):
             add(spec, os.path.basename(spec))
         elif os.path.isdir(spec):
             found = []
@@ -138,7 +135,9 @@ def collect_inputs(specs: Iterable[str], recursive: bool = False) -> tuple[list[
             for path in found:
                 add(path, os.path.relpath(path, spec))
         elif glob.has_magic(spec):
-            matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p) and is_image(p))
+            matches = sorted(
+                p for p in glob.glob(spec, recursive=True) if os.path.exists(p) and not os.path.isdir(p) and is_image(p)
+            )
             if not matches:
                 bad.append((spec, 'no image file matches the pattern'))
             parts = spec.replace('\\', '/').split('/')
@@ -205,9 +204,10 @@ def run_inference(
 
         for path, reason in skipped:
             record_skip(path, reason)
+        inputs = {os.path.realpath(item.path) for item in images}  # never written over (see write_new_file)
         for item, result in predictor.iter_predict_images(readable(), on_error=failed):
             try:
-                row = _save_result(item, result, out_dir, predictor.scale, summary.class_names)
+                row = save_result(item, result, out_dir, predictor.scale, summary.class_names, inputs)
             except OSError as err:
                 skip(item, f'cannot write the SR image: {err}')
                 continue
@@ -220,28 +220,6 @@ def run_inference(
     summary.processed.sort(key=lambda r: r['_index'])
     summary.seconds = time.time() - start
     return summary
-
-
-def _save_result(
-    item: InputImage, result: ImagePrediction, out_dir: str, scale: int, class_names: Sequence[str] | None
-) -> dict[str, Any]:
-    out_path = os.path.join(out_dir, 'sr', item.rel_out)
-    os.makedirs(os.path.dirname(out_path), exist_ok=True)
-    ok, buf = cv2.imencode('.png', result.sr)
-    if not ok:
-        raise OSError(f'cannot encode the SR image of {printable_text(item.path)!r}')
-    buf.tofile(out_path)
-    row: dict[str, Any] = {
-        '_index': item.index,
-        'file': item.path,
-        'sr_file': os.path.join('sr', item.rel_out),
-        'width': result.sr.shape[1] // scale,
-        'height': result.sr.shape[0] // scale,
-    }
-    if result.probs is not None:
-        row.update(label=result.label_name, label_index=result.label, confidence=result.confidence)
-        row.update({f'prob_{name}': float(p) for name, p in zip(class_names or [], result.probs)})
-    return row
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

@@ -2,7 +2,8 @@
 
 Registers the plugin, installs the changes of :mod:`srfer_plugin.train_loop`, then runs BasicSR's own training loop
 with experiments/ and tb_logger/ under the current directory. Takes BasicSR's arguments: ``-opt``,
-``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``.
+``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``; ``-opt srfer::NAME`` names an option file shipped
+with the package (``srfer::tests/train_srfer_tiny_cpu.yml``).
 
 Before anything is created the options are checked (:mod:`srfer_plugin.train_loop.option_checks`) and the run takes
 ``experiments/<name>`` for itself: a second run of the same name stops with an error naming the running one, and
@@ -25,12 +26,13 @@ from srfer_plugin.train_loop import (
     normalize_launcher_argv,
     option_file_argument,
     patch_basicsr_train,
+    resolve_option_argument,
 )
 
 
 def main() -> None:
     """Run ``basicsr.train.train_pipeline`` rooted at the current directory."""
-    sys.argv = normalize_launcher_argv(sys.argv)
+    sys.argv = resolve_option_argument(normalize_launcher_argv(sys.argv))
     opt_path = option_file_argument(sys.argv)
     backend = None
     if opt_path and os.path.isfile(opt_path):

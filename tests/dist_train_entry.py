@@ -1,8 +1,8 @@
 """``srfer_plugin.train`` for the distributed tests: every rank also dumps its own networks when saving.
 
 Run by ``torch.distributed.run`` from ``tests/test_train_loop/test_distributed.py``; the dumps let the test compare
-the weights each rank ends with (BasicSR saves rank 0's only). ``FERGuidance.save`` is patched, so the dumps come
-from every SR-FER model (``SRFERModel`` and the GAN ones, whose ``net_d`` is dumped too).
+the weights each rank ends with (BasicSR saves rank 0's only). ``SRFERModel.save`` is patched, so the dumps come
+from every SR-FER model (``SRFERModel`` and the GAN ones, its subclasses, whose ``net_d`` is dumped too).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import os
 
 import torch
 
-from srfer_plugin.models.fer_guidance import FERGuidance
+from srfer_plugin.models.srfer_model import SRFERModel
 from srfer_plugin.train import main
 
-_original_save = FERGuidance.save
+_original_save = SRFERModel.save
 
 
-def _save_and_dump(self: FERGuidance, epoch: int, current_iter: int) -> None:
+def _save_and_dump(self: SRFERModel, epoch: int, current_iter: int) -> None:
     _original_save(self, epoch, current_iter)
     tag = 'latest' if current_iter == -1 else current_iter
     dump = {}
@@ -32,7 +32,7 @@ def _save_and_dump(self: FERGuidance, epoch: int, current_iter: int) -> None:
     torch.save(dump, path)
 
 
-FERGuidance.save = _save_and_dump
+SRFERModel.save = _save_and_dump
 
 if __name__ == '__main__':
     main()

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import torch
-from fer_fixtures import REPO_ROOT, load_options, write_options
+from fer_fixtures import load_options, write_options
 
 from srfer_plugin.data.fer_layout import meta_info_name
 
@@ -40,8 +40,6 @@ def tiny_test_setup(
         opt['datasets'][phase] = {**base, **update}
     if network_fer is not None:
         opt['network_fer'] = dict(network_fer)
-    elif not os.path.isabs(opt['network_fer']['config']):
-        opt['network_fer']['config'] = os.path.join(REPO_ROOT, opt['network_fer']['config'])
     torch.manual_seed(0)
     net = build_network(dict(opt['network_g']))
     net_path = os.path.join(work_dir, 'net_g.pth')

@@ -90,7 +90,6 @@ def tiny_train_options(data_root: str, **overrides: Any) -> dict[str, Any]:
         ds = opt['datasets'][phase]
         ds['dataroot_gt'] = data_root
         ds['meta_info_file'] = os.path.join(data_root, meta_info_name(phase))
-    opt['network_fer']['config'] = os.path.join(REPO_ROOT, opt['network_fer']['config'])
     opt.update(overrides)
     return opt
 
@@ -223,7 +222,7 @@ def synthetic_faces_and_random_fer(root: str, size: int, **split_sizes: int) -> 
 
     data_root = ensure_synthetic_dataset(os.path.join(root, 'faces'), seed=0, size=size, **split_sizes)
     torch.manual_seed(0)
-    fer = MMPretrainFER(os.path.join(REPO_ROOT, FER_DEMO_CONFIG), checkpoint=None, num_classes=7)
+    fer = MMPretrainFER(FER_DEMO_CONFIG, checkpoint=None, num_classes=7)  # a srfer:: name or its clone path
     checkpoint = os.path.join(root, 'fer.pth')
     torch.save({'state_dict': fer.model.state_dict()}, checkpoint)
     return data_root, checkpoint

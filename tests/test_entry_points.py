@@ -42,7 +42,6 @@ def test_train_auto_resume_then_test(tiny_fer_root, tmp_path):
     test_opt['datasets']['test_1'].update(
         dataroot_gt=tiny_fer_root, meta_info_file=os.path.join(tiny_fer_root, 'meta_info_val.txt')
     )
-    test_opt['network_fer']['config'] = os.path.join(REPO_ROOT, test_opt['network_fer']['config'])
     tested = run(['-m', 'srfer_plugin.test', '-opt', write_options(test_opt, os.path.join(work, 'test.yml'))], work)
     log = tested.stdout + tested.stderr
     for metric in ('psnr', 'ssim', 'acc', 'acc_hr', 'acc_bicubic'):
@@ -62,6 +61,27 @@ def test_basicsr_own_entry_point_finds_the_plugin(tiny_fer_root, tmp_path):
     opt_path = write_options(opt, str(tmp_path / 'train.yml'))
     proc = run(['-m', 'basicsr.train', '-opt', opt_path], str(tmp_path))
     assert 'Model [SRFERModel] is created.' in proc.stdout + proc.stderr
+    # BasicSR roots its __main__ at the folder above its package (site-packages); the plugin roots it here.
+    assert os.path.isfile(tmp_path / 'experiments' / 'basicsr_entry_point' / 'models' / 'net_g_latest.pth')
+
+
+def test_shipped_option_file_by_name(tiny_fer_root, tmp_path):
+    """``-opt srfer::NAME`` from a folder outside the clone, with --force_yml pointing it at data."""
+    force = [
+        f'datasets:{phase}:{key}={value}'
+        for phase in ('train', 'val')
+        for key, value in (
+            ('dataroot_gt', tiny_fer_root),
+            ('meta_info_file', os.path.join(tiny_fer_root, f'meta_info_{phase}.txt')),
+        )
+    ]
+    force += ['train:total_iter=1', 'val:val_freq=1', 'logger:save_checkpoint_freq=1']
+    run(
+        ['-m', 'srfer_plugin.train', '-opt', 'srfer::tests/train_srfer_tiny_cpu.yml', '--force_yml', *force],
+        str(tmp_path),
+    )
+    exp = tmp_path / 'experiments' / 'test_srfer_tiny_cpu'
+    assert (exp / 'models' / 'net_g_latest.pth').is_file() and (exp / 'train_srfer_tiny_cpu.yml').is_file()
 
 
 def test_recipe_without_data_stops_at_once_naming_the_path(tmp_path):

@@ -41,13 +41,31 @@ def test_the_hook_registers_the_plugin_when_basicsr_is_imported():
 
 
 def test_importing_the_autoload_module_does_nothing_heavy():
+    # The .pth line has already imported the module and installed the finder at start-up: drop both, import afresh.
     code = (
-        'import sys, srfer_plugin_autoload as a; '
-        "assert not any(isinstance(f, a._BasicsrFinder) for f in sys.meta_path), 'import installed the hook'; "
+        'import sys; '
+        "is_finder = lambda f: type(f).__name__ == '_BasicsrFinder'; "
+        'sys.meta_path[:] = [f for f in sys.meta_path if not is_finder(f)]; '
+        "sys.modules.pop('srfer_plugin_autoload', None); "
+        'import srfer_plugin_autoload as a; '
+        "assert not any(is_finder(f) for f in sys.meta_path), 'import installed the hook'; "
         "assert 'torch' not in sys.modules and 'basicsr' not in sys.modules; print('inert')"
     )
     proc = run_python(code, autoload=False)
     assert proc.returncode == 0 and 'inert' in proc.stdout, proc.stderr[-2000:]
+
+
+def test_no_autoload_keeps_the_shim_and_registers_nothing():
+    code = (
+        'import sys, basicsr; '
+        'from basicsr.utils.registry import MODEL_REGISTRY, ARCH_REGISTRY; '
+        "assert 'srfer_plugin' not in sys.modules, 'the plugin was imported'; "
+        "assert 'SRFERModel' not in MODEL_REGISTRY._obj_map and 'MMPretrainFER' not in ARCH_REGISTRY._obj_map; "
+        "print('unregistered')"
+    )
+    proc = run_python(code, autoload=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'unregistered' in proc.stdout
 
 
 def test_pth_file_and_setup_name_the_autoload_module_that_exists():

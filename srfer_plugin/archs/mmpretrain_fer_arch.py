@@ -24,13 +24,14 @@ from srfer_plugin.archs.feature_taps import (
     resolutions,
 )
 from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load, strip_key_prefix
+from srfer_plugin.utils.shipped_options import resolve_path
 
 
 def load_mmpretrain_config(config: str, where: str = 'network_fer.config'):
     """Load an mmpretrain config from a ``.py`` file or a model name (``mmpretrain.list_models()``).
 
     Args:
-        config: Config file path or model name.
+        config: Config file path, a shipped config's name (``srfer::fer/resnet18_fer7.py``) or a model name.
         where: Option name for error messages.
 
     Returns:
@@ -39,9 +40,13 @@ def load_mmpretrain_config(config: str, where: str = 'network_fer.config'):
     from mmengine import Config
 
     if str(config).endswith('.py'):
-        if not os.path.isfile(config):
+        try:
+            path = resolve_path(config)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f'{where}: {err}') from None
+        if not os.path.isfile(path):
             raise FileNotFoundError(f'{where}: mmpretrain config file {config!r} does not exist')
-        return Config.fromfile(config)
+        return Config.fromfile(path)
     from mmpretrain.apis.model import ModelHub
 
     try:

@@ -6,8 +6,8 @@ owns its label table and its reader, which turns a source folder/file into :clas
 class name, official split if any, subject id if any, and a lazy image loader); :data:`FORMATS` registers them.
 :func:`assign_splits` applies a :class:`SplitSpec`, and :func:`write_dataset` writes
 ``DST/<split>/<class>/<name>.png``, ``classes.txt``, ``meta_info_<split>.txt``, an optional lmdb per split and
-``prepare_report.json``. :func:`prepare_dataset` runs the whole pipeline; ``scripts/prepare_dataset.py`` is its
-command line.
+``prepare_report.json``. :func:`prepare_dataset` runs the whole pipeline; ``srfer prepare-dataset``
+(:mod:`srfer_plugin.tools.prepare_dataset`) is its command line.
 
 Bad rows (unreadable images, unknown labels, malformed csv rows) are recorded in a :class:`PrepareReport`
 with their file name or csv line and never reach the output. Rows dropped on purpose (contempt, AffectNet

@@ -14,6 +14,9 @@ CKPLUS_LABELS = {0: 'neutral', 1: 'angry', 2: 'contempt', 3: 'disgust', 4: 'fear
 
 _CK_SUBJECT = re.compile(r'^(S\d+)')
 
+# Frames per labelled sequence in the 48x48 class-folder variant (its last, peak frames; no first frames).
+CKPLUS_48_FRAMES = 3
+
 
 def _ckplus_subject(fname: str) -> str | None:
     """Subject id (``Sxxx``) at the start of a file name, or None."""
@@ -67,12 +70,40 @@ def _read_sequence(
     return samples
 
 
+def _refuse_tree_only_options(src: str, opts: ReaderOptions) -> None:
+    """Stop on options that only the original CK+ tree can honour, instead of ignoring them on the 48x48 variant.
+
+    Args:
+        src: The 48x48 variant's folder (named in the message).
+        opts: The reader options.
+
+    Raises:
+        PrepareError: ``ckplus_neutral_first`` is set, or ``ckplus_last_frames`` differs from the variant's
+            :data:`CKPLUS_48_FRAMES`.
+    """
+    variant = f'--src {src!r} is the CK+ 48x48 class-folder variant'
+    if opts.ckplus_neutral_first:
+        raise PrepareError(
+            f'--ckplus-neutral-first needs the original CK+ tree (cohn-kanade-images/ and Emotion/): {variant}, which '
+            f'holds only the last {CKPLUS_48_FRAMES} (peak) frames of each labelled sequence and no first '
+            'frames; leave the flag out, or point --src at the original tree'
+        )
+    if opts.ckplus_last_frames != CKPLUS_48_FRAMES:
+        raise PrepareError(
+            f'--ckplus-last-frames {opts.ckplus_last_frames} needs the original CK+ tree (cohn-kanade-images/ and '
+            f'Emotion/): {variant}, which already holds the last {CKPLUS_48_FRAMES} frames of each labelled '
+            f'sequence; leave the flag out (default {CKPLUS_48_FRAMES}), or point --src at the original tree'
+        )
+
+
 def read_ckplus(src: str, report: PrepareReport, opts: ReaderOptions) -> list[Sample]:
     """Read CK+; the subject is ``Sxxx``.
 
     Original tree: ``cohn-kanade-images/Sxxx/yyy/*.png`` + ``Emotion/Sxxx/yyy/*_emotion.txt``; the last
     ``ckplus_last_frames`` frames of each labelled sequence get its label, and with ``ckplus_neutral_first``
-    the first frame is added as neutral. Unlabelled sequences are skipped.
+    the first frame is added as neutral. Unlabelled sequences are skipped. The 48x48 variant is read as it is: it
+    holds the last 3 frames of each labelled sequence and no first frames, so ``ckplus_neutral_first`` and a
+    ``ckplus_last_frames`` other than 3 are refused there.
 
     Args:
         src: The CK+ root, or the 48x48 variant's folder of class folders (file names start with ``Sxxx``).
@@ -81,6 +112,10 @@ def read_ckplus(src: str, report: PrepareReport, opts: ReaderOptions) -> list[Sa
 
     Returns:
         The frames taken, named after their file stems.
+
+    Raises:
+        PrepareError: ``src`` is not a CK+ layout, the tree has no label folder, ``ckplus_last_frames`` < 1, or an
+            option the 48x48 variant cannot honour is set.
     """
     expected = (
         'the CK+ root with cohn-kanade-images/ and Emotion/, or the 48x48 variant with class folders '
@@ -95,6 +130,7 @@ def read_ckplus(src: str, report: PrepareReport, opts: ReaderOptions) -> list[Sa
     )
     if img_root is None:
         if any(canonical_class(d) for d in os.listdir(src) if os.path.isdir(os.path.join(src, d))):
+            _refuse_tree_only_options(src, opts)
             return read_class_tree(src, None, report, src, expected, subject_of=_ckplus_subject)
         raise PrepareError(f'--src {src!r} is not a CK+ layout; expected {expected}')
     emo_root = _first_dir((os.path.join(src, 'Emotion'), os.path.join(src, 'Emotion_labels', 'Emotion')))

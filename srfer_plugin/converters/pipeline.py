@@ -38,7 +38,8 @@ def prepare_dataset(
 
     Nothing is lost on failure: ``dst`` may not overlap the source, the output is built in a working folder beside
     ``dst`` and swapped in only when complete (see :mod:`~srfer_plugin.converters.staging`), and files in ``dst``
-    that a conversion does not write are kept.
+    that a conversion does not write are kept: a folder named like a split that no conversion wrote is never
+    written into or replaced, and an earlier output whose folders hold files it did not write is not replaced.
 
     Args:
         fmt: One of :data:`~srfer_plugin.converters.formats.FORMATS`.
@@ -61,7 +62,8 @@ def prepare_dataset(
         ``dst/prepare_report.json``.
 
     Raises:
-        PrepareError: Bad source, options or destination, or no usable image at all; ``dst`` is then unchanged.
+        PrepareError: Bad source, options (e.g. ``--split`` fractions that do not sum to 1) or destination, or no
+            usable image at all; ``dst`` is then unchanged.
     """
     if fmt not in FORMATS:
         raise PrepareError(f'unknown format {fmt!r}; expected one of {list(FORMATS)}')
@@ -71,6 +73,7 @@ def prepare_dataset(
     if options.keep_contempt and fmt not in CONTEMPT_FORMATS:
         raise PrepareError(f'--keep-contempt: {fmt} has no contempt class (only {list(CONTEMPT_FORMATS)})')
     check_sources_apart({'--src': src, '--ferplus-csv': options.ferplus_csv, '--image-root': options.image_root}, dst)
+    spec = parse_split_spec(split) if split is not None else None  # a bad --split fails before the source is read
     check_dst(dst, overwrite)
     report = PrepareReport()
     samples = FORMATS[fmt].read(src, report, options)
@@ -85,7 +88,7 @@ def prepare_dataset(
         split = FORMATS[fmt].default_split
         if FORMATS[fmt].official_if_present and kept and all(s.split for s in kept):
             split = 'official'
-    spec = parse_split_spec(split)
+        spec = parse_split_spec(split)
     if not kept:
         raise PrepareError(
             f'no usable image in {src!r} ({len(report.bad)} bad rows, '

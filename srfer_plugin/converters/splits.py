@@ -11,6 +11,7 @@ from typing import TypeVar
 from srfer_plugin.converters.records import SPLIT_NAMES, PrepareError, Sample
 
 _SPLIT_NAME = re.compile(r'[A-Za-z0-9_]+')
+_SUM_TOLERANCE = 1e-6  # --split fractions must sum to 1 within this
 T = TypeVar('T')
 
 
@@ -33,7 +34,8 @@ def parse_split_spec(spec: str) -> SplitSpec:
 
     Syntax: ``official``; ``all:<split>`` (e.g. ``all:test``); ``subject:<fractions>`` or ``random:<fractions>``
     where fractions are ``0.8,0.1,0.1`` (train,val,test), ``0.9,0.1`` (train,test) or named
-    ``train=0.7,val=0.3``. Fractions are normalised to sum to 1.
+    ``train=0.7,val=0.3``. Fractions must be >= 0 and sum to 1 (within ``1e-6``): ``0.1,0.1`` is an error, not
+    a 50/50 split.
 
     Args:
         spec: The ``--split`` value.
@@ -42,7 +44,7 @@ def parse_split_spec(spec: str) -> SplitSpec:
         The parsed spec.
 
     Raises:
-        PrepareError: The spec does not follow the syntax.
+        PrepareError: The spec does not follow the syntax, or its fractions do not sum to 1.
     """
     mode, _, rest = spec.strip().partition(':')
     mode = mode.lower()
@@ -75,14 +77,16 @@ def parse_split_spec(spec: str) -> SplitSpec:
     except ValueError:
         raise PrepareError(f'--split {spec!r}: fractions must be numbers') from None
     names = [n for n, _ in ratios]
-    if (
-        any(v < 0 for _, v in ratios)
-        or sum(v for _, v in ratios) <= 0
-        or len(set(names)) != len(names)
-        or not all(_SPLIT_NAME.fullmatch(n) for n in names)
-    ):
-        raise PrepareError(f'--split {spec!r}: fractions must be >= 0, sum > 0, with distinct split names')
+    bad_names = len(set(names)) != len(names) or not all(_SPLIT_NAME.fullmatch(n) for n in names)
+    if bad_names or any(v < 0 for _, v in ratios):
+        raise PrepareError(f'--split {spec!r}: fractions must be >= 0, with distinct split names')
     total = sum(v for _, v in ratios)
+    if not abs(total - 1.0) <= _SUM_TOLERANCE:
+        hint, scaled = '', [float(f'{v / total:.4g}') for _, v in ratios] if total > 0 else []
+        if scaled and abs(sum(scaled) - 1.0) <= _SUM_TOLERANCE:  # a suggestion that is itself accepted
+            shown = [f'{n}={v:g}' if named else f'{v:g}' for (n, _), v in zip(ratios, scaled)]
+            hint = f' (e.g. {mode}:{",".join(shown)})'
+        raise PrepareError(f'--split {spec!r}: fractions sum to {total:g}, not 1; give fractions that sum to 1{hint}')
     return SplitSpec(mode, tuple((n, v / total) for n, v in ratios))
 
 

@@ -4,8 +4,12 @@ A conversion builds its output in a working folder beside ``--dst`` (``.<dst>.pa
 so renames stay on one file system) and swaps it in at the end: the parts of an earlier output are renamed aside
 (``.<dst>.replaced-<pid>-<tag>``), the new parts renamed in, and only then the old parts deleted. A failed or
 interrupted conversion removes its working folder, and one that is killed leaves the earlier output as it was.
-Only what the converter writes (see :func:`~srfer_plugin.converters.writer.previous_output_paths`) is replaced;
-other files in ``--dst`` are kept.
+Only what an earlier conversion wrote (see :func:`~srfer_plugin.converters.writer.previous_output_paths`) is
+replaced; other files in ``--dst`` are kept. A folder named like a split is the converter's only when its
+``meta_info_<split>.txt`` lies beside it or the earlier ``prepare_report.json`` lists it; and an earlier split folder
+holding files its meta_info does not list (the user's notes, an image added by hand) is not replaced at all: the run
+stops naming those files (:func:`~srfer_plugin.converters.writer.check_replaceable`), before the source is read and
+again right before the swap.
 
 While it works, a conversion holds the OS-level lock of ``--dst`` (:mod:`srfer_plugin.utils.run_lock`, released
 by the kernel when the process exits or is killed). So any ``.<dst>.partial-*`` folder found while holding the
@@ -24,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from srfer_plugin.converters.records import PrepareError
-from srfer_plugin.converters.writer import previous_output_paths
+from srfer_plugin.converters.writer import check_replaceable, previous_output_paths
 from srfer_plugin.utils.run_lock import FolderInUseError, acquire_folder, release_folder
 
 logger = logging.getLogger(__name__)
@@ -129,8 +133,9 @@ def swap_in(work: str, real_dst: str, overwrite: bool, workspace: str) -> None:
         workspace: Folder for the aside folder (same file system as ``real_dst``).
 
     Raises:
-        PrepareError: An output appeared in ``real_dst`` meanwhile without ``overwrite``, or a new part would
-            replace something the converter did not write. ``real_dst`` is then unchanged.
+        PrepareError: An output appeared in ``real_dst`` meanwhile without ``overwrite``, a new part would
+            replace something the converter did not write, or a part to replace holds files the earlier conversion
+            did not write. ``real_dst`` is then unchanged.
     """
     if not os.path.lexists(real_dst):
         try:
@@ -139,9 +144,11 @@ def swap_in(work: str, real_dst: str, overwrite: bool, workspace: str) -> None:
         except OSError:
             if not os.path.isdir(real_dst):  # not a folder that appeared meanwhile: a real failure
                 raise
-    old = {os.path.basename(p) for p in previous_output_paths(real_dst)}
+    previous = previous_output_paths(real_dst)
+    old = {os.path.basename(p) for p in previous}
     if old and not overwrite:
         raise PrepareError(f'--dst {real_dst!r} received a prepared dataset while converting; pass --overwrite')
+    check_replaceable(real_dst, previous)  # again: files may have been added while converting
     new = sorted(os.listdir(work))
     foreign = [n for n in new if n not in old and os.path.lexists(os.path.join(real_dst, n))]
     if foreign:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -10,21 +12,39 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 
 from srfer_plugin.converters.image_io import to_square_bgr
-from srfer_plugin.converters.records import REPORT_FILE, SPLIT_NAMES, PrepareError, PrepareReport, Sample
+from srfer_plugin.converters.records import REPORT_FILE, PrepareError, PrepareReport, Sample
 from srfer_plugin.converters.splits import split_order
 from srfer_plugin.data.fer_layout import (
     CLASSES_FILE,
     meta_info_name,
     read_meta_info,
+    read_text_lines,
     write_classes,
     write_meta_info,
 )
 
 _UNSAFE = re.compile(r'[^A-Za-z0-9_-]+')
+# What BasicSR's make_lmdb_from_imgs writes into ``lmdb/<split>.lmdb``.
+_LMDB_FILE = re.compile(r'lmdb/[^/]+\.lmdb/(data\.mdb|lock\.mdb|meta_info\.txt)')
+_SHOWN_FILES = 20
+
+
+def _reported_splits(dst: str) -> set[str]:
+    """The splits the earlier conversion's ``prepare_report.json`` lists (its ``counts``); none if it cannot say."""
+    try:
+        with open(os.path.join(dst, REPORT_FILE), encoding='utf-8-sig') as f:
+            counts = json.load(f).get('counts')
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {str(split) for split in counts} if isinstance(counts, dict) else set()
 
 
 def previous_output_paths(dst: str) -> list[str]:
     """Paths in ``dst`` that an earlier conversion wrote (and a new one replaces); other files are the user's.
+
+    A folder is an earlier split only when the earlier conversion wrote it: it is a real folder (not a link) and
+    its ``meta_info_<split>.txt`` lies beside it or the earlier ``prepare_report.json`` lists it. A folder that is
+    merely named like a split (``test/`` holding the user's notes) is the user's and is kept.
 
     Args:
         dst: An existing output folder.
@@ -32,14 +52,112 @@ def previous_output_paths(dst: str) -> list[str]:
     Returns:
         ``classes.txt``, the report, ``lmdb``, ``meta_info_*.txt`` and the split folders, sorted by name.
     """
+    reported = _reported_splits(dst)
     out = []
     for name in sorted(os.listdir(dst)):
         path = os.path.join(dst, name)
         if name in (CLASSES_FILE, REPORT_FILE, 'lmdb') or (name.startswith('meta_info_') and name.endswith('.txt')):
             out.append(path)
-        elif os.path.isfile(os.path.join(dst, meta_info_name(name))) or name in SPLIT_NAMES:
+        elif (
+            not name.startswith('.')
+            and os.path.isdir(path)
+            and not os.path.islink(path)
+            and (name in reported or os.path.isfile(os.path.join(dst, meta_info_name(name))))
+        ):
             out.append(path)
     return out
+
+
+def _files_under(dst: str, folder: str) -> list[str]:
+    """Every entry under ``folder`` that is not a folder (files, links, pipes), as a ``/`` path relative to ``dst``.
+
+    Links are not followed. Empty folders are left out: deleting them loses nothing.
+    """
+    out, stack = [], [folder]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    out.append(os.path.relpath(entry.path, dst).replace(os.sep, '/'))
+    return out
+
+
+def _listed_files(dst: str, split: str) -> set[str]:
+    """The paths ``meta_info_<split>.txt`` lists (normalised, ``/``); empty when it is missing."""
+    path = os.path.join(dst, meta_info_name(split))
+    if not os.path.isfile(path):
+        return set()
+    listed = set()
+    for line in read_text_lines(path, 'meta_info_file'):
+        parts = line.strip().rsplit(maxsplit=1)
+        if parts:
+            listed.add(posixpath.normpath(parts[0].replace('\\', '/')))
+    return listed
+
+
+def unlisted_files(dst: str, previous: Iterable[str]) -> list[str]:
+    """Files inside the earlier output's folders that the earlier conversion did not write.
+
+    A file of ``<split>/`` is the converter's when ``meta_info_<split>.txt`` lists it (so none is when that file is
+    missing); a file of ``lmdb/`` when it is one of the files BasicSR writes into ``lmdb/<split>.lmdb``.
+
+    Args:
+        dst: The output folder.
+        previous: Paths from :func:`previous_output_paths`.
+
+    Returns:
+        Their paths relative to ``dst`` (``/``-separated), sorted.
+
+    Raises:
+        PrepareError: A folder cannot be listed or a meta_info file cannot be read, so nothing can be told apart.
+    """
+    out = []
+    for path in previous:
+        name = os.path.basename(path)
+        if not os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            files = _files_under(dst, path)
+            if name == 'lmdb':
+                out += [f for f in files if not _LMDB_FILE.fullmatch(f)]
+            else:
+                listed = _listed_files(dst, name)
+                out += [f for f in files if f not in listed]
+        except (OSError, ValueError) as err:
+            raise PrepareError(
+                f'--dst {dst!r}: cannot tell the files the earlier conversion wrote in {path!r} from others ({err}); '
+                'nothing was written or deleted'
+            ) from None
+    return sorted(out)
+
+
+def check_replaceable(dst: str, previous: Sequence[str]) -> None:
+    """Refuse to replace an earlier output whose folders hold files the earlier conversion did not write.
+
+    Replacing the output deletes its folders as a whole, so such files (the user's notes in ``train/``, an image
+    added by hand or one whose meta_info line was removed) would be lost; they are named instead.
+
+    Args:
+        dst: The output folder.
+        previous: Paths from :func:`previous_output_paths`.
+
+    Raises:
+        PrepareError: Such files exist (the first ones are named).
+    """
+    extra = unlisted_files(dst, previous)
+    if not extra:
+        return
+    shown = extra[:_SHOWN_FILES] + ([f'... and {len(extra) - _SHOWN_FILES} more'] if len(extra) > _SHOWN_FILES else [])
+    folders = sorted({f.split('/', 1)[0] for f in extra})
+    no_meta = [d for d in folders if d != 'lmdb' and not os.path.isfile(os.path.join(dst, meta_info_name(d)))]
+    why = f'; {", ".join(meta_info_name(d) for d in no_meta)} is missing' if no_meta else ''
+    raise PrepareError(
+        f"--dst {dst!r}: {len(extra)} file(s) in the earlier output's folders {folders} are not listed as its "
+        f'output (meta_info_<split>.txt lists what a conversion wrote){why}, and replacing the output would delete '
+        'them:\n  ' + '\n  '.join(shown) + f'\nMove them out of {dst!r} and run again (nothing was written or deleted)'
+    )
 
 
 def check_dst(dst: str, overwrite: bool) -> list[str]:
@@ -53,7 +171,8 @@ def check_dst(dst: str, overwrite: bool) -> list[str]:
         Paths of a previous output in ``dst``, replaced only once the new output is complete.
 
     Raises:
-        PrepareError: ``dst`` is a file, or holds a previous output and ``overwrite`` is False.
+        PrepareError: ``dst`` is a file, holds a previous output and ``overwrite`` is False, or the previous
+            output's folders hold files it did not write (see :func:`check_replaceable`).
     """
     if os.path.isfile(dst):
         raise PrepareError(f'--dst {dst!r} is a file; expected a folder')
@@ -65,13 +184,15 @@ def check_dst(dst: str, overwrite: bool) -> list[str]:
             f'--dst {dst!r} already holds a prepared dataset ({os.path.basename(previous[0])}); '
             'pass --overwrite or choose another folder'
         )
+    check_replaceable(dst, previous)
     return previous
 
 
 def check_split_folders(dst: str, splits: Iterable[str]) -> None:
-    """Refuse split names whose folder in ``dst`` exists but was not written by a conversion.
+    """Refuse split names whose folder in ``dst`` exists but was not written by a conversion (with or without
+    ``--overwrite``).
 
-    Writing into such a folder would make it look like output, and a later ``--overwrite`` would delete it.
+    Writing into such a folder would mix the user's files with the output; replacing it would delete them.
 
     Args:
         dst: The ``--dst`` folder (may not exist yet).
@@ -87,8 +208,9 @@ def check_split_folders(dst: str, splits: Iterable[str]) -> None:
     taken = [s for s, path in paths.items() if os.path.lexists(path) and path not in previous]
     if taken:
         raise PrepareError(
-            f'--dst {dst!r} already has {taken} that this converter did not write; move them away or choose '
-            'other split names in --split'
+            f'--dst {dst!r} already has {[paths[s] for s in taken]} that no conversion wrote (no '
+            f'meta_info_<split>.txt beside it, not listed in {REPORT_FILE}); move them away or choose other split '
+            'names in --split (nothing was written or deleted)'
         )
 
 

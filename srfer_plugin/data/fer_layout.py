@@ -1,9 +1,9 @@
 """The on-disk layout of FER datasets shared by every producer and consumer in the plugin.
 
-A dataset root looks like this (written by ``scripts/prepare_dataset.py`` and the synthetic generator)::
+A dataset root looks like this (written by ``srfer prepare-dataset`` and the synthetic generator)::
 
     ROOT/
-      classes.txt               one class name per line; line i is label i
+      classes.txt               one class name per line; line i is label i (text files are UTF-8; a BOM is allowed)
       meta_info_train.txt       lines ``relative/path label`` (path relative to ROOT)
       meta_info_val.txt
       meta_info_test.txt
@@ -19,6 +19,7 @@ meta_info files as ``ann_file`` and ``classes.txt`` as ``classes``.
 
 from __future__ import annotations
 
+import codecs
 import os
 import posixpath
 import re
@@ -46,16 +47,49 @@ def read_classes(path: str) -> list[str]:
 
     Returns:
         The class names; index i is label i.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is not UTF-8 (naming its ``file:line``), is empty or lists a class twice.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'classes file {path!r} does not exist')
-    with open(path, encoding='utf-8') as f:
-        names = [line.strip() for line in f if line.strip()]
+    names = [line.strip() for line in read_text_lines(path, 'classes file') if line.strip()]
     if not names:
         raise ValueError(f'classes file {path!r} is empty')
     if len(set(names)) != len(names):
         raise ValueError(f'classes file {path!r} lists a class twice: {names}')
     return names
+
+
+def read_text_lines(path: str, what: str) -> list[str]:
+    """Read a UTF-8 text file (a leading byte order mark is dropped) as lines without their line ends.
+
+    Args:
+        path: The file.
+        what: What the file is, for errors (``meta_info_file``, ``classes file``).
+
+    Returns:
+        The lines; ``\n``, ``\r\n`` and ``\r`` all end a line, as in a file opened in text mode.
+
+    Raises:
+        ValueError: The file is not UTF-8; the message names ``file:line`` and the offending byte.
+    """
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValueError(f'{what} {path!r} is UTF-16; save it as UTF-8')
+    try:
+        text = data.decode('utf-8-sig')
+    except UnicodeDecodeError as err:
+        start = err.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+        before = data[:start].replace(b'\r\n', b'\n').replace(b'\r', b'\n')
+        line_no, column = before.count(b'\n') + 1, len(before) - before.rfind(b'\n')
+        raise ValueError(
+            f'{path}:{line_no}: {what} is not UTF-8 (byte 0x{data[start]:02x} at column {column}: {err.reason}); '
+            'save it as UTF-8'
+        ) from None
+    return text.replace('\r\n', '\n').replace('\r', '\n').split('\n')
 
 
 def write_classes(path: str, classes: Sequence[str]) -> None:
@@ -79,50 +113,53 @@ def read_meta_info(path: str, num_classes: int | None = None, allow_duplicates: 
 
     Returns:
         A list of ``(relative_path, label)``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is not UTF-8 (a byte order mark is allowed), has bad lines, or lists no image.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'meta_info_file {path!r} does not exist')
     items: list[tuple[str, int]] = []
     errors: list[str] = []
     first_seen: dict[str, tuple[int, int]] = {}  # normalized path -> (line number, label)
-    with open(path, encoding='utf-8') as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
+    for line_no, line in enumerate(read_text_lines(path, 'meta_info_file'), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        where = f'{path}:{line_no}'
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2:
+            errors.append(f'{where}: expected "relative/path label", got {line!r}')
+            continue
+        rel_path, label_text = parts
+        try:
+            label = int(label_text)
+        except ValueError:
+            errors.append(f'{where}: label {label_text!r} is not an integer')
+            continue
+        if label < 0 or (num_classes is not None and label >= num_classes):
+            errors.append(f'{where}: label {label} is outside [0, {num_classes}) for {rel_path!r}')
+            continue
+        path_error = _outside_root_error(rel_path)
+        if path_error:
+            errors.append(f'{where}: {rel_path!r} {path_error}')
+            continue
+        key = posixpath.normpath(rel_path.replace('\\', '/'))
+        if key in first_seen:
+            first_line, first_label = first_seen[key]
+            if first_label != label:
+                errors.append(
+                    f'{where}: {rel_path!r} has label {label}, but {path}:{first_line} lists it with label '
+                    f'{first_label}'
+                )
                 continue
-            where = f'{path}:{line_no}'
-            parts = line.rsplit(maxsplit=1)
-            if len(parts) != 2:
-                errors.append(f'{where}: expected "relative/path label", got {line!r}')
+            if not allow_duplicates:
+                errors.append(f'{where}: {rel_path!r} is listed twice (first at {path}:{first_line})')
                 continue
-            rel_path, label_text = parts
-            try:
-                label = int(label_text)
-            except ValueError:
-                errors.append(f'{where}: label {label_text!r} is not an integer')
-                continue
-            if label < 0 or (num_classes is not None and label >= num_classes):
-                errors.append(f'{where}: label {label} is outside [0, {num_classes}) for {rel_path!r}')
-                continue
-            path_error = _outside_root_error(rel_path)
-            if path_error:
-                errors.append(f'{where}: {rel_path!r} {path_error}')
-                continue
-            key = posixpath.normpath(rel_path.replace('\\', '/'))
-            if key in first_seen:
-                first_line, first_label = first_seen[key]
-                if first_label != label:
-                    errors.append(
-                        f'{where}: {rel_path!r} has label {label}, but {path}:{first_line} lists it with label '
-                        f'{first_label}'
-                    )
-                    continue
-                if not allow_duplicates:
-                    errors.append(f'{where}: {rel_path!r} is listed twice (first at {path}:{first_line})')
-                    continue
-            else:
-                first_seen[key] = (line_no, label)
-            items.append((rel_path, label))
+        else:
+            first_seen[key] = (line_no, label)
+        items.append((rel_path, label))
     if errors:
         raise ValueError(_join_line_errors(path, errors))
     if not items:

@@ -2,9 +2,14 @@
 
 Each image is decoded with ``cv2.imdecode`` (as the datasets read it). A JPEG must also end with its end-of-image
 marker after its last scan: OpenCV 4.x (e.g. 4.10) decodes a truncated baseline JPEG without an error, grey-filling
-the missing rows. Verdicts are cached per dataset root in the user's cache folder (:func:`srfer_cache_dir`), keyed by
-``(path, size, mtime_ns)`` on disk and by the lmdb's ``data.mdb`` size and mtime plus the key for lmdb, so a second
-build or a resumed run only stats the files.
+the missing rows. A path that is not a regular file (a FIFO, device, socket or folder named ``*.png``) is a bad
+image, found before it is opened: opening a FIFO would block forever and a device may never end.
+
+Verdicts are cached per dataset root in the user's cache folder (:func:`srfer_cache_dir`), keyed by
+``(path, size, mtime_ns, ctime_ns, inode)`` on disk and by the same identity of the lmdb's ``data.mdb`` plus the key
+for lmdb, so a second build or a resumed run only stats the files. The ctime and inode catch a file rewritten in
+place at the same size with its mtime restored (``cp -p``, ``rsync -a``, ``tar x``): ctime changes on every write
+and cannot be set by users.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 import warnings
@@ -25,11 +31,21 @@ import numpy as np
 from tqdm import tqdm
 
 # Bump when the check changes: cache entries written by an older check are checked again.
-CHECK_VERSION = 1
+CHECK_VERSION = 2
 # Sets with at least this many images to stat or decode show a progress bar.
 PROGRESS_MIN_IMAGES = 1000
 _BATCH = 32  # images per thread pool task (one future per image costs more than a cached check)
 _BATCHES_IN_FLIGHT = 256  # tasks submitted at a time (bounds the futures held at once)
+
+_FILE_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, 'a folder'),
+    (stat.S_ISFIFO, 'a FIFO (named pipe)'),
+    (stat.S_ISCHR, 'a character device'),
+    (stat.S_ISBLK, 'a block device'),
+    (stat.S_ISSOCK, 'a socket'),
+)
+# Identity of a file for the cache: (size, mtime_ns, ctime_ns, inode).
+Identity = tuple[int, int, int, int]
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b'\x89PNG\r\n\x1a\n', 'PNG'),
@@ -121,8 +137,40 @@ def inspect_image_bytes(data: bytes) -> ImageCheck:
     return ImageCheck(None, int(img.shape[0]), int(img.shape[1]))
 
 
+def not_regular_file(mode: int) -> str | None:
+    """Why a file of ``st_mode`` ``mode`` cannot be an image (``not a regular file: a FIFO ...``), or None."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), 'a special file')
+    return f'not a regular file: {kind}'
+
+
+def file_identity(st: os.stat_result) -> Identity:
+    """``(size, mtime_ns, ctime_ns, inode)`` of a file: what changes when its content may have changed."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def read_regular_file(path: str) -> bytes:
+    """Read a file's bytes, refusing (without blocking) anything that is not a regular file.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor, so a path swapped for a
+    FIFO after an earlier ``stat`` cannot hang the read either.
+
+    Raises:
+        OSError: The path cannot be opened or read, or is not a regular file (the message says what it is).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_BINARY', 0))
+    with os.fdopen(fd, 'rb') as f:
+        problem = not_regular_file(os.fstat(fd).st_mode)
+        if problem:
+            raise OSError(f'{path!r}: {problem}')
+        return f.read()
+
+
 def check_disk_images(root: str, rel_paths: Sequence[str], desc: str = 'Checking images') -> list[ImageCheck]:
-    """Check the images ``root/rel_path`` (cached by path, size and mtime).
+    """Check the images ``root/rel_path`` (cached by path, size, mtime, ctime and inode).
+
+    A path that is not a regular file (FIFO, device, socket, folder) is reported as bad without being opened.
 
     Args:
         root: Folder the paths are relative to.
@@ -133,23 +181,23 @@ def check_disk_images(root: str, rel_paths: Sequence[str], desc: str = 'Checking
         One verdict per path, in order.
     """
 
-    def identify(rel_path: str) -> tuple[int, int] | None:
+    def identify(rel_path: str) -> Identity | ImageCheck | None:
         try:
             st = os.stat(os.path.join(root, rel_path))
         except OSError:
             return None
-        return st.st_size, st.st_mtime_ns
+        problem = not_regular_file(st.st_mode)
+        return ImageCheck(problem) if problem else file_identity(st)
 
     def read(rel_path: str) -> bytes:
-        with open(os.path.join(root, rel_path), 'rb') as f:
-            return f.read()
+        return read_regular_file(os.path.join(root, rel_path))
 
     cache = _VerdictCache(root, 'disk')
     return _check_all(rel_paths, identify, read, cache, 'file is missing', desc)
 
 
 def check_lmdb_images(lmdb_path: str, keys: Sequence[str], desc: str = 'Checking images') -> list[ImageCheck]:
-    """Check the images stored under ``keys`` in an lmdb (cached by the lmdb's data file size and mtime plus key).
+    """Check the images stored under ``keys`` in an lmdb (cached by the identity of its data file plus the key).
 
     Args:
         lmdb_path: The lmdb folder (holding ``data.mdb``).
@@ -164,8 +212,7 @@ def check_lmdb_images(lmdb_path: str, keys: Sequence[str], desc: str = 'Checking
     data_file = os.path.join(lmdb_path, 'data.mdb')
     if not os.path.isfile(data_file):
         raise FileNotFoundError(f'{lmdb_path!r} is not an lmdb folder: it has no data.mdb')
-    st = os.stat(data_file)
-    identity = (st.st_size, st.st_mtime_ns)
+    identity = file_identity(os.stat(data_file))
     env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False, meminit=False)
 
     def read(key: str) -> bytes | None:
@@ -183,18 +230,23 @@ def check_lmdb_images(lmdb_path: str, keys: Sequence[str], desc: str = 'Checking
 
 def _check_all(
     names: Sequence[str],
-    identify: Callable[[str], tuple[int, int] | None],
+    identify: Callable[[str], Identity | ImageCheck | None],
     read: Callable[[str], bytes | None],
     cache: _VerdictCache,
     missing_reason: str,
     desc: str,
 ) -> list[ImageCheck]:
-    """Stat, look up and (on a cache miss) decode every image in a thread pool; cv2 releases the GIL."""
+    """Stat, look up and (on a cache miss) decode every image in a thread pool; cv2 releases the GIL.
 
-    def check_one(name: str) -> tuple[ImageCheck, tuple[int, int] | None, bool]:
+    ``identify`` returns the image's identity, None when it is missing, or a verdict when it must not be opened.
+    """
+
+    def check_one(name: str) -> tuple[ImageCheck, Identity | None, bool]:
         identity = identify(name)
         if identity is None:
             return ImageCheck(missing_reason, missing=True), None, False
+        if isinstance(identity, ImageCheck):
+            return identity, None, False
         cached = cache.lookup(name, identity)
         if cached is not None:
             return cached, identity, False
@@ -206,7 +258,7 @@ def _check_all(
             return ImageCheck(missing_reason, missing=True), None, False
         return inspect_image_bytes(data), identity, True
 
-    def check_batch(batch: Sequence[str]) -> list[tuple[ImageCheck, tuple[int, int] | None, bool]]:
+    def check_batch(batch: Sequence[str]) -> list[tuple[ImageCheck, Identity | None, bool]]:
         return [check_one(name) for name in batch]
 
     start, decoded = time.perf_counter(), 0
@@ -256,14 +308,16 @@ class _VerdictCache:
         entries = content.get('entries')
         return entries if isinstance(entries, dict) else {}
 
-    def lookup(self, name: str, identity: tuple[int, int]) -> ImageCheck | None:
+    def lookup(self, name: str, identity: Identity) -> ImageCheck | None:
+        """The cached verdict of ``name`` when its identity is unchanged; entries are ``[*identity, problem, h, w]``."""
         entry = self.entries.get(name)
-        if not entry or len(entry) != 5 or tuple(entry[:2]) != identity:
+        if not isinstance(entry, list) or len(entry) != len(identity) + 3 or tuple(entry[: len(identity)]) != identity:
             return None
-        return ImageCheck(entry[2], int(entry[3]), int(entry[4]))
+        problem, height, width = entry[len(identity) :]
+        return ImageCheck(problem, int(height), int(width))
 
-    def store(self, name: str, identity: tuple[int, int], check: ImageCheck) -> None:
-        self.new_entries[name] = [identity[0], identity[1], check.problem, check.height, check.width]
+    def store(self, name: str, identity: Identity, check: ImageCheck) -> None:
+        self.new_entries[name] = [*identity, check.problem, check.height, check.width]
 
     def save(self) -> None:
         """Merge the new verdicts into the file (re-read first: another process may have written it meanwhile)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 
 import cv2
@@ -16,7 +17,7 @@ from torch.utils import data
 from srfer_plugin.data.bad_images import BAD_IMAGE_MODES, BadImage, DatasetContext, handle_bad_images
 from srfer_plugin.data.degradations import check_scale, degrade, normalize_pipeline, rng_for_image
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes, scan_class_folders
-from srfer_plugin.data.image_check import ImageCheck, check_disk_images, check_lmdb_images
+from srfer_plugin.data.image_check import ImageCheck, check_disk_images, check_lmdb_images, read_regular_file
 
 README_DATASETS_HINT = 'see README.md, section "Preparing datasets"'
 META_INFO_DUPLICATE_MODES: tuple[str, ...] = ('error', 'keep')
@@ -32,10 +33,15 @@ class PairedFERDataset(data.Dataset):
     ``relative/path label``.
 
     Every HR (and LR) image is decoded once when the dataset is built (train, val and test alike; threads, cached
-    in ``$SRFER_CACHE_DIR``, else ``$XDG_CACHE_HOME/srfer_plugin``, else ``~/.cache/srfer_plugin``, by path, size
-    and mtime), so a truncated, empty, missing or non-image file is found before the first step, and the sizes of
-    all images are checked against ``scale``, ``gt_size`` and the LR folder. The full list of bad images is written
-    to ``bad_images_<key>.txt`` in the run's log folder (outside a BasicSR run: ``<cache>/bad_images/``).
+    in ``$SRFER_CACHE_DIR``, else ``$XDG_CACHE_HOME/srfer_plugin``, else ``~/.cache/srfer_plugin``, by path, size,
+    mtime, ctime and inode), so a truncated, empty, missing or non-image file, or one that is not a regular file
+    (a FIFO, device or socket, never opened), is found before the first step, and the sizes of all images are
+    checked against ``scale``, ``gt_size`` and the LR folder. The full list of bad images is written to
+    ``bad_images_<key>.txt`` in the run's log folder (outside a BasicSR run: ``<cache>/bad_images/``).
+
+    A set that is batched (``batch_size_per_gpu`` > 1) without ``gt_size`` must hold HR images of one size (torch
+    cannot stack others into a batch): the build fails listing the images whose size differs from the most common
+    one. ``bad_images: skip`` does not leave them out: a size is not a bad image; set ``gt_size`` or resize them.
 
     Args:
         opt: Dataset options:
@@ -46,13 +52,17 @@ class PairedFERDataset(data.Dataset):
             classes (list | str, optional): Class names or a classes.txt path (default: found beside the data).
             num_classes (int, optional): Number of classes the labels must fit (default: ``len(classes)``).
             scale (int): 2, 3, 4 or 8 (BasicSR copies the top-level ``scale`` here).
-            gt_size (int, optional): Resize HR to ``gt_size`` x ``gt_size`` (must be divisible by scale).
+            gt_size (int, optional): Resize HR to ``gt_size`` x ``gt_size`` (must be divisible by scale). Without
+                it, a batched set (``batch_size_per_gpu`` > 1) must hold images of one size.
+            batch_size_per_gpu (int, optional): Images per batch (BasicSR's option); above 1, all HR images must
+                be one size unless ``gt_size`` is set.
             degradation (dict | list, optional): See ``srfer_plugin.data.degradations``; default bicubic.
             degradation_seed (int): Seed of the per-image deterministic degradation of val/test sets. Default 0.
             use_hflip (bool): Random horizontal flips (train phase only). Default False.
             io_backend (dict): ``{type: disk}`` or ``{type: lmdb}``.
-            bad_images (str): What to do with images that are missing or cannot be decoded: ``error`` (default)
-                stops with the list of all of them; ``skip`` leaves them out, logs how many, and uses the rest.
+            bad_images (str): What to do with images that are missing, cannot be decoded or are not regular files:
+                ``error`` (default) stops with the list of all of them; ``skip`` leaves them out, logs how many, and
+                uses the rest. Images of the wrong size are always an error, never skipped.
             meta_info_duplicates (str): A path listed twice in ``meta_info_file``: ``error`` (default) or ``keep``
                 (e.g. to oversample it). Absolute paths and paths leaving ``dataroot_gt`` are always errors.
             phase (str): ``train``, ``val`` or ``test`` (set by BasicSR).
@@ -184,30 +194,53 @@ class PairedFERDataset(data.Dataset):
         if len(wrong) == 1:
             raise ValueError(wrong[0])
         if wrong:
-            shown = wrong[:_SHOWN_SIZE_ERRORS] + [f'... and {len(wrong) - _SHOWN_SIZE_ERRORS} more'] * (
-                len(wrong) > _SHOWN_SIZE_ERRORS
-            )
             raise ValueError(
-                f'{self.context.label}: {len(wrong)} image(s) do not fit scale {self.scale}:\n  ' + '\n  '.join(shown)
+                f'{self.context.label}: {len(wrong)} image(s) do not fit scale {self.scale}:\n  ' + _shown(wrong)
             )
+        if self.gt_size is None:
+            self._check_one_size(gt_checks)
+
+    def _check_one_size(self, gt_checks: list[ImageCheck]) -> None:
+        """Fail when a batched set (``batch_size_per_gpu`` > 1) without ``gt_size`` holds HR images of several sizes.
+
+        torch would fail to stack them at the first batch that mixes sizes, naming no file. Such images are not bad
+        images, so ``bad_images: skip`` does not leave them out.
+        """
+        batch_size = self.opt.get('batch_size_per_gpu')
+        if not isinstance(batch_size, int) or batch_size <= 1 or not gt_checks:
+            return
+        sizes = [(c.height, c.width) for c in gt_checks]
+        (common, count), *_ = Counter(sizes).most_common(1)
+        if count == len(sizes):
+            return
+        odd = [
+            f'HR image {self._image_location(self.gt_folder, rel_path)!r} is {h}x{w}'
+            for (rel_path, _), (h, w) in zip(self.items, sizes)
+            if (h, w) != common
+        ]
+        raise ValueError(
+            f'{self.context.label}: {len(odd)} of {len(sizes)} HR image(s) are not {common[0]}x{common[1]} (the most '
+            f'common size), and {self._where("batch_size_per_gpu")}: {batch_size} stacks images into batches, which '
+            f'needs one size:\n  {_shown(odd)}\nSet {self._where("gt_size")} (e.g. {common[0]}) to resize every '
+            f'image to one square size, or resize these images ({self._where("bad_images")}: skip does not leave '
+            'them out: a size is not a bad image)'
+        )
 
     def __len__(self) -> int:
         return len(self.items)
 
     def _read(self, folder: str, rel_path: str, client_key: str) -> tuple[np.ndarray, str]:
-        if self.file_client is None:
-            if self.backend == 'lmdb':
-                db_paths = [self.gt_folder] + ([self.lq_folder] if self.lq_folder else [])
-                client_keys = ['gt'] + (['lq'] if self.lq_folder else [])
-                self.file_client = FileClient('lmdb', db_paths=db_paths, client_keys=client_keys)
-            else:
-                self.file_client = FileClient('disk')
-        if self.backend == 'lmdb':
-            path = os.path.splitext(rel_path)[0]
-        else:
-            path = os.path.join(folder, rel_path)
+        if self.file_client is None and self.backend == 'lmdb':
+            db_paths = [self.gt_folder] + ([self.lq_folder] if self.lq_folder else [])
+            client_keys = ['gt'] + (['lq'] if self.lq_folder else [])
+            self.file_client = FileClient('lmdb', db_paths=db_paths, client_keys=client_keys)
         try:
-            img_bytes = self.file_client.get(path, client_key)
+            if self.backend == 'lmdb':
+                path = os.path.splitext(rel_path)[0]
+                img_bytes = self.file_client.get(path, client_key)
+            else:  # opened non-blocking: a file swapped for a FIFO since the build is reported, never waited on
+                path = os.path.join(folder, rel_path)
+                img_bytes = read_regular_file(path)
         except Exception as err:
             raise OSError(f'cannot read image {path!r} ({client_key}) from {folder!r}: {err}') from err
         if img_bytes is None:
@@ -262,3 +295,9 @@ class PairedFERDataset(data.Dataset):
             'lq_path': lq_path,
             'gt_path': gt_path,
         }
+
+
+def _shown(lines: list[str]) -> str:
+    """The first lines of a list of problems, one per line (indented), with a count of the rest."""
+    more = [f'... and {len(lines) - _SHOWN_SIZE_ERRORS} more'] if len(lines) > _SHOWN_SIZE_ERRORS else []
+    return '\n  '.join(lines[:_SHOWN_SIZE_ERRORS] + more)

@@ -1,6 +1,6 @@
 """Joint learning of SR-FER: option checks, the gradient routing of ``fer_opt`` and the classifier's scheduler.
 
-An SR-FER model (``FERGuidance``) trains the classifier (``network_fer.freeze: false``) with ``train.fer_opt``.
+An SR-FER model (``SRFERModel``) trains the classifier (``network_fer.freeze: false``) with ``train.fer_opt``.
 The classification loss on the SR face also reaches ``network_g`` through the SR image;
 ``train.joint_opt.sr_grad_weight`` scales that gradient (default :data:`DEFAULT_SR_GRAD_WEIGHT`: none of it, the
 classifier alone learns from ``fer_opt``).

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from copy import deepcopy
-from typing import Any
 
 import torch
 import torch.distributed as torch_dist
@@ -24,11 +21,10 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from srfer_plugin.utils.checkpoint import atomic_torch_save, safe_load, strip_key_prefix
+from srfer_plugin.models.checkpoint_io import network_file_contents, read_network_weights, save_with_retry
+from srfer_plugin.models.mixed_precision import MixedPrecision
 from srfer_plugin.utils.rng import get_rng_states, set_rng_states
 from srfer_plugin.utils.sr_network import check_upscale
-
-AMP_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
 
 
 def check_vgg_weights(where: str) -> None:
@@ -73,9 +69,10 @@ class SafeSRModel(SRModel):
     with the bare networks while the other ranks wait at a barrier. ``network_g`` is checked to upscale by
     ``scale`` when the model is built.
 
-    Subclasses add losses by overriding :meth:`additional_losses` (and :meth:`build_losses`), and more trained
-    networks by appending their optimizers in :meth:`setup_optimizers`; every optimizer in ``self.optimizers`` is
-    zeroed, stepped and saved.
+    :meth:`optimize_parameters` reads top to bottom: SR forward, losses, backward and step. A subclass with other
+    losses writes its own from the same helpers (``self.amp``, :meth:`super_resolve`, :meth:`sr_losses`,
+    :meth:`backward_and_step`, :meth:`update_ema`), and adds the optimizers of other trained networks in
+    :meth:`setup_optimizers`; every optimizer in ``self.optimizers`` is stepped and saved.
     """
 
     # Loss options of which training needs at least one (subclasses add theirs).
@@ -90,55 +87,32 @@ class SafeSRModel(SRModel):
         check_upscale(self.get_bare_model(self.net_g), int(opt.get('scale', 1)), opt['network_g'], self.device)
 
     # ------------------------------------------------------------ device / io
-    def memory_format_net(self, net: torch.nn.Module) -> torch.nn.Module:
-        """``net`` in channels_last when ``train.channels_last`` is set (training only)."""
+    def model_to_device(self, net: torch.nn.Module, wrap: bool = True) -> torch.nn.Module:
+        """BasicSR's ``model_to_device``, with DDP on CPU (no ``device_ids``) and the channels_last option.
+
+        ``wrap=False`` moves ``net`` but never wraps it in DDP/DataParallel: a network that is not trained has no
+        gradients to synchronise.
+        """
+        net = net.to(self.device)
         if (self.opt.get('train') or {}).get('channels_last') and self.is_train:
             net = net.to(memory_format=torch.channels_last)
-        return net
-
-    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
-        """BasicSR's ``model_to_device``, with DDP on CPU (no ``device_ids``) and the channels_last option."""
-        net = self.memory_format_net(net.to(self.device))
-        if self.opt['dist']:
+        if wrap and self.opt['dist']:
             find_unused = self.opt.get('find_unused_parameters', False)
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
             net = DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
-        elif self.opt['num_gpu'] > 1:
+        elif wrap and self.opt['num_gpu'] > 1:
             net = DataParallel(net)
         return net
 
     def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key='params') -> None:
-        """BasicSR's ``load_network`` (param_key fallback, ``module.`` stripping, key report), read by safe_load.
-
-        Raises:
-            UnsafeCheckpointError: The file references code outside the allow-list of safe globals.
-        """
-        logger = get_root_logger()
+        """BasicSR's ``load_network`` (param_key fallback, ``module.`` stripping, key report), read by safe_load."""
         net = self.get_bare_model(net)
-        load_net = safe_load(load_path)
-        if param_key is not None:
-            if param_key not in load_net and 'params' in load_net:
-                param_key = 'params'
-                logger.info('Loading: params_ema does not exist, use params.')
-            if param_key not in load_net:
-                raise KeyError(f'checkpoint {load_path!r} has no key {param_key!r}; keys: {list(load_net)[:10]}')
-            load_net = load_net[param_key]
-        logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
-        load_net = strip_key_prefix(load_net)
+        load_net, param_key = read_network_weights(load_path, param_key)
+        get_root_logger().info(
+            f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].'
+        )
         self._print_different_keys_loading(net, load_net, strict)
         net.load_state_dict(load_net, strict=strict)
-
-    @staticmethod
-    def _save_with_retry(obj: Any, path: str) -> None:
-        for attempt in range(3):
-            try:
-                atomic_torch_save(obj, path)
-                return
-            except OSError as err:
-                get_root_logger().warning(f'Save error: {err}, remaining retry times: {2 - attempt}')
-                if attempt < 2:
-                    time.sleep(1)
-        raise OSError(f'cannot save {path} after 3 attempts; the previous checkpoint (if any) is intact')
 
     @master_only
     def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
@@ -146,15 +120,10 @@ class SafeSRModel(SRModel):
         save_path = os.path.join(
             self.opt['path']['models'], f'{net_label}_{"latest" if current_iter == -1 else current_iter}.pth'
         )
-        nets = net if isinstance(net, list) else [net]
-        keys = param_key if isinstance(param_key, list) else [param_key]
-        if len(nets) != len(keys):
-            raise ValueError('The lengths of net and param_key should be the same.')
-        save_dict = {}
-        for net_, key_ in zip(nets, keys):
-            state_dict = self.get_bare_model(net_).state_dict()
-            save_dict[key_] = strip_key_prefix(OrderedDict((k, v.cpu()) for k, v in state_dict.items()))
-        self._save_with_retry(save_dict, save_path)
+        nets = [self.get_bare_model(n) for n in (net if isinstance(net, list) else [net])]
+        save_with_retry(
+            network_file_contents(nets, param_key if isinstance(param_key, list) else [param_key]), save_path
+        )
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:
@@ -170,9 +139,9 @@ class SafeSRModel(SRModel):
             'iters_per_epoch': self.opt.get('iters_per_epoch'),
             **self.extra_training_state(),
         }
-        if getattr(self, 'grad_scaler', None) is not None:
-            state['grad_scaler'] = self.grad_scaler.state_dict()
-        self._save_with_retry(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        if self.amp.scaler is not None:
+            state['grad_scaler'] = self.amp.scaler.state_dict()
+        save_with_retry(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def extra_training_state(self) -> dict:
         """What a subclass adds to the training state (tensors and plain data only)."""
@@ -183,8 +152,8 @@ class SafeSRModel(SRModel):
         super().resume_training(resume_state)
         if resume_state.get('rng_states') is not None:
             set_rng_states(resume_state['rng_states'])
-        if resume_state.get('grad_scaler') is not None and getattr(self, 'grad_scaler', None) is not None:
-            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+        if resume_state.get('grad_scaler') is not None and self.amp.scaler is not None:
+            self.amp.scaler.load_state_dict(resume_state['grad_scaler'])
 
     def reduce_loss_dict(self, loss_dict: OrderedDict) -> OrderedDict:
         """Average the losses over ranks and read them as floats in one host transfer.
@@ -204,15 +173,7 @@ class SafeSRModel(SRModel):
     def init_training_settings(self) -> None:
         self.net_g.train()
         train_opt = self.opt['train']
-        self.use_amp = bool(train_opt.get('use_amp', False))
-        amp_name = str(train_opt.get('amp_dtype', 'bf16')).lower()
-        if amp_name not in AMP_DTYPES:
-            raise ValueError(f'train.amp_dtype: {amp_name!r} is not one of {sorted(AMP_DTYPES)}')
-        self.amp_dtype = AMP_DTYPES[amp_name]
-        if self.use_amp and self.amp_dtype == torch.float16 and self.device.type != 'cuda':
-            raise ValueError('train.amp_dtype fp16 needs CUDA; use bf16 on CPU')
-        use_scaler = self.use_amp and self.amp_dtype == torch.float16
-        self.grad_scaler = torch.amp.GradScaler('cuda') if use_scaler else None
+        self.amp = MixedPrecision(train_opt, self.device)
         self.channels_last = bool(train_opt.get('channels_last', False))
         self.max_nonfinite_steps = int(train_opt.get('max_nonfinite_steps', 10) or 0)
         self._nonfinite_steps = 0
@@ -281,53 +242,86 @@ class SafeSRModel(SRModel):
                 self.gt = self.gt.contiguous(memory_format=torch.channels_last)
 
     def optimize_parameters(self, current_iter: int) -> None:
-        """One training step of every optimizer (:meth:`run_step`), then the EMA update."""
-        if self.run_step(self.forward_losses, self.optimizers, current_iter):
-            if self.grad_scaler is not None:
-                self.grad_scaler.update()
-            if self.ema_decay > 0:
-                self.model_ema(decay=self.ema_decay)
+        """One training step: SR forward, pixel/perceptual losses, backward and step, EMA update."""
+        with self.amp.autocast():
+            self.output = self.super_resolve()
+            losses = self.sr_losses(self.output, self.gt)
+        if self.backward_and_step(losses, self.optimizers, current_iter):
+            self.amp.update()
+            self.update_ema()
 
-    def run_step(
+    def super_resolve(self, frozen: bool = False) -> torch.Tensor:
+        """``net_g`` on the LQ batch (the first output is checked against the HR batch's size); ``frozen``: the
+        bare ``net_g`` without gradients, for a run that does not train it."""
+        if frozen:
+            with torch.no_grad():
+                return self.get_bare_model(self.net_g)(self.lq)
+        output = self.net_g(self.lq)
+        if not self._checked_output_size:
+            if output.shape != self.gt.shape:
+                raise ValueError(
+                    f'network_g ({self.opt["network_g"]["type"]}) output {tuple(output.shape)} '
+                    f'differs from the HR batch {tuple(self.gt.shape)}'
+                )
+            self._checked_output_size = True
+        return output
+
+    def sr_losses(self, output: torch.Tensor, gt: torch.Tensor) -> OrderedDict:
+        """SRModel's losses of ``output`` against ``gt`` (``pixel_opt``, ``perceptual_opt``, where set), named
+        ``pix``, ``percep`` and ``style`` after ``LOSS_PREFIX``."""
+        losses = OrderedDict()
+        if self.cri_pix:
+            losses[f'{self.LOSS_PREFIX}pix'] = self.cri_pix(output, gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(output, gt)
+            if l_percep is not None:
+                losses[f'{self.LOSS_PREFIX}percep'] = l_percep
+            if l_style is not None:
+                losses[f'{self.LOSS_PREFIX}style'] = l_style
+        return losses
+
+    def backward_and_step(
         self,
-        compute_losses: Callable[[], tuple[torch.Tensor, OrderedDict]],
+        losses: OrderedDict,
         optimizers: list[torch.optim.Optimizer],
         current_iter: int,
+        total: torch.Tensor | None = None,
     ) -> bool:
-        """Zero ``optimizers``, run ``compute_losses`` (under AMP when set), back-propagate, and step them.
+        """Back-propagate the sum of ``losses`` into freshly zeroed ``optimizers``, log the losses, and step.
 
-        Backward is queued before the losses are read, so the finiteness check reuses the one host
-        synchronisation BasicSR's logging makes anyway (``reduce_loss_dict``), and every DDP rank runs backward.
-        A NaN/inf loss skips the step (see ``max_nonfinite_steps``). The read losses go to ``self.log_dict``.
+        The losses are read after backward is queued (one host synchronisation, as BasicSR's logging makes anyway,
+        and every DDP rank runs backward); a NaN/inf loss skips the step (``max_nonfinite_steps``).
 
         Args:
-            compute_losses: Returns the total loss and the named losses to log.
-            optimizers: The optimizers this loss trains.
+            losses: The named losses of the step, summed in their order; read into ``self.log_dict``.
+            optimizers: The optimizers these losses train.
             current_iter: The iteration (for messages and the stop checkpoint).
+            total: The loss to back-propagate when it is not the sum of ``losses`` (then only logged).
 
         Returns:
             Whether the optimizers stepped (False: a non-finite loss skipped the step).
         """
+        if total is None:
+            total = 0
+            for value in losses.values():
+                total = total + value
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            l_total, loss_dict = compute_losses()
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(l_total).backward()
-        else:
-            l_total.backward()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
+        self.amp.backward(total)
+        self.log_dict = self.reduce_loss_dict(losses)
         bad = [name for name, value in self.log_dict.items() if not math.isfinite(value)]
         if bad or not math.isfinite(sum(self.log_dict.values())):
             self._skip_nonfinite_step(current_iter, bad or list(self.log_dict), optimizers)
             return False
         self._nonfinite_steps = 0
         for optimizer in optimizers:
-            if self.grad_scaler is not None:
-                self.grad_scaler.step(optimizer)
-            else:
-                optimizer.step()
+            self.amp.step(optimizer)
         return True
+
+    def update_ema(self) -> None:
+        """Move ``net_g_ema`` towards ``net_g`` (``train.ema_decay``; nothing when 0)."""
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
 
     def _skip_nonfinite_step(self, current_iter: int, bad: list[str], optimizers: list) -> None:
         self._nonfinite_steps += 1
@@ -349,37 +343,6 @@ class SafeSRModel(SRModel):
                 f'{os.path.dirname(self.opt["path"]["models"])}; check the data and the learning rate, then '
                 'resume with --auto_resume'
             )
-
-    def forward_losses(self) -> tuple[torch.Tensor, OrderedDict]:
-        """Run ``net_g`` on the batch and return the total loss and the named losses (SRModel's plus
-        :meth:`additional_losses`)."""
-        self.output = self.net_g(self.lq)
-        if not self._checked_output_size:
-            if self.output.shape != self.gt.shape:
-                raise ValueError(
-                    f'network_g ({self.opt["network_g"]["type"]}) output {tuple(self.output.shape)} '
-                    f'differs from the HR batch {tuple(self.gt.shape)}'
-                )
-            self._checked_output_size = True
-        loss_dict = OrderedDict()
-        prefix = self.LOSS_PREFIX
-        if self.cri_pix:
-            loss_dict[f'{prefix}pix'] = self.cri_pix(self.output, self.gt)
-        if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
-            if l_percep is not None:
-                loss_dict[f'{prefix}percep'] = l_percep
-            if l_style is not None:
-                loss_dict[f'{prefix}style'] = l_style
-        loss_dict.update(self.additional_losses())
-        l_total = 0
-        for value in loss_dict.values():
-            l_total = l_total + value
-        return l_total, loss_dict
-
-    def additional_losses(self) -> OrderedDict:
-        """Losses a subclass adds to SRModel's, on ``self.output`` and the batch. None here."""
-        return OrderedDict()
 
     # ------------------------------------------------------------- validation
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:

@@ -4,9 +4,8 @@ BasicSR's ``SRGANModel``/``ESRGANModel`` train ``network_g`` against ``network_d
 ``perceptual_opt`` and ``gan_opt``; these classes keep their options, log keys (``l_g_pix``, ``l_g_percep``,
 ``l_g_gan``, ``l_d_real``, ``out_d_real``, ``l_d_fake``, ``out_d_fake``) and checkpoint names (``net_d_<iter>.pth``),
 and add what SafeSRModel adds to SRModel: safe IO, any ``torch.optim`` optimizer, AMP, non-finite step skipping,
-RNG states in the training state, DDP on CPU. The generator's losses go through SafeSRModel's
-:meth:`~SafeSRModel.forward_losses`, so a mixed-in component (``FERGuidance``) adds its losses to the generator step
-as it does to plain SR training.
+RNG states in the training state, DDP on CPU. ``optimize_parameters`` shows the iteration; ``SRFERGANModel``
+(``srfer_gan_model.py``) writes the same one with the SR-FER losses in the generator step.
 """
 
 from __future__ import annotations
@@ -107,31 +106,49 @@ class SafeSRGANModel(SafeSRModel):
     # --------------------------------------------------------------- training
     def optimize_parameters(self, current_iter: int) -> None:
         """BasicSR's GAN iteration: a generator step (when due), then a discriminator step; then the EMA update."""
-        generator_due = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
-        generator_optimizers = [o for o in self.optimizers if o is not self.optimizer_d]
-        log = OrderedDict()
+        generator_log, generator_stepped = OrderedDict(), False
         self.net_d.requires_grad_(False)
-        if generator_due:
-            generator_stepped = self.run_step(self.forward_losses, generator_optimizers, current_iter)
-            log.update(self.log_dict)
+        if self.generator_due(current_iter):
+            with self.amp.autocast():
+                self.output = self.super_resolve()
+                losses = self.sr_losses(self.output, self.gt)
+                losses['l_g_gan'] = self.generator_gan_loss()
+            generator_stepped = self.backward_and_step(losses, self.generator_optimizers(), current_iter)
+            generator_log = self.log_dict
         else:
-            generator_stepped = False
-            with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                self.output = self.net_g(self.lq)
-        self.net_d.requires_grad_(True)
-        discriminator_stepped = self.run_step(self.discriminator_losses, [self.optimizer_d], current_iter)
-        log.update(self.log_dict)
-        self.log_dict = log
-        if self.grad_scaler is not None and (generator_stepped or discriminator_stepped):
-            self.grad_scaler.update()
-        if generator_stepped and self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+            self.output = self.super_resolve_for_discriminator()
+        self.discriminator_step(current_iter, generator_log, generator_stepped)
 
-    def additional_losses(self) -> OrderedDict:
-        """The generator's adversarial loss ``l_g_gan`` (and, in subclasses, theirs after it)."""
-        losses = super().additional_losses()
-        losses['l_g_gan'] = self.generator_gan_loss()
-        return losses
+    def generator_due(self, current_iter: int) -> bool:
+        """Whether the generator trains at ``current_iter`` (``net_d_iters``, ``net_d_init_iters``)."""
+        return current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
+
+    def generator_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every optimizer but the discriminator's."""
+        return [o for o in self.optimizers if o is not self.optimizer_d]
+
+    def super_resolve_for_discriminator(self) -> torch.Tensor:
+        """The SR batch of an iteration without generator step (no gradients)."""
+        with torch.no_grad(), self.amp.autocast():
+            return self.net_g(self.lq)
+
+    def discriminator_step(self, current_iter: int, generator_log: OrderedDict, generator_stepped: bool) -> None:
+        """The discriminator's step on ``self.output``, then the end of the iteration.
+
+        Args:
+            current_iter: The iteration.
+            generator_log: The generator step's losses (empty without one); they lead ``self.log_dict``.
+            generator_stepped: Whether the generator stepped (the EMA follows only then).
+        """
+        self.net_d.requires_grad_(True)
+        with self.amp.autocast():
+            l_d_total, losses = self.discriminator_losses()
+        discriminator_stepped = self.backward_and_step(losses, [self.optimizer_d], current_iter, total=l_d_total)
+        self.log_dict = OrderedDict(**generator_log, **self.log_dict)
+        if generator_stepped or discriminator_stepped:
+            self.amp.update()
+        if generator_stepped:
+            self.update_ema()
 
     def generator_gan_loss(self) -> torch.Tensor:
         """``gan_opt`` on the discriminator's score of the SR output, labelled real (SRGAN)."""

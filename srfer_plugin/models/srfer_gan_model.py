@@ -1,33 +1,59 @@
-"""SRFERGANModel and SRFERESRGANModel: SR-FER's classifier guidance in BasicSR's GAN training.
+"""SRFERGANModel and SRFERESRGANModel: the SR-FER step in BasicSR's GAN training.
 
-The SR-FER part is :class:`~srfer_plugin.models.fer_guidance.FERGuidance`, the same component as in ``SRFERModel``;
-the GAN part is :class:`~srfer_plugin.models.safe_srgan_model.SafeSRGANModel` (SRGAN) or ``SafeESRGANModel``
-(ESRGAN's relativistic losses). The consistency and joint-learning losses join the generator step.
+Each is an :class:`~srfer_plugin.models.srfer_model.SRFERModel` (the classifier component ``self.fer``, its
+optimizer, checkpoints and FER validation) and a GAN model of ``safe_srgan_model.py`` (``network_d``, the
+adversarial losses, the discriminator step). Their :meth:`~SRFERGANModel.optimize_parameters` shows the iteration:
+a generator step with the SR-FER losses, then the discriminator step.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from srfer_plugin.models.fer_guidance import FERGuidance
 from srfer_plugin.models.safe_srgan_model import SafeESRGANModel, SafeSRGANModel
+from srfer_plugin.models.srfer_model import SRFERModel
 
 
 @MODEL_REGISTRY.register()
-class SRFERGANModel(FERGuidance, SafeSRGANModel):
+class SRFERGANModel(SRFERModel, SafeSRGANModel):
     """SRGAN training (``network_d``, ``gan_opt``, ``perceptual_opt``, ``optim_d``, ``net_d_iters``,
-    ``net_d_init_iters``) plus the SR-FER options (``network_fer``, ``attention_opt``, ``prediction_opt``, joint
-    learning) and FER validation.
+    ``net_d_init_iters``) plus the SR-FER options of :class:`SRFERModel` (``train.freeze_network_g`` excepted)
+    and FER validation.
 
     Log keys: BasicSR's (``l_g_pix``, ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``out_d_real``, ``l_d_fake``,
     ``out_d_fake``) plus ``l_att``, ``l_pred`` and ``l_fer`` in generator steps.
     """
 
-    LOSS_OPTIONS = SafeSRGANModel.LOSS_OPTIONS + FERGuidance.FER_LOSS_OPTIONS
+    LOSS_OPTIONS = SafeSRGANModel.LOSS_OPTIONS + FERGuidance.LOSS_OPTIONS
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        """A generator step (when due: ``net_d_iters``, ``net_d_init_iters``) with the SR-FER losses, then a
+        discriminator step; then the EMA update.
+
+        The generator step trains ``net_g`` and, in joint learning, the classifier, with ``net_d`` frozen; the
+        discriminator step trains ``net_d`` on the detached SR batch.
+        """
+        self.fer.begin_step(current_iter)
+        generator_log, generator_stepped = OrderedDict(), False
+        self.net_d.requires_grad_(False)
+        if self.generator_due(current_iter):
+            with self.amp.autocast():
+                self.output = self.super_resolve()
+                losses = self.sr_losses(self.output, self.gt)  # l_g_pix, l_g_percep, l_g_style
+                losses['l_g_gan'] = self.generator_gan_loss()
+                sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt)
+                losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
+                losses.update(self.fer.classification_loss(self.output, sr_read, hr_read, self.label))  # l_fer
+            generator_stepped = self.backward_and_step(losses, self.generator_optimizers(), current_iter)
+            generator_log = self.log_dict
+        else:
+            self.output = self.super_resolve_for_discriminator()
+        self.discriminator_step(current_iter, generator_log, generator_stepped)
 
 
 @MODEL_REGISTRY.register()
-class SRFERESRGANModel(FERGuidance, SafeESRGANModel):
+class SRFERESRGANModel(SRFERGANModel, SafeESRGANModel):
     """:class:`SRFERGANModel` with ESRGAN's relativistic average GAN losses (BasicSR's ``ESRGANModel``)."""
-
-    LOSS_OPTIONS = SafeESRGANModel.LOSS_OPTIONS + FERGuidance.FER_LOSS_OPTIONS

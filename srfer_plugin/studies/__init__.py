@@ -9,9 +9,9 @@ Modules:
     synthetic: the synthetic-face experiment of ``python -m srfer_plugin.demo`` and of the demo-based benchmarks.
     benchmark_options: the benchmark's option templates and cells (``scripts/make_benchmark_options.py``).
     benchmark_cells: the benchmark's classifiers and cells, and each cell's options.
-    benchmark: preparing, training and evaluating the cells of a benchmark run (``scripts/benchmark.py``).
+    benchmark: preparing, training and evaluating the cells of a benchmark run (``srfer benchmark``).
     study_presets: the SR-FER study as benchmark presets (``ablation``, ``stages``, ``weights``), with seeds.
     benchmark_report: the benchmark's CSV and Markdown tables and its plot.
     aggregate: mean ± std over seeds per cell variant, and differences against a reference variant.
-    speed: training-step time and memory of SRFERModel against its plain twin (``scripts/benchmark_speed.py``).
+    speed: training-step time and memory of SRFERModel against its plain twin (``srfer benchmark-speed``).
 """

@@ -18,10 +18,11 @@ from typing import Any
 from srfer_plugin.data.degradations import describe_pipeline
 from srfer_plugin.studies import study_presets, synthetic
 from srfer_plugin.studies.benchmark_cells import Cell, Classifier, cell_options, fer_network_options
-from srfer_plugin.studies.benchmark_options import OPTIONS_HEADER, REPO_ROOT, template, unsupported_reason
+from srfer_plugin.studies.benchmark_options import OPTIONS_HEADER, template, unsupported_reason
 from srfer_plugin.studies.benchmark_report import METRIC_KEYS, plot, plot_means, write_tables
 from srfer_plugin.studies.evaluation import evaluation_options, run_evaluation
 from srfer_plugin.studies.runner import network_path, run_training, train_seconds_per_iter, write_options
+from srfer_plugin.utils.shipped_options import resolve_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +56,7 @@ def check_files(preset: str, data_root: str, classifiers: list[Classifier]) -> N
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f'{preset} benchmark: {what} {path!r} does not exist (see docs/datasets.md and '
-                'scripts/train_fer.py; --data-root, --fer-checkpoint and --fer choose others)'
+                'srfer train-fer; --data-root, --fer-checkpoint and --fer choose others)'
             )
 
 
@@ -88,7 +89,7 @@ def prepare_data_and_classifiers(
         data_root = data_root or template(preset, 'srfer', None, None, None)['datasets']['train']['dataroot_gt']
         check_files(preset, data_root, classifiers)
         return os.path.abspath(data_root), classifiers
-    demo_config = os.path.realpath(os.path.join(REPO_ROOT, synthetic.FER_DEMO_CONFIG))
+    demo_config = os.path.realpath(resolve_path(synthetic.FER_DEMO_CONFIG))
 
     def demo_cache(fer: Classifier) -> bool:
         return fer.checkpoint is None and os.path.realpath(fer.config) == demo_config

@@ -15,12 +15,12 @@ from typing import Any
 
 from srfer_plugin.studies.benchmark_options import (
     METHODS,
-    REPO_ROOT,
     cell_name,
     default_fer_config,
     make_options,
     template,
 )
+from srfer_plugin.utils.shipped_options import resolve_path
 
 SIZE_RE = re.compile(r'(\d+)(?:x(\d+))?')  # @SIZE of a --fer entry: N or HxW
 MATRIX_SEED = 0  # manual_seed of both templates: the matrix presets' cells of this seed keep their old names
@@ -134,7 +134,10 @@ def resolve_classifiers(preset: str, entries: list[str] | None, fer_checkpoint: 
         parsed = [(parsed[0][0], fer_checkpoint, parsed[0][2])]
     classifiers: list[Classifier] = []
     for config, checkpoint, input_size in parsed:
-        path = config if os.path.isfile(config) else os.path.join(REPO_ROOT, config)
+        try:
+            path = resolve_path(config)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f'--fer: {err}') from None
         if not os.path.isfile(path):
             raise FileNotFoundError(f'--fer: mmpretrain config {config!r} does not exist')
         if checkpoint and not os.path.isfile(checkpoint):

@@ -2,7 +2,8 @@
 
 Every cell is the template with the cell's ``name``, ``scale``, ``network_g``, learning rate and metric
 ``crop_border`` replaced; the plain variant runs ``SafeSRModel`` without ``network_fer`` and the FER losses. The
-presets, the network recipes and the unsupported cells are described in ``scripts/make_benchmark_options.py``.
+presets, the network recipes and the unsupported cells are described in ``scripts/make_benchmark_options.py`` (a
+clone's script: it writes the committed ``options/benchmark/``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 
 from srfer_plugin.studies import synthetic
 from srfer_plugin.studies.runner import write_options
+from srfer_plugin.utils.shipped_options import resolve_path, shipped_path
 
 REPO_ROOT = synthetic.REPO_ROOT
 BACKBONES = ('RCAN', 'EDSR', 'SwinIR', 'RRDBNet', 'MSRResNet')
@@ -26,7 +28,8 @@ OPTIONS_HEADER = (
     'template there, not this file.'
 )
 
-RECIPE = os.path.join(REPO_ROOT, 'options', 'train_RCAN_srfer_x4.yml')
+RECIPE_NAME = 'srfer::train_RCAN_srfer_x4.yml'  # options/train_RCAN_srfer_x4.yml, shipped with the package
+RECIPE = shipped_path(RECIPE_NAME)
 PRESETS: dict[str, dict[str, Any]] = {
     # Template: options/train_RCAN_srfer_x4.yml (RAF-DB, ResNet-18 FER, batch 16, 300k iterations, GPU).
     'paper': {'template': 'recipe'},
@@ -113,8 +116,8 @@ def cell_name(preset: str, backbone: str, scale: int, method: str, fer_tag: str 
 def default_fer_config(preset: str) -> str:
     """Absolute path of the preset's own FER classifier config (the template's ``network_fer.config``)."""
     if PRESETS[preset]['template'] == 'demo':
-        return os.path.join(REPO_ROOT, synthetic.FER_DEMO_CONFIG)
-    return os.path.join(REPO_ROOT, _load_recipe()['network_fer']['config'])  # no-op when already absolute
+        return os.path.abspath(resolve_path(synthetic.FER_DEMO_CONFIG))
+    return os.path.abspath(resolve_path(_load_recipe()['network_fer']['config']))
 
 
 def _load_recipe() -> dict[str, Any]:

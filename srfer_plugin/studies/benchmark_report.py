@@ -21,6 +21,7 @@ from srfer_plugin.studies.aggregate import (
 from srfer_plugin.studies.benchmark_cells import Classifier, size_text
 from srfer_plugin.studies.benchmark_options import BACKBONES, REPO_ROOT, SCALES
 from srfer_plugin.utils.formatting import format_value
+from srfer_plugin.utils.shipped_options import display_name
 
 COLUMNS = (
     'fer', 'backbone', 'scale', 'method', 'status', 'acc', 'acc_hr', 'acc_bicubic', 'psnr', 'ssim',
@@ -45,9 +46,13 @@ SPREAD_NOTE = (
 
 
 def display_path(path: str | None) -> str:
-    """A path relative to the repository when it lies inside it, else as it is ('' for None)."""
+    """A shipped file's ``srfer::`` name, a path relative to the repository when it lies inside it, else as it is
+    ('' for None)."""
     if not path:
         return ''
+    shipped = display_name(path)
+    if shipped != path:
+        return shipped
     rel = os.path.relpath(path, REPO_ROOT)
     return path if rel.startswith('..') else rel
 

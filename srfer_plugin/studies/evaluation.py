@@ -18,7 +18,8 @@ from basicsr.models import build_model
 from basicsr.utils import tensor2img
 
 from srfer_plugin.data.degradations import upsample_bicubic
-from srfer_plugin.studies.synthetic import DEMO_NETWORK_G, FER_DEMO_CONFIG, dataset_options, repo_path
+from srfer_plugin.studies.synthetic import DEMO_NETWORK_G, FER_DEMO_CONFIG, dataset_options
+from srfer_plugin.utils.shipped_options import resolve_path
 
 # Metrics a study may add to PSNR/SSIM: BasicSR's no-reference NIQE (lower is better) on the SR output alone, on
 # 32 px blocks (calculate_face_niqe: BasicSR's 96 px blocks do not fit twice in a 112 px face).
@@ -71,7 +72,8 @@ def evaluation_options(
         results_root: Folder of the srfer-test reports.
         network_g: SR network options (default: the demo's RCAN).
         scale: Upscale factor of ``network_g``.
-        fer_config: mmpretrain config of the classifier (relative to the repository or absolute).
+        fer_config: mmpretrain config of the classifier: a path, or a shipped one by name (``srfer::fer/...``,
+            or its clone path ``options/fer/...``).
         fer_weights: A classifier fine-tuned by a joint training (its ``net_fer_latest.pth``), loaded over
             ``fer_checkpoint`` as ``path.pretrain_network_fer``: the model reports it as ``adapted``.
         degradation: The test set's degradation scenario (default: bicubic), deterministic per image.
@@ -93,7 +95,7 @@ def evaluation_options(
         'network_g': copy.deepcopy(network_g or DEMO_NETWORK_G),
         'network_fer': {
             'type': 'MMPretrainFER',
-            'config': fer_config if os.path.isabs(fer_config) else repo_path(fer_config),
+            'config': os.path.abspath(resolve_path(fer_config)),
             'checkpoint': fer_checkpoint,
             'num_classes': 7,
             'stages': [0, 1, 2, 3],

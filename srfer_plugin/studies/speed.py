@@ -4,7 +4,7 @@ Both models are built from one SR-FER option file; the plain one is its ``plain_
 losses, the same training machinery). They train on the same random batches; steps alternate between the two models
 (the order flips every step) so that both see the same machine state. Peak memory of a step: on CUDA the allocator
 peak over the memory held before the step; on CPU the peak resident set over the resident set before the step, from
-``/proc`` (``scripts/benchmark_speed.py`` fixes glibc's mmap threshold so freed tensors leave the resident set).
+``/proc`` (``srfer benchmark-speed`` fixes glibc's mmap threshold so freed tensors leave the resident set).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any
 import torch
 import yaml
 
-from srfer_plugin.studies.benchmark_options import REPO_ROOT, plain_variant
+from srfer_plugin.studies.benchmark_options import plain_variant
 from srfer_plugin.studies.synthetic import DEMO_NETWORK_G
+from srfer_plugin.utils.shipped_options import resolve_path
 
 HR_SIZE = 112
 
@@ -40,7 +41,8 @@ def model_options(
     """Options (as ``parse_options`` returns them) of the plain twin and the SR-FER model, in that order.
 
     Args:
-        opt_path: SR-FER option file (``model_type: SRFERModel`` with a ``network_fer`` section).
+        opt_path: SR-FER option file (``model_type: SRFERModel`` with a ``network_fer`` section), or a shipped one
+            by name (``srfer::train_RCAN_srfer_x4.yml``).
         work_dir: Folder of the models' experiment paths.
         device: ``cpu`` or ``cuda``.
         demo_network: Replace ``network_g`` by the demo's small RCAN.
@@ -52,7 +54,7 @@ def model_options(
     Raises:
         ValueError: The file is not SR-FER options.
     """
-    with open(opt_path, encoding='utf-8') as f:
+    with open(resolve_path(opt_path), encoding='utf-8') as f:
         srfer = yaml.safe_load(f)
     if srfer.get('model_type') != 'SRFERModel' or 'network_fer' not in srfer:
         raise ValueError(f'{opt_path}: needs model_type SRFERModel and a network_fer section')
@@ -60,8 +62,7 @@ def model_options(
         srfer['network_g'] = copy.deepcopy(DEMO_NETWORK_G)
     srfer['network_g']['upscale' if 'upscale' in srfer['network_g'] else 'scale'] = srfer['scale']
     fer = srfer['network_fer']
-    if not os.path.isabs(fer['config']):
-        fer['config'] = os.path.join(REPO_ROOT, fer['config'])
+    fer['config'] = os.path.abspath(resolve_path(fer['config']))
     if fer.get('checkpoint') and not os.path.isfile(fer['checkpoint']):
         print(f'note: {fer["checkpoint"]} not found; the FER classifier is randomly initialised', flush=True)
         fer['checkpoint'] = None

@@ -86,7 +86,7 @@ class Variant:
         scenario = '' if self.degradation == 'bicubic' else f'_{self.degradation}'
         named = {'plain_sr': 'plain', 'plain_finetuned': 'plain_finetuned', 'esrgan': 'plain_esrgan'}
         if self.method in named:
-            return named[self.method] + ''.join(f'_{JOINT_KNOBS[k]}{v:g}' for k, v in self.joint) + scenario
+            return named[self.method] + ''.join(f'_{part}' for part in self._joint_name_parts()) + scenario
         parts = []
         if self.att is not None:
             parts.append(f'att{self.att:g}')
@@ -98,10 +98,19 @@ class Variant:
             parts.append(f'pred{self.pred:g}')
         if self.method == 'srfer_joint':
             parts.append('joint')
-            parts.extend(f'{JOINT_KNOBS[k]}{v:g}' for k, v in self.joint)
+            parts.extend(self._joint_name_parts())
         if self.method == 'srfer_esrgan':
             parts.append('esrgan')
         return '_'.join(parts) + scenario
+
+    def _joint_name_parts(self) -> list[str]:
+        """The joint overrides as name parts; a method that trains the classifier always names its learning rate,
+        so a training at one rate is never reused as another after the default changes."""
+        overrides = dict(self.joint)
+        parts = [f'{JOINT_KNOBS[k]}{v:g}' for k, v in self.joint if k != 'fer_lr']
+        if self.method in JOINT_OVERRIDES:
+            parts.append(f'{JOINT_KNOBS["fer_lr"]}{overrides.get("fer_lr", JOINT_DEFAULTS["fer_lr"]):g}')
+        return parts
 
     def losses(self) -> dict[str, Any]:
         """The ``attention_opt``/``prediction_opt`` sections (the demo's, with this variant's weights)."""
@@ -242,9 +251,9 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             BOTH_JOINT,
             *(_joint_variant(f'sr_grad_{g:g}', sr_grad_weight=g) for g in (0.1, 1.0)),
             _joint_variant('warmup_300', warmup_iter=300),
-            _joint_variant('fer_lr_1e-4', fer_lr=1e-4),
+            _joint_variant('fer_lr_1e-5', fer_lr=1e-5),
             PLAIN_FINETUNED,
-            Variant('plain_finetuned_lr_1e-4', 'plain_finetuned', init='none', joint=(('fer_lr', 1e-4),)),
+            Variant('plain_finetuned_lr_1e-5', 'plain_finetuned', init='none', joint=(('fer_lr', 1e-5),)),
         ),
         ('both_joint', 'both'),
     ),

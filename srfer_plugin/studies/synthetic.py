@@ -14,6 +14,7 @@ from typing import Any
 
 from srfer_plugin import fer_pretrain
 from srfer_plugin.synthetic import ensure_synthetic_dataset
+from srfer_plugin.utils.shipped_options import shipped_path
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,11 +44,12 @@ DEMO_SRFER_LOSSES: dict[str, Any] = {
     'prediction_opt': {'type': 'PredictionConsistencyLoss', 'loss_weight': 0.001, 'temperature': 4.0},
 }
 # Joint learning on top of the SR-FER losses: the classifier is trained too (``network_fer.freeze: false``).
-# ``sr_grad_weight: 0``: the classification loss trains the classifier only, not the SR network.
+# ``sr_grad_weight: 0``: the classification loss trains the classifier only, not the SR network. Classifier LR 1e-4,
+# as in options/train_RCAN_srfer_joint_x4.yml (the joint preset of docs/benchmark.md measured 1e-4 above 1e-5).
 DEMO_JOINT_LEARNING: dict[str, Any] = {
     'fer_opt': {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0, 'label_smoothing': 0.1},
     'fer_inputs': ['sr', 'hr'],
-    'optim_fer': {'type': 'Adam', 'lr': 1e-5},
+    'optim_fer': {'type': 'Adam', 'lr': 1e-4},
     'joint_opt': {'sr_grad_weight': 0.0, 'warmup_iter': 0},
 }
 # GAN fine-tuning of an L1-trained network_g, as ESRGAN starts from its PSNR-oriented network: ESRGAN's relativistic
@@ -80,7 +82,7 @@ FER_DATALOADER_OPTIONS = {f'{split}_dataloader.num_workers': 1 for split in ('tr
 
 
 def repo_path(rel_path: str) -> str:
-    """Absolute path of a file shipped in the repository (``options/...``).
+    """Absolute path of a shipped file (``options/...``): in a clone the repository's file, installed the package's.
 
     Args:
         rel_path: Path relative to the repository root.
@@ -89,11 +91,12 @@ def repo_path(rel_path: str) -> str:
         The absolute path.
 
     Raises:
-        FileNotFoundError: The file is missing (not run from a clone of the repository).
+        FileNotFoundError: The file is not shipped.
     """
     path = os.path.join(REPO_ROOT, rel_path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f'{path!r} is missing: run the demo from a clone of the srfer_plugin repository')
+    if os.path.exists(path):  # a clone
+        return path
+    return shipped_path(rel_path.split('/', 1)[1] if rel_path.startswith('options/') else rel_path)
     return path
 
 
@@ -153,7 +156,9 @@ def sr_options(
         fer_checkpoint: Weights of the classifier (not used by ``plain_sr``).
         iters: ``train.total_iter``; the learning rate halves at 70 %.
         seed: ``manual_seed``.
-        tag: Part of the experiment name ``demo_<method>_<tag>_seed<seed>``.
+        tag: Part of the experiment name ``demo_<method>_<tag>_seed<seed>``. The methods that train the classifier
+            (:data:`JOINT_METHODS`) carry its learning rate after the method (``demo_srfer_joint_lr0.0001_...``), so
+            a training made with another rate is never reused as this one.
         losses: The consistency losses of ``srfer``/``srfer_joint`` (``attention_opt``, ``prediction_opt``);
             default :data:`DEMO_SRFER_LOSSES`.
         stages: ``network_fer.stages`` (default ``[0, 1, 2, 3]``).
@@ -171,8 +176,9 @@ def sr_options(
         raise ValueError(f'method {method!r} not in {SR_METHODS}')
     if method in ('plain_finetuned', *GAN_METHODS) and not init_network_g:
         raise ValueError(f'{method} starts from a trained L1 network: give init_network_g')
+    fer_lr = f'_lr{DEMO_JOINT_LEARNING["optim_fer"]["lr"]:g}' if method in JOINT_METHODS else ''
     opt: dict[str, Any] = {
-        'name': f'demo_{method}_{tag}_seed{seed}',
+        'name': f'demo_{method}{fer_lr}_{tag}_seed{seed}',
         'model_type': GAN_METHODS.get(method, 'SafeSRModel' if method == 'plain_sr' else 'SRFERModel'),
         'scale': 4,
         'num_gpu': 0,

@@ -1,6 +1,6 @@
 """Helpers of the calibration check: FER accuracy on HR images vs on their x4 bicubic round trip.
 
-Shared by ``scripts/calibrate_synthetic_faces.py`` (trains on synthetic faces) and ``scripts/eval_fer_degradation.py``
+Shared by ``srfer calibrate-synthetic-faces`` (trains on synthetic faces) and ``srfer eval-fer-degradation``
 (evaluates a trained classifier on a dataset); the numbers are recorded in ``docs/synthetic_faces.md``.
 """
 

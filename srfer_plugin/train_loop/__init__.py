@@ -13,6 +13,8 @@ Fixes to BasicSR (same semantics, more devices and safer IO):
   :func:`guard_parse_options`) refuses options that would be misread or train with a wrong meaning, then takes the
   output folder (``experiments/<name>``, ``results/<name>``) for the process, before BasicSR creates or renames
   anything: a second run of the same name stops instead of archiving the folder of a running one.
+* :mod:`.run_root`: ``-opt srfer::NAME`` reads a shipped option file, and ``python -m basicsr.train`` of a
+  pip-installed BasicSR writes under the current folder instead of site-packages.
 
 Changes to training semantics (what makes a resumed run reproduce an uninterrupted one):
 
@@ -34,6 +36,7 @@ from srfer_plugin.train_loop.patches import (
     patch_basicsr_train,
 )
 from srfer_plugin.train_loop.resume import load_resume_state_any_device
+from srfer_plugin.train_loop.run_root import resolve_option_argument, run_root
 
 __all__ = [
     'OptionError',
@@ -48,4 +51,6 @@ __all__ = [
     'option_file_argument',
     'own_output_folder',
     'patch_basicsr_train',
+    'resolve_option_argument',
+    'run_root',
 ]

@@ -15,6 +15,7 @@ check ``loss_weight`` and ``p`` again in their constructors, for losses built wi
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,8 +43,11 @@ def load_option_file(path: str) -> dict:
     """
     from basicsr.utils.options import ordered_yaml
 
-    with open(path, encoding='utf-8') as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    try:
+        with open(path, encoding='utf-8') as f:
+            opt = yaml.load(f, Loader=ordered_yaml()[0])
+    except UnicodeDecodeError as err:
+        raise OptionError(f'option file {path!r} is not UTF-8 text (byte {err.start}): save it as UTF-8') from err
     if not isinstance(opt, dict):
         held = 'nothing (the file is empty)' if opt is None else f'a {type(opt).__name__} ({_short(opt)})'
         raise OptionError(
@@ -63,9 +67,7 @@ def check_option_file(path: str) -> None:
             mappings, or ``manual_seed`` is not an integer.
     """
     opt = load_option_file(path)
-    name = opt.get('name')
-    if not (isinstance(name, str) and name.strip()):
-        raise OptionError(f'name must be a non-empty string (it names the output folder); got {name!r} in {path!r}')
+    _check_name(opt.get('name'), path)
     for section in ('datasets', 'path'):
         if not isinstance(opt.get(section), dict):
             raise OptionError(f'{section} must be a mapping; got {_short(opt.get(section))} in {path!r}')
@@ -88,8 +90,16 @@ def check_options(opt: dict, is_train: bool) -> None:
     """
     _check_seed(opt.get('manual_seed'))
     for key, dataset in opt['datasets'].items():
+        where = f'datasets.{key}'
         if 'batch_size_per_gpu' in dataset or (is_train and key == 'train'):
-            _check_positive_int(dataset, 'batch_size_per_gpu', f'datasets.{key}')
+            _check_positive_int(dataset, 'batch_size_per_gpu', where)
+        for int_key in ('gt_size', 'dataset_enlarge_ratio'):
+            if dataset.get(int_key) is not None:
+                _check_number(dataset, int_key, where, 'a whole number > 0', _positive_whole)
+                dataset[int_key] = int(dataset[int_key])
+        for flag in ('use_hflip', 'use_rot'):
+            if flag in dataset and not isinstance(dataset[flag], bool):
+                raise OptionError(f'{where}.{flag} must be true or false; got {dataset[flag]!r}')
     if not is_train:
         return
     train_opt = opt.get('train')
@@ -99,6 +109,14 @@ def check_options(opt: dict, is_train: bool) -> None:
     for key, optim_opt in train_opt.items():
         if key.startswith('optim_') and optim_opt is not None:
             _check_learning_rate(optim_opt, f'train.{key}')
+            _check_betas(optim_opt, f'train.{key}')
+        if key.startswith('scheduler') and isinstance(train_opt[key], dict):
+            _check_scheduler(train_opt[key], f'train.{key}')
+    if 'warmup_iter' in train_opt:  # BasicSR's learning-rate warm-up; -1 = none
+        _check_number(train_opt, 'warmup_iter', 'train', 'a whole number (-1 for none)', _whole_from_minus_one)
+        train_opt['warmup_iter'] = int(train_opt['warmup_iter'])
+    if 'ema_decay' in train_opt:
+        _check_number(train_opt, 'ema_decay', 'train', 'a number in [0, 1) (0 = no EMA)', lambda v: 0 <= v < 1)
     for key, loss_opt in train_opt.items():
         if key.endswith('_opt') and loss_opt is not None:
             for parent, where in _mappings(loss_opt, f'train.{key}'):
@@ -116,6 +134,24 @@ def check_options(opt: dict, is_train: bool) -> None:
         if isinstance(parent, dict) and key in parent:
             _check_number(parent, key, section, 'a whole number > 0', _positive_whole)
             parent[key] = int(parent[key])
+
+
+def _check_name(name: Any, path: str) -> None:
+    """``name`` becomes ``experiments/<name>`` and ``results/<name>``: one plain folder name, nothing else."""
+    if not (isinstance(name, str) and name.strip()):
+        raise OptionError(f'name must be a non-empty string (it names the output folder); got {name!r} in {path!r}')
+    if '/' in name or '\\' in name or name.startswith('.') or name != name.strip() or '\x00' in name:
+        raise OptionError(
+            f'name must be one plain folder name (no path separator, no leading dot or space: it becomes '
+            f'experiments/<name> and results/<name>, and BasicSR archives an existing folder of that name); got '
+            f'{name!r} in {path!r}'
+        )
+    if 'debug' in name:
+        warnings.warn(
+            f'name {name!r} contains "debug": BasicSR then validates and saves every 8 iterations and turns the '
+            'tensorboard logger off (its debug mode)',
+            stacklevel=2,
+        )
 
 
 def _check_seed(seed: Any) -> None:
@@ -138,6 +174,41 @@ def _check_learning_rate(optim_opt: Any, where: str) -> None:
     if 'lr' not in optim_opt:
         raise OptionError(f'{where}.lr is missing (the learning rate, a number > 0)')
     _check_number(optim_opt, 'lr', where, 'a number > 0', _positive)
+
+
+def _check_betas(optim_opt: dict, where: str) -> None:
+    betas = optim_opt.get('betas')
+    if betas is None:
+        return
+    numbers = [_as_number(beta) for beta in betas] if isinstance(betas, (list, tuple)) else []
+    if len(numbers) != 2 or any(beta is None or not 0 <= beta < 1 for beta in numbers):
+        raise OptionError(f'{where}.betas must be two numbers in [0, 1), e.g. [0.9, 0.99]; got {betas!r}')
+    optim_opt['betas'] = list(numbers)
+
+
+def _check_scheduler(scheduler_opt: dict, where: str) -> None:
+    """Milestones and periods must be iteration counts; YAML's ``2e5`` (a string) would never match one."""
+    for key in ('milestones', 'periods'):
+        if key in scheduler_opt:
+            values = scheduler_opt[key]
+            numbers = [_as_number(value) for value in values] if isinstance(values, (list, tuple)) else [None]
+            if not numbers or any(value is None or value <= 0 or value != int(value) for value in numbers):
+                raise OptionError(f'{where}.{key} must be a list of whole numbers > 0 (iterations); got {values!r}')
+            scheduler_opt[key] = [int(value) for value in numbers]
+    if 'restart_weights' in scheduler_opt:
+        values = scheduler_opt['restart_weights']
+        numbers = [_as_number(value) for value in values] if isinstance(values, (list, tuple)) else [None]
+        if any(value is None or value < 0 for value in numbers):
+            raise OptionError(f'{where}.restart_weights must be a list of numbers >= 0; got {values!r}')
+        scheduler_opt['restart_weights'] = numbers
+    if 'gamma' in scheduler_opt:
+        _check_number(scheduler_opt, 'gamma', where, 'a number > 0', _positive)
+    if 'eta_min' in scheduler_opt:
+        _check_number(scheduler_opt, 'eta_min', where, 'a number >= 0', lambda value: value >= 0)
+
+
+def _whole_from_minus_one(value: float) -> bool:
+    return value >= -1 and value == int(value)
 
 
 def _check_positive_int(parent: dict, key: str, where: str) -> None:

@@ -16,6 +16,7 @@ from srfer_plugin.train_loop.resume import (
     log_resume_notes,
     skip_trained_batches,
 )
+from srfer_plugin.train_loop.run_root import resolve_option_argument, rooted_options, run_root
 from srfer_plugin.utils.run_lock import FolderInUseError, acquire_folder
 
 
@@ -148,14 +149,19 @@ def record_dataset_keys(opt: dict) -> None:
 
 def _checked_parse_options(original: Callable) -> Callable:
     """BasicSR's ``parse_options``, then the option checks, then the output folder is taken: all before BasicSR
-    creates or renames anything."""
+    creates or renames anything. ``-opt srfer::NAME`` names a shipped file, and a run that BasicSR roots at its
+    install folder is rooted at the current one (:mod:`.run_root`)."""
 
     @functools.wraps(original)
     def parse_options(root_path: str, is_train: bool = True) -> tuple[dict, Any]:
+        sys.argv[:] = resolve_option_argument(sys.argv)
         opt_file = option_file_argument(sys.argv)
         if opt_file is not None and os.path.isfile(opt_file):
             check_option_file(opt_file)  # what parse_options itself would fail on obscurely
-        opt, args = original(root_path, is_train=is_train)
+        root = run_root(root_path)
+        opt, args = original(root, is_train=is_train)
+        if root != root_path:  # python -m basicsr.train of an installed BasicSR
+            opt = rooted_options(opt, root)
         check_options(opt, is_train)
         record_dataset_keys(opt)
         own_output_folder(opt)

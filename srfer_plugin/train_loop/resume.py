@@ -9,8 +9,10 @@ import torch
 from basicsr.data.data_sampler import EnlargedSampler
 
 from srfer_plugin.train_loop.resume_selection import (
+    FER_NETWORK,
     check_iterations_left,
     choose_auto_resume_state,
+    move_aside_newer_checkpoints,
     point_networks_at_state,
     read_training_state,
 )
@@ -28,8 +30,12 @@ def load_resume_state_any_device(opt: dict) -> dict | None:
     On top of BasicSR's: rank 0 first removes the temporary files of saves killed mid-write from ``models/`` and
     ``training_states/``; ``--auto_resume`` takes the newest state whose state and network files all load
     (:func:`~srfer_plugin.train_loop.resume_selection.choose_auto_resume_state`); the networks are pointed at the
-    state with a frozen classifier kept as the run started; a state with no iteration left is refused. What was
-    skipped or removed goes to ``opt['resume_notes']``, logged by :func:`log_resume_notes`.
+    state with a frozen classifier kept as the run started; a state with no iteration left is refused; rank 0 then
+    moves what the resumed run would save over (checkpoints of later iterations, damaged or not, and the earlier
+    run's ``*_latest.pth``) into ``experiments/<name>/superseded_<time>/``
+    (:func:`~srfer_plugin.train_loop.resume_selection.move_aside_newer_checkpoints`), for ``--auto_resume`` and
+    ``path.resume_state`` alike. What was skipped, removed or moved goes to ``opt['resume_notes']``, logged by
+    :func:`log_resume_notes`.
 
     Also records ``opt['resume_position']`` (``iter``, ``epoch``, ``iters_per_epoch`` of the state, or None) for
     the sampler and the seeded prefetcher, which BasicSR builds later from the same options.
@@ -66,12 +72,27 @@ def load_resume_state_any_device(opt: dict) -> dict | None:
     if finishing:
         notes.append(finishing)
     point_networks_at_state(opt, resume_state['iter'])
+    notes += move_aside_newer_checkpoints(opt, int(resume_state['iter']), files_read_on_resume(opt))
     opt[RESUME_POSITION_KEY] = {
         'iter': int(resume_state['iter']),
         'epoch': int(resume_state['epoch']),
         'iters_per_epoch': resume_state.get('iters_per_epoch'),
     }
     return resume_state
+
+
+def files_read_on_resume(opt: dict) -> list[str]:
+    """The files a resumed run reads: its training state, ``path.pretrain_network_*`` and ``network_fer.checkpoint``.
+
+    Args:
+        opt: The options, pointed at the state (:func:`load_resume_state_any_device`).
+
+    Returns:
+        The paths that are set.
+    """
+    paths = [value for key, value in opt['path'].items() if key == 'resume_state' or key.startswith('pretrain_')]
+    paths.append((opt.get(FER_NETWORK) or {}).get('checkpoint'))
+    return [path for path in paths if isinstance(path, str)]
 
 
 def remove_stale_temp_files_of_run(opt: dict) -> list[str]:

@@ -9,20 +9,30 @@ in ``path.ignore_resume_networks``. Here:
 * :func:`point_networks_at_state` runs ``check_resume`` and then keeps the classifier right: a frozen
   ``network_fer`` is never saved, so it is loaded from what the run was started with (``network_fer.checkpoint``
   or the original ``path.pretrain_network_fer``); a trained one always from its ``net_fer_<iter>.pth``;
-* :func:`check_iterations_left` refuses a state that is already at ``train.total_iter`` or past it.
+* :func:`check_iterations_left` refuses a state that is already at ``train.total_iter`` or past it;
+* :func:`move_aside_newer_checkpoints` keeps the checkpoints the resumed run would save over: every file of an
+  iteration after the resumed one (``models/<net>_<iter>.pth``, ``training_states/<iter>.state``; damaged or
+  not) and the earlier run's ``models/*_latest.pth`` go to ``experiments/<name>/superseded_<time>/``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+import shutil
+from collections.abc import Iterable, Mapping
 
 import torch
 from basicsr.utils import check_resume
+from basicsr.utils.misc import get_time_str
 
 from srfer_plugin.utils.checkpoint import CheckpointReadError, safe_load
 
 FER_NETWORK = 'network_fer'
+# Checkpoint names with an iteration: BasicSR's ``<net>_<iter>.pth`` (models/) and ``<iter>.state`` (training_states/).
+ITERATION_FILE = {'models': re.compile(r'.+_(\d+)\.pth'), 'training_states': re.compile(r'(\d+)\.state')}
+LATEST_FILE = re.compile(r'.+_latest\.pth')  # written once, when a run ends
+SUPERSEDED_PREFIX = 'superseded_'
 
 
 class ResumeStateError(ValueError):
@@ -103,6 +113,8 @@ def network_file_problem(opt: dict, resume_iter: int) -> str | None:
             return f'its network file {path} is missing'
         try:
             weights = safe_load(path)
+        except FileNotFoundError:
+            return f'its network file {path} is missing'
         except CheckpointReadError as err:
             return str(err)
         if not isinstance(weights, Mapping):
@@ -153,6 +165,9 @@ def choose_auto_resume_state(
     for _, path in candidates:
         try:
             state = read_training_state(path, device)
+        except FileNotFoundError:  # moved aside by rank 0 meanwhile (move_aside_newer_checkpoints)
+            notes.append(f'auto_resume: skipped {path}: it is gone')
+            continue
         except CheckpointReadError as err:
             notes.append(f'auto_resume: skipped {path}: the file is {err.problem}')
             continue
@@ -261,3 +276,76 @@ def check_iterations_left(opt: dict, state_path: str, resume_iter: int) -> str |
         'left to train. To train further, raise train.total_iter (in the option file, or with --force_yml '
         'train:total_iter=N) and resume again; to start over, run without --auto_resume and path.resume_state'
     )
+
+
+def newer_checkpoint_files(opt: dict, resume_iter: int) -> list[tuple[str, str]]:
+    """The files a run resumed at ``resume_iter`` would save over, as ``(folder key, file name)``.
+
+    These are the checkpoints of every later iteration in ``path.models`` and ``path.training_states`` (whatever
+    their network: ``net_g``, ``net_d``, ``net_fer``, ``net_g_ema``...), and the ``*_latest.pth`` files of
+    ``path.models``: a run writes those only when it ends, so they are the earlier run's finished networks, and the
+    resumed run writes its own (:func:`check_iterations_left` has refused a finished run at ``total_iter``).
+
+    Args:
+        opt: The run's options (``path.models``, ``path.training_states``).
+        resume_iter: The iteration the run resumes from.
+
+    Returns:
+        The files, ``models`` first, each folder in name order.
+    """
+    files = []
+    for key, pattern in ITERATION_FILE.items():
+        folder = opt['path'].get(key)
+        for name in sorted(os.listdir(folder)) if folder and os.path.isdir(folder) else []:
+            match = pattern.fullmatch(name)
+            later = match is not None and int(match.group(1)) > resume_iter
+            if (later or (key == 'models' and LATEST_FILE.fullmatch(name))) and os.path.isfile(
+                os.path.join(folder, name)
+            ):
+                files.append((key, name))
+    return files
+
+
+def move_aside_newer_checkpoints(opt: dict, resume_iter: int, keep: Iterable[str] = ()) -> list[str]:
+    """On rank 0, move what a run resumed at ``resume_iter`` would save over into ``superseded_<time>/``.
+
+    The files of :func:`newer_checkpoint_files` go to ``<experiments_root>/superseded_<time>/models/`` and
+    ``.../training_states/`` (same names), damaged or not: the resumed run saves at those iterations again, and a
+    file it did not write is never replaced. Files the run reads (``keep``) stay. Other ranks move nothing.
+
+    Args:
+        opt: The run's options (``rank``, ``path.experiments_root``, ``path.models``, ``path.training_states``).
+        resume_iter: The iteration the run resumes from.
+        keep: Files the resumed run reads (its state, networks, classifier): never moved.
+
+    Returns:
+        Notes for the log: which files moved where (none when nothing moved).
+    """
+    if opt.get('rank', 0) != 0:
+        return []
+    kept = {os.path.realpath(path) for path in keep if path}
+    files = [
+        (key, name)
+        for key, name in newer_checkpoint_files(opt, resume_iter)
+        if os.path.realpath(os.path.join(opt['path'][key], name)) not in kept
+    ]
+    if not files:
+        return []
+    root = opt['path'].get('experiments_root') or os.path.dirname(os.path.abspath(opt['path']['models']))
+    folder = base = os.path.join(root, SUPERSEDED_PREFIX + get_time_str())
+    n = 1
+    while os.path.lexists(folder):
+        folder, n = f'{base}_{n}', n + 1
+    notes = [
+        f'resuming from iteration {resume_iter}: moved {len(files)} checkpoint file(s) the resumed run would save '
+        f'over (later iterations, *_latest.pth of the earlier run) to {folder}; move them back to use them'
+    ]
+    for key in ('training_states', 'models'):  # states first: a move cut off halfway leaves no later state behind
+        names = [name for folder_key, name in files if folder_key == key]
+        if names:
+            os.makedirs(os.path.join(folder, key))
+        for name in names:
+            src, dst = os.path.join(opt['path'][key], name), os.path.join(folder, key, name)
+            shutil.move(src, dst)
+            notes.append(f'moved {src} to {dst}')
+    return notes

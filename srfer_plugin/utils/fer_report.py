@@ -1,6 +1,6 @@
 """Evaluation reports of ``srfer-test``: summary, per-class accuracy and confusion matrices.
 
-``write_fer_reports`` is called once per test set (by ``FERGuidance.write_test_reports``) and writes::
+``write_fer_reports`` is called once per test set (by ``SRFERModel.write_test_reports``) and writes::
 
     results/<name>/
       summary.csv                     one row per test set (rows of the sets tested before are kept)

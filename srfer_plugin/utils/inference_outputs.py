@@ -11,6 +11,11 @@
 - **Inert cells.** A text cell that a spreadsheet would run as a formula (first character ``=``, ``+``, ``-``,
   ``@``, tab or carriage return) is prefixed with a single quote, as OWASP advises against CSV injection
   (``=HYPERLINK(...).png`` is written ``'=HYPERLINK(...).png``). Numbers are written as numbers.
+- **Inputs are never written over.** :func:`sr_output_name` keeps every SR image inside ``OUT/sr``: an input's
+  relative path is normalised, and one that would still lead out of the folder (``..`` after a glob wildcard:
+  ``in/*/../../photos/p.png``) is flattened to its file name (as Real-ESRGAN names its outputs), with ``_1``,
+  ``_2``... for a name already taken. :func:`write_new_file` then writes only a file that does not exist yet
+  (exclusive create, which refuses symbolic links too), inside the folder and at no input's path.
 - **Earlier runs are kept.** :func:`archive_earlier_outputs` moves the outputs of an earlier run in the output
   folder (``predictions.csv``, ``skipped.csv``, their ``.partial`` files and ``sr/``) together into
   ``archived_<time>/`` inside it, with BasicSR's time stamp (``mkdir_and_rename`` archives a folder the same
@@ -22,9 +27,14 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+import cv2
 from basicsr.utils.misc import get_time_str
+
+if TYPE_CHECKING:
+    from srfer_plugin.infer import InputImage
+    from srfer_plugin.predictor import ImagePrediction
 
 PARTIAL_SUFFIX = '.partial'
 SR_FOLDER = 'sr'
@@ -92,6 +102,107 @@ def prediction_fields(class_names: Sequence[str] | None) -> list[str]:
     if class_names is not None:
         fields += ['label', 'label_index', 'confidence'] + [f'prob_{name}' for name in class_names]
     return fields
+
+
+def sr_output_name(rel: str, used: set[str]) -> str:
+    """The path of an input's SR image relative to ``OUT/sr``: its relative path with ``.png``, never leaving it.
+
+    Args:
+        rel: The input's path relative to its folder or glob base (undecodable bytes become ``\\xHH``).
+        used: The names given so far; the new name is added.
+
+    Returns:
+        ``rel`` normalised (``a/./b/../c.png`` -> ``a/c.png``) with the extension ``.png``; its file name alone when
+        it would leave the folder (``../../photos/p.png`` -> ``p.png``) or is absolute; ``_1``, ``_2``... before the
+        extension when the name is taken.
+    """
+    rel = os.path.normpath(printable_text(rel))
+    if os.path.isabs(rel) or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        rel = os.path.basename(rel)
+    stem = os.path.splitext(rel)[0]
+    if not stem or stem in (os.curdir, os.pardir):
+        stem = 'image'
+    out, n = f'{stem}.png', 1
+    while out in used:
+        out, n = f'{stem}_{n}.png', n + 1
+    used.add(out)
+    return out
+
+
+def write_new_file(folder: str, rel: str, data: bytes, protected: Iterable[str] = ()) -> str:
+    """Write ``data`` to a new file ``folder/rel``; never over an existing file, never outside ``folder``.
+
+    Args:
+        folder: The folder the file must lie in (``OUT/sr``); created when missing.
+        rel: The file's path relative to ``folder``.
+        data: The bytes.
+        protected: Real paths (``os.path.realpath``) that must not be written (the inputs).
+
+    Returns:
+        The path written.
+
+    Raises:
+        OSError: The path would lie outside ``folder`` (lexically or through a symbolic link), is a protected path,
+            or already exists (a file, a link, a hard link of an input: nothing is overwritten).
+    """
+    path = os.path.join(folder, rel)
+    outside = OSError(f'{printable_text(path)!r} lies outside {printable_text(folder)!r}: not written')
+    if os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == os.pardir:
+        raise outside
+    os.makedirs(os.path.dirname(path) or folder, exist_ok=True)
+    root, parent = os.path.realpath(folder), os.path.realpath(os.path.dirname(path) or folder)
+    if parent != root and not parent.startswith(root + os.sep):
+        raise outside
+    if os.path.join(parent, os.path.basename(path)) in set(protected):
+        raise OSError(f'{printable_text(path)!r} is an input file: not overwritten')
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
+    except FileExistsError as err:
+        raise OSError(f'{printable_text(path)!r} already exists: not overwritten') from err
+    with os.fdopen(fd, 'wb') as f:
+        f.write(data)
+    return path
+
+
+def save_result(
+    item: InputImage,
+    result: ImagePrediction,
+    out_dir: str,
+    scale: int,
+    class_names: Sequence[str] | None,
+    inputs: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Write one input's SR image to ``out_dir/sr/<item.rel_out>`` (:func:`write_new_file`) and return its row.
+
+    Args:
+        item: The input (``index``, ``path``, ``rel_out``).
+        result: Its SR image and predictions.
+        out_dir: The output folder.
+        scale: The SR factor (the row's ``width`` and ``height`` are the LR size).
+        class_names: The classifier's class names (None: SR only).
+        inputs: Real paths of every input of the run (never written).
+
+    Returns:
+        The ``predictions.csv`` row, with ``_index`` for the input order.
+
+    Raises:
+        OSError: The SR image cannot be encoded or written (see :func:`write_new_file`).
+    """
+    ok, buf = cv2.imencode('.png', result.sr)
+    if not ok:
+        raise OSError(f'cannot encode the SR image of {printable_text(item.path)!r}')
+    write_new_file(os.path.join(out_dir, SR_FOLDER), item.rel_out, buf.tobytes(), inputs)
+    row: dict[str, Any] = {
+        '_index': item.index,
+        'file': item.path,
+        'sr_file': os.path.join(SR_FOLDER, item.rel_out),
+        'width': result.sr.shape[1] // scale,
+        'height': result.sr.shape[0] // scale,
+    }
+    if result.probs is not None:
+        row.update(label=result.label_name, label_index=result.label, confidence=result.confidence)
+        row.update({f'prob_{name}': float(p) for name, p in zip(class_names or [], result.probs)})
+    return row
 
 
 class RowByRowCSV:

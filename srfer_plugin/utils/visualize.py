@@ -1,6 +1,6 @@
 """Pictures of the FER classifier's attention: heat maps of each stage overlaid on faces, one row per image kind.
 
-Used by ``scripts/visualize_attention.py`` and the demo. The maps are :func:`attention_map` of the consistency
+Used by ``srfer visualize-attention`` and the demo. The maps are :func:`attention_map` of the consistency
 loss (channel mean of ``|F|^p``, L2-normalised), reshaped to the stage's grid, upsampled bilinearly to the image
 size and, for display only, min-max scaled to [0, 1] per map.
 

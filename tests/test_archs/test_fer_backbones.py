@@ -238,7 +238,6 @@ def test_recipe_classifiers_build_with_their_stage_weights(recipe):
     with open(recipe, encoding='utf-8') as f:
         opt = yaml.safe_load(f)
     fer_opt = {k: v for k, v in opt['network_fer'].items() if k not in ('type', 'checkpoint')}
-    fer_opt['config'] = os.path.join(REPO_ROOT, fer_opt['config'])
     fer = MMPretrainFER(**fer_opt)
     assert len(fer.taps) >= 2 and fer.num_classes == 7
     weights = (opt['train'].get('attention_opt') or {}).get('stage_weights')

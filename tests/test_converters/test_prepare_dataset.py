@@ -391,6 +391,22 @@ def test_ckplus_48x48_class_folders(tmp_path):
     assert _bad_sources(result) == 'happy/noSubject.png: cannot parse the subject id from the file name'
 
 
+@pytest.mark.parametrize(
+    ('options', 'flag'),
+    [
+        (ReaderOptions(ckplus_neutral_first=True), '--ckplus-neutral-first'),
+        (ReaderOptions(ckplus_last_frames=1), '--ckplus-last-frames 1'),
+    ],
+)
+def test_ckplus_48x48_refuses_options_only_the_tree_can_honour(tmp_path, options, flag):
+    src = tmp_path / 'ck48'
+    _img(str(src / 'happy' / 'S011_006_00000013.png'), (48, 48))
+    dst = tmp_path / 'out'
+    with pytest.raises(PrepareError, match=f'^{flag} needs the original CK\\+ tree.*48x48 class-folder variant'):
+        prepare_dataset('ckplus', str(src), str(dst), size=SIZE, split='all:test', options=options, progress=False)
+    assert not dst.exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -468,11 +484,12 @@ def test_imagefolder_split_folders_default_to_official(tmp_path):
 def test_parse_split_spec():
     assert parse_split_spec('official') == SplitSpec('official')
     assert parse_split_spec('all:test') == SplitSpec('all', (('test', 1.0),))
-    spec = parse_split_spec('subject:8,1,1')
+    spec = parse_split_spec('subject:0.8,0.1,0.1')
     assert [n for n, _ in spec.ratios] == ['train', 'val', 'test'] and spec.ratios[0][1] == pytest.approx(0.8)
     assert [n for n, _ in parse_split_spec('random:0.9,0.1').ratios] == ['train', 'test']
-    assert parse_split_spec('random:train=3,val=1').ratios == (('train', 0.75), ('val', 0.25))
-    for bad in ('nope', 'subject', 'subject:1', 'random:a,b', 'random:train=1,0.5', 'subject:-1,2,0'):
+    assert parse_split_spec('random:train=0.75,val=0.25').ratios == (('train', 0.75), ('val', 0.25))
+    bad_specs = ('nope', 'subject', 'subject:1', 'random:a,b', 'random:train=1,0.5', 'subject:-1,2,0')
+    for bad in (*bad_specs, 'random:0.1,0.1', 'subject:8,1,1'):
         with pytest.raises(PrepareError):
             parse_split_spec(bad)
 

@@ -314,3 +314,75 @@ def test_check_reports_each_path_in_order(tmp_path):
     bad = {rel: c.problem for rel, c in zip(rel_paths + ['train/none.png'], checks) if not c.ok}
     assert set(bad) == {EMPTY, TRUNCATED, NOT_AN_IMAGE, 'train/none.png'}
     assert checks[-1].missing and all((c.height, c.width) == (32, 32) for c in checks if c.ok)
+
+
+def test_batched_set_of_mixed_sizes_is_refused_at_build_listing_the_odd_files(tmp_path):
+    root = make_tiny_fer_dataset(str(tmp_path / 'data'))
+    odd = [TRUNCATED, NOT_AN_IMAGE]
+    for rel_path in odd:  # 48 divides by scale 4: only the batch could fail on them, at a random step
+        cv2.imwrite(os.path.join(root, rel_path), np.zeros((48, 48, 3), np.uint8))
+    opt = model_options(root, str(tmp_path / 'exp'))  # train: batch_size_per_gpu 4, no gt_size
+    with pytest.raises(ValueError) as caught:
+        build_train_val(opt)
+    message = str(caught.value)
+    assert message.startswith('datasets.train (name: tiny_fer_train): 2 of 12 HR image(s) are not 32x32'), message
+    assert 'datasets.train.gt_size' in message and 'datasets.train.batch_size_per_gpu: 4' in message
+    for rel_path in odd:
+        assert f"{os.path.join(root, rel_path)}' is 48x48" in message, message
+    # A size is not a bad image: skip does not hide it.
+    with pytest.raises(ValueError, match=r'2 of 12 HR image\(s\) are not 32x32'):
+        build_dataset(dataset_opt(root, batch_size_per_gpu=2, bad_images='skip'))
+    assert len(build_dataset(dataset_opt(root, batch_size_per_gpu=2, gt_size=32))) == 12
+    assert len(build_dataset(dataset_opt(root, batch_size_per_gpu=1))) == 12  # never stacked
+
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='named pipes are POSIX only')
+def test_fifo_named_like_an_image_is_a_bad_image_not_a_hang(tmp_path):
+    import threading
+
+    root = make_tiny_fer_dataset(str(tmp_path / 'data'))
+    fifo = os.path.join(root, NOT_AN_IMAGE)
+    os.remove(fifo)
+    os.mkfifo(fifo)
+    outcome: dict = {}
+
+    def build(**overrides) -> None:
+        try:
+            outcome['dataset'] = build_dataset(dataset_opt(root, **overrides))
+        except Exception as err:  # noqa: BLE001 (inspected below)
+            outcome['error'] = err
+
+    for overrides in ({}, {'bad_images': 'skip'}):
+        outcome.clear()
+        worker = threading.Thread(target=build, kwargs=overrides, daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+        if worker.is_alive():  # a reader is blocked in open(): a writer that closes at once lets it go
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            worker.join(timeout=30)
+            pytest.fail('building the dataset hung on the FIFO')
+        if overrides:
+            assert len(outcome['dataset']) == 11 and [b.path for b in outcome['dataset'].left_out] == [fifo]
+        else:
+            assert isinstance(outcome.get('error'), BadImagesError), outcome
+            assert f'unreadable image {fifo!r}: not a regular file: a FIFO' in str(outcome['error'])
+
+
+def test_image_rewritten_in_place_with_its_mtime_restored_is_checked_again(tmp_path, monkeypatch):
+    root = make_tiny_fer_dataset(str(tmp_path / 'data'))
+    assert len(build_dataset(dataset_opt(root))) == 12  # every verdict cached
+    decoded: list[int] = []
+    real_inspect = image_check.inspect_image_bytes
+    monkeypatch.setattr(image_check, 'inspect_image_bytes', lambda data: decoded.append(1) or real_inspect(data))
+
+    path = os.path.join(root, TRUNCATED)
+    st = os.stat(path)
+    with open(path, 'r+b') as f:  # corrupted in place, same size, then the mtime put back (cp -p, rsync -a, tar x)
+        f.write(b'\0' * st.st_size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    with pytest.raises(BadImagesError, match=r'sad_002\.png.*not an image'):
+        build_dataset(dataset_opt(root))
+    assert len(decoded) == 1  # the other 11 still come from the cache

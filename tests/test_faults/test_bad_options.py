@@ -60,6 +60,25 @@ BAD_VALUES = [
     ('logger.print_freq', 0, 'logger.print_freq must be a whole number > 0; got 0'),
     ('logger.save_checkpoint_freq', 2.5, 'logger.save_checkpoint_freq must be a whole number > 0; got 2.5'),
     ('val.val_freq', 0, 'val.val_freq must be a whole number > 0; got 0'),
+    ('name', '../mydata', 'name must be one plain folder name'),
+    ('name', '/tmp/mydataset', 'name must be one plain folder name'),
+    ('name', '.lk.lock', 'name must be one plain folder name'),
+    (
+        'train.scheduler.milestones',
+        ['abc'],
+        "train.scheduler.milestones must be a list of whole numbers > 0 (iterations); got ['abc']",
+    ),
+    ('train.scheduler.gamma', -1, 'train.scheduler.gamma must be a number > 0; got -1'),
+    ('train.warmup_iter', 'abc', "train.warmup_iter must be a whole number (-1 for none); got 'abc'"),
+    ('train.ema_decay', 1.5, 'train.ema_decay must be a number in [0, 1) (0 = no EMA); got 1.5'),
+    ('train.optim_g.betas', [0.9], 'train.optim_g.betas must be two numbers in [0, 1), e.g. [0.9, 0.99]; got [0.9]'),
+    ('datasets.train.gt_size', 0, 'datasets.train.gt_size must be a whole number > 0; got 0'),
+    (
+        'datasets.train.dataset_enlarge_ratio',
+        'x',
+        "datasets.train.dataset_enlarge_ratio must be a whole number > 0; got 'x'",
+    ),
+    ('datasets.train.use_hflip', 'false', "datasets.train.use_hflip must be true or false; got 'false'"),
 ]
 
 
@@ -148,3 +167,16 @@ def test_loss_classes_refuse_bad_values_when_built_directly():
         with pytest.raises(ValueError, match=f'{loss_class.__name__}: loss_weight must be a number >= 0; got -0.5'):
             loss_class(loss_weight=-0.5)
     assert AttentionConsistencyLoss(loss_weight=0, p=0.5).p == 0.5
+
+
+def test_scheduler_iterations_that_yaml_reads_as_strings_become_numbers(tiny_fer_root):
+    """``milestones: [2e5]`` is a string to YAML 1.1, which MultiStepLR would never reach: it becomes 200000."""
+    from srfer_plugin.train_loop.option_checks import check_options
+
+    opt = tiny_train_options(tiny_fer_root, name=NAME)
+    opt['train']['scheduler'] = {'type': 'MultiStepLR', 'milestones': ['2e5', 400000], 'gamma': '5e-1'}
+    opt['train']['optim_g']['betas'] = ['9e-1', 0.99]
+    check_options(opt, is_train=True)
+    assert opt['train']['scheduler']['milestones'] == [200000, 400000]
+    assert opt['train']['scheduler']['gamma'] == 0.5
+    assert opt['train']['optim_g']['betas'] == [0.9, 0.99]

@@ -1,13 +1,16 @@
-"""srfer-infer under faults: odd file names, formula-like names, a crash mid-run, an earlier run, a second process."""
+"""srfer-infer under faults: odd file names, formula-like names, a crash mid-run, an earlier run, a second process,
+globs whose ``..`` would lead outside the output folder, FIFOs among the inputs."""
 
 from __future__ import annotations
 
 import csv
 import glob
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -18,7 +21,7 @@ from fer_fixtures import TINY_CLASSES
 from srfer_plugin import infer
 from srfer_plugin.predictor import SRFERPredictor
 from srfer_plugin.utils import run_lock
-from srfer_plugin.utils.inference_outputs import inert_cell, printable_text
+from srfer_plugin.utils.inference_outputs import inert_cell, printable_text, sr_output_name, write_new_file
 
 CORRUPT_PNG = b'\x89PNG\r\n\x1a\n not really'
 
@@ -188,3 +191,87 @@ def test_second_process_on_the_same_output_folder_stops(opt_path, tmp_path, caps
     assert 'in use by a running process' in err and repr(str(out)) in err
     assert os.listdir(out) == ['predictions.csv']
     assert (out / 'predictions.csv').read_text(encoding='utf-8') == 'file\nearlier run\n'
+
+
+class _StillRunning(BaseException):
+    """Raised by :func:`_fails_after` (a BaseException: ``except Exception`` in the code under test lets it pass)."""
+
+
+@contextmanager
+def _fails_after(seconds: int):
+    """Stop the block after ``seconds`` (a blocking open() is interrupted, not waited on forever)."""
+
+    def on_alarm(signum, frame):
+        raise _StillRunning(f'still running after {seconds} s')
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_glob_with_dotdot_after_a_wildcard_never_writes_over_its_input(opt_path, tmp_path, monkeypatch):
+    """``in/a/*/../../../photos/*.png``: the path relative to the glob base is ``../../photos/p.png``; the SR image
+    must stay inside ``OUT/sr`` (under the file's name) and the input must be left as it was."""
+    (tmp_path / 'in' / 'a' / 'x').mkdir(parents=True)
+    (tmp_path / 'photos').mkdir()
+    photo = tmp_path / 'photos' / 'p.png'
+    _face(str(photo), 7)
+    original = photo.read_bytes()
+    monkeypatch.chdir(tmp_path)
+
+    assert infer.main(_argv('in/a/*/../../../photos/*.png', 'out', opt_path)) == 0
+    assert photo.read_bytes() == original, 'the input image was overwritten by its SR image'
+    assert os.listdir(tmp_path / 'photos') == ['p.png'] and os.listdir(tmp_path / 'in' / 'a') == ['x']
+    (row,) = _rows(str(tmp_path / 'out' / 'predictions.csv'))
+    assert row['sr_file'] == os.path.join('sr', 'p.png')
+    assert cv2.imread(str(tmp_path / 'out' / 'sr' / 'p.png')).shape == (32, 32, 3)
+
+
+def test_sr_names_stay_inside_the_sr_folder_and_are_unique():
+    used: set[str] = set()
+    names = [
+        sr_output_name(rel, used)
+        for rel in ('../../photos/p.png', 'p.jpg', 'a/./b/../c.png', '/abs/q.png', 'sub/../../r.png', 'a/c.png')
+    ]
+    assert names == ['p.png', 'p_1.png', 'a/c.png', 'q.png', 'r.png', 'a/c_1.png']
+
+
+def test_sr_image_is_never_written_over_an_existing_file_or_outside_its_folder(tmp_path):
+    """The last guard before a write: a target that exists (an input, hard-linked or not) or leaves the folder."""
+    sr_folder = tmp_path / 'out' / 'sr'
+    sr_folder.mkdir(parents=True)
+    victim = tmp_path / 'photo.png'
+    victim.write_bytes(b'input image')
+    os.link(victim, sr_folder / 'linked.png')
+    os.symlink(victim, sr_folder / 'symlinked.png')
+    for rel in ('linked.png', 'symlinked.png', '../../photo.png'):
+        with pytest.raises(OSError, match=r'not overwritten|outside'):
+            write_new_file(str(sr_folder), rel, b'SR image', {str(victim.resolve())})
+    assert victim.read_bytes() == b'input image'
+    write_new_file(str(sr_folder), 'sub/new.png', b'SR image', {str(victim.resolve())})
+    assert (sr_folder / 'sub' / 'new.png').read_bytes() == b'SR image'
+
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='no FIFOs on this system')
+def test_fifo_among_the_inputs_is_skipped_not_waited_on(opt_path, tmp_path, capsys):
+    """A FIFO named ``*.png`` (no writer) would block open() forever: it is skipped with a reason, like a bad image."""
+    inputs = tmp_path / 'inputs'
+    inputs.mkdir()
+    _face(str(inputs / 'a.png'))
+    os.mkfifo(inputs / 'pipe.png')
+    out = str(tmp_path / 'out')
+
+    with _fails_after(30):
+        assert infer.main(_argv(str(inputs), out, opt_path)) == 0
+        assert infer.main(_argv(str(inputs / '*.png'), out, opt_path)) == 0  # a glob match reports it too
+        assert infer.main(_argv(str(inputs / 'pipe.png'), out, opt_path)) == 1  # and so does the FIFO given alone
+    assert 'Processed 1 image(s)' in capsys.readouterr().out
+    assert [os.path.basename(r['file']) for r in _rows(os.path.join(out, 'predictions.csv'))] == []
+    for csv_path in [*glob.glob(os.path.join(out, 'archived_*', 'skipped.csv')), os.path.join(out, 'skipped.csv')]:
+        (skipped,) = _rows(csv_path)
+        assert skipped['file'] == str(inputs / 'pipe.png') and 'not a regular file (a FIFO' in skipped['reason']
+    assert len(glob.glob(os.path.join(out, 'archived_*', 'skipped.csv'))) == 2

@@ -9,7 +9,7 @@ import pytest
 from basicsr.data import build_dataset
 from fer_fixtures import make_tiny_fer_dataset
 
-from srfer_plugin.data.fer_layout import read_meta_info
+from srfer_plugin.data.fer_layout import read_classes, read_meta_info
 
 
 @pytest.fixture
@@ -95,3 +95,36 @@ def test_every_bad_line_is_reported_at_once(tmp_path):
     assert message.startswith(f'meta_info_file {meta!r} has 5 bad lines')
     for line_no in (1, 2, 4, 5, 6):
         assert f'{meta}:{line_no}: ' in message
+
+
+def test_latin1_meta_info_names_the_file_and_line(tmp_path, data_and_outside):
+    root, _ = data_and_outside
+    meta = tmp_path / 'meta.txt'
+    meta.write_bytes('train/happy/happy_000.png 1\ntrain/sad/caf\xe9.png 2\n'.encode('latin-1'))
+    with pytest.raises(ValueError, match=re.escape(f'{meta}:2: meta_info_file is not UTF-8 (byte 0xe9')):
+        build(root, str(meta))
+
+
+def test_utf8_bom_is_ignored_in_meta_info_and_classes(tmp_path, data_and_outside):
+    root, _ = data_and_outside
+    meta = tmp_path / 'meta.txt'
+    meta.write_bytes(b'\xef\xbb\xbftrain/happy/happy_000.png 1\r\ntrain/sad/sad_000.png 2\r\n')  # Notepad's UTF-8
+    classes = os.path.join(root, 'classes.txt')
+    with open(classes, 'rb') as f:
+        names = f.read()
+    with open(classes, 'wb') as f:
+        f.write(b'\xef\xbb\xbf' + names)
+    ds = build(root, str(meta))
+    assert len(ds) == 2 and ds.classes == ['neutral', 'happy', 'sad', 'surprise']
+    assert [p for p, _ in read_meta_info(str(meta))] == ['train/happy/happy_000.png', 'train/sad/sad_000.png']
+
+
+def test_classes_file_that_is_not_utf8_names_the_file_and_line(tmp_path, data_and_outside):
+    root, _ = data_and_outside
+    classes = os.path.join(root, 'classes.txt')
+    with open(classes, 'wb') as f:
+        f.write('neutral\nhappy\nsad\nsurpris\xe9\n'.encode('latin-1'))
+    with pytest.raises(ValueError, match=re.escape(f'{classes}:4: classes file is not UTF-8')):
+        read_classes(classes)
+    with pytest.raises(ValueError, match=re.escape(f'{classes}:4: classes file is not UTF-8')):
+        build(root, os.path.join(root, 'meta_info_train.txt'))

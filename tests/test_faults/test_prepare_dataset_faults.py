@@ -364,3 +364,112 @@ def test_read_only_parent_builds_inside_dst(tmp_path, monkeypatch):
         'test',
     ]
     assert not _leftovers(dst)  # nor beside it
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A folder is the converter's only if a conversion wrote it; files it did not write are never deleted.
+
+
+def test_a_user_folder_named_like_a_split_this_run_does_not_write_is_kept(tmp_path, capsys):
+    src = _faces(tmp_path / 'faces')
+    dst = tmp_path / 'out'
+    (dst / 'test').mkdir(parents=True)
+    (dst / 'test' / 'notes.txt').write_text('notes\n')
+
+    # Not a prepared dataset (no meta_info_test.txt, no report): nothing to refuse, and --overwrite keeps it.
+    for extra in ((), ('--overwrite',)):
+        assert _cli().main(_argv(src, str(dst), '--split', 'all:train', *extra)) == 0, capsys.readouterr().err
+        assert (dst / 'test' / 'notes.txt').read_text() == 'notes\n'
+        assert sorted(os.listdir(dst / 'test')) == ['notes.txt']
+        assert len(read_meta_info(str(dst / 'meta_info_train.txt'))) == 12
+
+
+def test_a_user_folder_named_like_the_split_being_written_is_refused(tmp_path, capsys):
+    src = _faces(tmp_path / 'faces')
+    dst = tmp_path / 'out'
+    (dst / 'train').mkdir(parents=True)
+    (dst / 'train' / 'mystuff.txt').write_text('mine\n')
+    before = _tree_hashes(dst)
+
+    for extra in ((), ('--overwrite',)):
+        assert _cli().main(_argv(src, str(dst), '--split', 'all:train', *extra)) == 2
+        err = capsys.readouterr().err
+        assert str(dst / 'train') in err and 'no conversion wrote' in err, err
+        assert _tree_hashes(dst) == before
+    assert not _leftovers(dst)
+
+
+def _add_by_hand(dst: Path, case: str) -> list[str]:
+    """Put files the earlier conversion did not write into its folders; returns their paths relative to ``dst``."""
+    if case == 'notes_in_split':
+        (dst / 'train' / 'mystuff.txt').write_text('mine\n')
+        return ['train/mystuff.txt']
+    if case == 'image_added_by_hand':
+        _image(dst / 'test' / 'happy' / 'my_face.png', 99)
+        return ['test/happy/my_face.png']
+    if case == 'meta_info_line_removed':  # the user dropped an image from the list; the file is still there
+        lines = (dst / 'meta_info_val.txt').read_text().splitlines(keepends=True)
+        (dst / 'meta_info_val.txt').write_text(''.join(lines[1:]))
+        return [lines[0].rsplit(maxsplit=1)[0]]
+    if case == 'meta_info_missing':  # the report still lists test/, but nothing says which files are the converter's
+        (dst / 'meta_info_test.txt').unlink()
+        return sorted(str(p.relative_to(dst)).replace(os.sep, '/') for p in (dst / 'test').rglob('*') if p.is_file())
+    (dst / 'lmdb' / 'notes.txt').write_text('mine\n')  # lmdb_notes
+    return ['lmdb/notes.txt']
+
+
+@pytest.mark.parametrize(
+    'case', ['notes_in_split', 'image_added_by_hand', 'meta_info_line_removed', 'meta_info_missing', 'lmdb_notes']
+)
+def test_overwrite_refuses_to_delete_files_the_earlier_conversion_did_not_write(tmp_path, case):
+    src = _faces(tmp_path / 'faces')
+    dst = tmp_path / 'out'
+    prepare_dataset('imagefolder', src, str(dst), size=SIZE, lmdb=case == 'lmdb_notes', progress=False)
+    extra = _add_by_hand(dst, case)
+    before = _tree_hashes(dst)
+
+    with pytest.raises(PrepareError) as caught:
+        prepare_dataset('imagefolder', src, str(dst), size=SIZE, split='all:test', overwrite=True, progress=False)
+
+    message = str(caught.value)
+    assert f'{len(extra)} file(s)' in message and 'nothing was written or deleted' in message, message
+    for rel in extra:
+        assert rel in message, message
+    if case == 'meta_info_missing':
+        assert 'meta_info_test.txt is missing' in message
+    assert _tree_hashes(dst) == before
+    assert not _leftovers(dst) and not _leftovers(dst, 'replaced')
+
+
+def test_a_file_added_while_converting_stops_the_swap(tmp_path, monkeypatch):
+    import srfer_plugin.converters.pipeline as pipeline
+
+    src, dst, _ = _earlier_output(tmp_path)
+    real_write = pipeline.write_dataset
+
+    def write_while_user_adds_a_file(*args, **kwargs):
+        (Path(dst) / 'train' / 'late.txt').write_text('added during the run\n')
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, 'write_dataset', write_while_user_adds_a_file)
+    with pytest.raises(PrepareError, match=r'(?s)1 file\(s\).*train/late\.txt.*nothing was written or deleted'):
+        prepare_dataset('imagefolder', src, dst, size=SIZE + 4, overwrite=True, progress=False)
+    assert (Path(dst) / 'train' / 'late.txt').read_text() == 'added during the run\n'
+    assert len(read_meta_info(os.path.join(dst, 'meta_info_train.txt'))) == 4
+    assert cv2.imread(os.path.join(dst, 'train', 'angry', '1.png')).shape[:2] == (SIZE, SIZE)  # the earlier output
+    assert not _leftovers(dst) and not _leftovers(dst, 'replaced')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('spec', ['random:0.1,0.1', 'random:0.5,0.6', 'subject:train=0.5,val=0.2,test=0.2'])
+def test_split_fractions_that_do_not_sum_to_one_are_refused(tmp_path, capsys, spec):
+    src = _faces(tmp_path / 'faces')
+    dst = tmp_path / 'out'
+
+    assert _cli().main(_argv(src, str(dst), '--split', spec)) == 2
+
+    err = capsys.readouterr().err
+    assert f'--split {spec!r}' in err and 'not 1' in err, err
+    assert not dst.exists()

@@ -1,8 +1,10 @@
-"""Resume under faults: damaged newest checkpoints, stale temporary files, nothing left to train, the classifier."""
+"""Resume under faults: damaged newest checkpoints, stale temporary files, nothing left to train, the classifier,
+checkpoints the resumed run would save over."""
 
 from __future__ import annotations
 
 import copy
+import glob
 import os
 import subprocess
 
@@ -83,7 +85,9 @@ def test_auto_resume_takes_the_previous_state_when_the_newest_is_damaged(run_opt
     assert state['iter'] == 2 and run_options['resume_position']['iter'] == 2
     assert run_options['path']['resume_state'].endswith(os.path.join('training_states', '2.state'))
     assert run_options['path']['pretrain_network_g'].endswith(os.path.join('models', 'net_g_2.pth'))
-    assert os.path.getsize(damaged_path) == size, 'a damaged file is skipped, never deleted or changed'
+    (superseded,) = glob.glob(os.path.join(run_options['path']['experiments_root'], 'superseded_*'))
+    moved = os.path.join(superseded, damaged)
+    assert os.path.getsize(moved) == size, 'a damaged file is skipped and moved aside, never deleted or changed'
     skipped = [m for m in _logged(run_options) if 'skipped' in m]
     assert len(skipped) == 1 and damaged_path in skipped[0] and word in skipped[0], skipped
 
@@ -123,6 +127,66 @@ def test_auto_resume_without_a_readable_state_fails_naming_every_file(run_option
         load_resume_state_any_device(run_options)
     assert all(state in str(err.value) for state in states) and 'empty' in str(err.value)
     assert isinstance(err.value, resume_selection.ResumeStateError)
+
+
+# ------------------------------------------------------------------------- what the resumed run would save over
+def _checkpoint_bytes(opt: dict) -> dict[str, bytes]:
+    """``{'models/net_g_2.pth': bytes, 'training_states/2.state': bytes, ...}`` of the run's checkpoints."""
+    root = opt['path']['experiments_root']
+    files = glob.glob(os.path.join(root, 'models', '*')) + glob.glob(os.path.join(root, 'training_states', '*'))
+    return {os.path.relpath(path, root): open(path, 'rb').read() for path in files}
+
+
+def test_auto_resume_moves_aside_the_later_checkpoints_it_would_save_over(run_options):
+    """States 2, 4, 6 with 6 damaged: the run resumes from 4 and will save at 6 again; the files of 6 (damaged or
+    not) go to ``superseded_<time>/`` byte-identical before that, and nothing of iteration 2 or 4 moves."""
+    for it in (2, 4, 6):
+        _save_checkpoint(run_options, it, ('g', 'd'))
+    _cut(os.path.join(run_options['path']['training_states'], '6.state'), 0.0)
+    before = _checkpoint_bytes(run_options)
+    root = run_options['path']['experiments_root']
+
+    assert load_resume_state_any_device(run_options)['iter'] == 4
+
+    (superseded,) = glob.glob(os.path.join(root, 'superseded_*'))
+    later = {'models/net_d_6.pth', 'models/net_g_6.pth', 'training_states/6.state'}
+    assert {os.path.relpath(p, superseded) for p in glob.glob(os.path.join(superseded, '*', '*'))} == later
+    assert all(open(os.path.join(superseded, rel), 'rb').read() == before[rel] for rel in later)
+    assert _checkpoint_bytes(run_options) == {rel: data for rel, data in before.items() if rel not in later}
+    logged = _logged(run_options)
+    for rel in later:
+        assert f'moved {os.path.join(root, rel)} to {os.path.join(superseded, rel)}' in logged, logged
+    assert any('resuming from iteration 4: moved 3 checkpoint file(s)' in m and superseded in m for m in logged)
+
+
+def test_explicit_resume_state_moves_aside_later_and_latest_checkpoints_on_rank_0_only(run_options):
+    """``path.resume_state`` at 4 of a run that went on to 6 and finished: 6 and the earlier run's
+    ``net_g_latest.pth`` (finished work the resumed run would replace at its end) move; files it reads stay."""
+    for it in (2, 4, 6):
+        _save_checkpoint(run_options, it)
+    models = run_options['path']['models']
+    for name in ('net_g_latest.pth', 'net_fer_latest.pth'):
+        atomic_torch_save({'params': {'w': torch.zeros(2)}}, os.path.join(models, name))
+    run_options['path']['pretrain_network_fer'] = os.path.join(models, 'net_fer_latest.pth')  # the run reads it
+    run_options['train']['total_iter'] = 8
+    run_options.update(auto_resume=False)
+    run_options['path']['resume_state'] = os.path.join(run_options['path']['training_states'], '4.state')
+    before = _checkpoint_bytes(run_options)
+    root = run_options['path']['experiments_root']
+
+    other_rank = dict(copy.deepcopy(run_options), rank=1)
+    assert load_resume_state_any_device(other_rank)['iter'] == 4
+    assert _checkpoint_bytes(run_options) == before and not glob.glob(os.path.join(root, 'superseded_*'))
+
+    assert load_resume_state_any_device(run_options)['iter'] == 4
+    (superseded,) = glob.glob(os.path.join(root, 'superseded_*'))
+    later = {'models/net_g_6.pth', 'models/net_g_latest.pth', 'training_states/6.state'}
+    assert {os.path.relpath(p, superseded) for p in glob.glob(os.path.join(superseded, '*', '*'))} == later
+    assert all(open(os.path.join(superseded, rel), 'rb').read() == before[rel] for rel in later)
+    assert _checkpoint_bytes(run_options) == {rel: data for rel, data in before.items() if rel not in later}
+
+    assert load_resume_state_any_device(copy.deepcopy(run_options))['iter'] == 4  # nothing left to move
+    assert len(glob.glob(os.path.join(root, 'superseded_*'))) == 1
 
 
 # --------------------------------------------------------------------------------------- stale temporary files

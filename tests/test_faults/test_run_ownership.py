@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from fer_fixtures import REPO_ROOT, load_options, tiny_train_options, write_options
+from fer_fixtures import load_options, tiny_train_options, write_options
 from training_runs import logged_losses, train_env
 
 from srfer_plugin.data.fer_layout import meta_info_name
@@ -183,7 +183,6 @@ def test_second_test_run_of_the_same_name_is_refused(tiny_fer_root, tmp_path):
     dataset = opt['datasets']['test_1']
     dataset['dataroot_gt'] = tiny_fer_root
     dataset['meta_info_file'] = os.path.join(tiny_fer_root, meta_info_name('val'))
-    opt['network_fer']['config'] = os.path.join(REPO_ROOT, opt['network_fer']['config'])
     opt['path']['pretrain_network_g'] = None  # a random network_g: only the folder matters here
     opt_path = write_options(opt, str(tmp_path / 'test.yml'))
     results = tmp_path / 'results' / NAME

@@ -47,11 +47,17 @@ def _changed(before: dict[str, torch.Tensor], net: torch.nn.Module) -> bool:
 
 
 def test_one_component_for_the_fer_half():
-    for model_cls in (SRFERModel, SRFERGANModel, SRFERESRGANModel):
-        assert model_cls.__mro__[1] is FERGuidance, f'{model_cls.__name__} mixes in FERGuidance first'
-        for method in ('additional_losses', 'nondist_validation', 'setup_optimizers', 'save'):
+    """The GAN models are SRFERModels (the classifier component, its optimizer, checkpoints and FER validation)
+    with a GAN step of their own."""
+    for model_cls in (SRFERGANModel, SRFERESRGANModel):
+        assert issubclass(model_cls, SRFERModel) and issubclass(model_cls, SafeSRGANModel)
+        for method in ('init_training_settings', 'setup_optimizers', 'save', 'nondist_validation'):
             owner = next(c for c in model_cls.__mro__ if method in vars(c))
-            assert owner is FERGuidance, f'{model_cls.__name__}.{method} comes from {owner.__name__}'
+            assert owner is SRFERModel, f'{model_cls.__name__}.{method} comes from {owner.__name__}'
+        assert model_cls.optimize_parameters is SRFERGANModel.optimize_parameters
+    assert FERGuidance not in SRFERModel.__mro__, 'the classifier is a component (self.fer), not a base class'
+    assert SRFERESRGANModel.generator_gan_loss is SafeESRGANModel.generator_gan_loss
+    assert SRFERESRGANModel.discriminator_losses is SafeESRGANModel.discriminator_losses
     assert issubclass(SRFERESRGANModel, SafeESRGANModel) and issubclass(SafeESRGANModel, SafeSRGANModel)
 
 
@@ -59,7 +65,7 @@ def test_one_component_for_the_fer_half():
 def test_one_gan_step_updates_g_and_d_and_keeps_the_classifier(arch, model_type, tiny_fer_root, tmp_path, train_batch):
     torch.manual_seed(0)
     model = build_model(gan_options(tiny_fer_root, str(tmp_path), model_type, TINY_SR_ARCHS[arch]))
-    assert type(model).__name__ == model_type and not model.fer_joint
+    assert type(model).__name__ == model_type and not model.fer.joint
     assert [type(o).__name__ for o in model.optimizers] == ['Adam', 'Adam']
     g_before, d_before, fer_before = _params(model.net_g), _params(model.net_d), _params(model.net_fer)
     model.feed_data(train_batch)
@@ -206,7 +212,6 @@ def test_esrgan_recipe_builds_and_steps_on_cpu(tiny_fer_root, tmp_path, monkeypa
     opt['network_g'] = dict(recipe['network_g'], num_feat=8, num_block=1, num_grow_ch=4)
     opt['network_d'] = dict(recipe['network_d'], num_feat=8)
     opt['network_fer'] = dict(recipe['network_fer'], checkpoint=None, num_classes=4)
-    opt['network_fer']['config'] = os.path.join(REPO_ROOT, recipe['network_fer']['config'])
     monkeypatch.chdir(tmp_path)  # no experiments/pretrained_models/vgg19-dcbb9e9d.pth here
     monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
     with pytest.raises(FileNotFoundError, match='train.perceptual_opt'):

@@ -282,7 +282,7 @@ def test_bad_joint_options_fail_before_training_naming_their_keys(case, tiny_fer
 
 def test_reports_name_the_classifier_state(tiny_fer_root, tmp_path):
     joint = build_model(joint_options(tiny_fer_root, str(tmp_path / 'train')))
-    assert joint.classifier_state == 'adapted'
+    assert joint.fer.classifier_state == 'adapted'
     os.makedirs(joint.opt['path']['models'])
     joint.save_network(joint.net_fer, 'net_fer', 1)
     adapted_path = os.path.join(joint.opt['path']['models'], 'net_fer_1.pth')
@@ -290,7 +290,7 @@ def test_reports_name_the_classifier_state(tiny_fer_root, tmp_path):
         opt = model_options(tiny_fer_root, str(tmp_path / state), is_train=False)
         opt['path']['pretrain_network_fer'] = fer_path
         model = build_model(opt)
-        assert model.classifier_state == state
+        assert model.fer.classifier_state == state
         val_set = build_dataset(opt['datasets']['val'])
         model.validation(build_dataloader(val_set, opt['datasets']['val'], num_gpu=0, dist=False), 0, None, False)
         with open(os.path.join(opt['path']['results_root'], 'summary.csv'), newline='', encoding='utf-8') as f:

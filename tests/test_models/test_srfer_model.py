@@ -30,7 +30,7 @@ def _params(net: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_one_step_every_backbone_frozen_fer(arch, tiny_fer_root, tmp_path, train_batch):
     torch.manual_seed(0)
     model = build_model(model_options(tiny_fer_root, str(tmp_path), TINY_SR_ARCHS[arch]))
-    assert isinstance(model, SRFERModel) and not model.fer_joint
+    assert isinstance(model, SRFERModel) and not model.fer.joint
     grad_modes = []
     hook = model.net_fer.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
     g_before, fer_before = _params(model.net_g), _params(model.net_fer)
@@ -64,7 +64,7 @@ def test_joint_learning_trains_and_saves_fer(tiny_fer_root, tmp_path, train_batc
     opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
     opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
     model = build_model(copy.deepcopy(opt))
-    assert model.fer_joint and len(model.optimizers) == 2 and isinstance(model.optimizer_fer, torch.optim.SGD)
+    assert model.fer.joint and len(model.optimizers) == 2 and isinstance(model.optimizer_fer, torch.optim.SGD)
     assert model.net_fer.training
     fer_before = _params(model.net_fer)
     model.feed_data(train_batch)
@@ -92,7 +92,7 @@ def test_validation_reports_fer_accuracies_once_per_set(tiny_fer_root, tmp_path)
     records = model.fer_results['tiny_fer_val']
     labels = torch.tensor(records['label'])
     assert results['acc'] == pytest.approx((torch.tensor(records['pred_sr']) == labels).float().mean().item() * 100)
-    assert 'tiny_fer_val' in model._fer_reference_cache
+    assert 'tiny_fer_val' in model.fer.reference_predictions
     model.net_fer.forward = None  # HR/bicubic come from the cache; SR predictions still need the classifier
     with pytest.raises(TypeError):
         model.validation(loader, current_iter=2, tb_logger=None, save_img=False)
@@ -121,6 +121,10 @@ def test_bad_options_fail_before_training(tiny_fer_root, tmp_path):
     bad_optim['train']['optim_g'] = {'type': 'Adamm', 'lr': 1e-3}
     with pytest.raises(ValueError, match="'Adamm' is not a torch.optim"):
         build_model(bad_optim)
+    wrong_stage_weights = copy.deepcopy(opt)
+    wrong_stage_weights['train']['attention_opt']['stage_weights'] = [1.0, 0.5, 0.25]
+    with pytest.raises(ValueError, match=r'attention_opt\.stage_weights has 3 weight\(s\), but network_fer has 4 tap'):
+        build_model(wrong_stage_weights)
 
 
 def test_output_size_probe_fits_the_swinir_window(tiny_fer_root, tmp_path):

@@ -99,7 +99,14 @@ def test_ablation_run_without_training(cli, tmp_path, monkeypatch):
     assert trained == [
         f'bench_study_{key}_seed{seed}'
         for seed in (0, 1)
-        for key in ('plain', 'att0.1', 'pred0.001', 'att0.1_pred0.001', 'att0.1_pred0.001_joint', 'plain_finetuned')
+        for key in (
+            'plain',
+            'att0.1',
+            'pred0.001',
+            'att0.1_pred0.001',
+            'att0.1_pred0.001_joint_lr0.0001',
+            'plain_finetuned_lr0.0001',
+        )
     ]
     for seed in (0, 1):
         for variant in ('both_joint', 'plain_finetuned'):
@@ -107,7 +114,12 @@ def test_ablation_run_without_training(cli, tmp_path, monkeypatch):
             assert weights == os.path.join(os.path.dirname(net_g), 'net_fer_latest.pth'), 'its adapted classifier'
         assert evaluated[f'bench_ablation_both_seed{seed}'][1] is None, 'the frozen classifier'
     finetuned = yaml.safe_load(
-        (out / 'cells' / 'bench_study_plain_finetuned_seed1' / 'bench_study_plain_finetuned_seed1.yml').read_text()
+        (
+            out
+            / 'cells'
+            / 'bench_study_plain_finetuned_lr0.0001_seed1'
+            / 'bench_study_plain_finetuned_lr0.0001_seed1.yml'
+        ).read_text()
     )
     assert finetuned['path']['pretrain_network_g'] == str(
         exp_root / 'experiments' / 'bench_study_plain_seed1' / 'models' / 'net_g_latest.pth'

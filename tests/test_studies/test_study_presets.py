@@ -43,8 +43,8 @@ def test_ablation_cells_and_order(fer):
         'bench_study_att0.1_seed0',
         'bench_study_pred0.001_seed0',
         'bench_study_att0.1_pred0.001_seed0',
-        'bench_study_att0.1_pred0.001_joint_seed0',
-        'bench_study_plain_finetuned_seed0',
+        'bench_study_att0.1_pred0.001_joint_lr0.0001_seed0',
+        'bench_study_plain_finetuned_lr0.0001_seed0',
     ]
     for seed in (0, 1, 2):
         mine = [c for c in cells if c.seed == seed]
@@ -149,21 +149,21 @@ def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
             )
             assert opts[cell.name]['network_fer']['freeze'] is False and cell.classifier == 'adapted'
     assert settings == {
-        'both_joint': (0.0, 0, 1e-5),
-        'sr_grad_0.1': (0.1, 0, 1e-5),
-        'sr_grad_1': (1.0, 0, 1e-5),
-        'warmup_300': (0.0, 300, 1e-5),
-        'fer_lr_1e-4': (0.0, 0, 1e-4),
+        'both_joint': (0.0, 0, 1e-4),
+        'sr_grad_0.1': (0.1, 0, 1e-4),
+        'sr_grad_1': (1.0, 0, 1e-4),
+        'warmup_300': (0.0, 300, 1e-4),
+        'fer_lr_1e-5': (0.0, 0, 1e-5),
     }
     names = {c.method: c.train_name for c in cells}
-    assert names['both_joint'] == 'bench_study_att0.1_pred0.001_joint_seed0', "the ablation's joint training, reused"
-    assert names['sr_grad_1'] == 'bench_study_att0.1_pred0.001_joint_g1_seed0'
-    assert names['fer_lr_1e-4'] == 'bench_study_att0.1_pred0.001_joint_lr0.0001_seed0'
+    assert names['both_joint'] == 'bench_study_att0.1_pred0.001_joint_lr0.0001_seed0', "the ablation's, reused"
+    assert names['sr_grad_1'] == 'bench_study_att0.1_pred0.001_joint_g1_lr0.0001_seed0'
+    assert names['fer_lr_1e-5'] == 'bench_study_att0.1_pred0.001_joint_lr1e-05_seed0'
     assert len(set(names.values())) == len(names)
-    finetuned = opts[next(c.name for c in cells if c.method == 'plain_finetuned_lr_1e-4')]['train']
-    assert finetuned['freeze_network_g'] is True and finetuned['optim_fer']['lr'] == 1e-4
-    assert names['plain_finetuned_lr_1e-4'] == 'bench_study_plain_finetuned_lr0.0001_seed0'
-    assert names['plain_finetuned'] == 'bench_study_plain_finetuned_seed0', "the ablation's baseline, reused"
+    finetuned = opts[next(c.name for c in cells if c.method == 'plain_finetuned_lr_1e-5')]['train']
+    assert finetuned['freeze_network_g'] is True and finetuned['optim_fer']['lr'] == 1e-5
+    assert names['plain_finetuned_lr_1e-5'] == 'bench_study_plain_finetuned_lr1e-05_seed0'
+    assert names['plain_finetuned'] == 'bench_study_plain_finetuned_lr0.0001_seed0', "the ablation's, reused"
     assert isinstance(
         opts[next(c.name for c in cells if c.method == 'warmup_300')]['train']['joint_opt']['warmup_iter'], int
     )
@@ -220,7 +220,7 @@ def test_sr_options_methods(tmp_path):
     same = synthetic.sr_options('srfer', *args, losses=synthetic.DEMO_SRFER_LOSSES, stages=[0, 1, 2, 3])
     assert same == srfer and 'freeze_network_g' not in srfer['train'] and srfer['network_fer']['freeze'] is True
     joint = synthetic.sr_options('srfer_joint', *args)
-    assert joint['name'] == 'demo_srfer_joint_quick_seed0' and joint['network_fer']['freeze'] is False
+    assert joint['name'] == 'demo_srfer_joint_lr0.0001_quick_seed0' and joint['network_fer']['freeze'] is False
     assert {k: v for k, v in joint['train'].items() if k not in JOINT_KEYS} == srfer['train']
     assert synthetic.sr_options('srfer', *args, losses={})['train'] == synthetic.sr_options('plain_sr', *args)['train']
     with pytest.raises(ValueError, match='init_network_g'):

@@ -1,0 +1,110 @@
+"""What SR-FER costs per training step: SRFERModel against its plain twin (SafeSRModel), side by side in one process.
+
+Example::
+
+    srfer benchmark-speed                               # full RCAN (the recipe), batch 16
+    srfer benchmark-speed --network demo-small          # the demo's small RCAN
+    srfer benchmark-speed --device cuda --use-amp --channels-last
+
+Both models are built from the same option file (default ``srfer::train_RCAN_srfer_x4.yml``); the plain one
+is its SafeSRModel twin (``srfer_plugin.studies.benchmark_options.plain_variant``: the same training machinery,
+without the classifier and the FER losses). They train on the same random batches; steps alternate between the two
+models (the order flips every step) so that both see the same machine state. The FER classifier is randomly
+initialised when its checkpoint is absent: the weights do not change the cost. The measurement is
+``srfer_plugin.studies.speed``.
+
+Printed per model: median and mean step time, peak memory a step adds (CUDA: allocator peak over the memory
+held before the step; CPU: peak resident set over the resident set before the step, from ``/proc``, with a
+fixed glibc mmap threshold so freed tensors leave the resident set), and the
+SRFERModel / SafeSRModel ratios. ``--json`` also writes them to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import torch
+
+from srfer_plugin.studies.benchmark_options import RECIPE_NAME
+from srfer_plugin.studies.speed import measure, resolve_device
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description='Training-step time and memory: SRFERModel vs SafeSRModel.')
+    parser.add_argument('--opt', default=RECIPE_NAME, help='SR-FER option file (network_g, network_fer, losses)')
+    parser.add_argument('--network', choices=('recipe', 'demo-small'), default='recipe',
+                        help="network_g: the option file's, or the demo's small RCAN")  # fmt: skip
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--steps', type=int, default=10, help='timed steps per model')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed steps per model first')
+    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
+    parser.add_argument('--use-amp', action='store_true', help='train.use_amp (both models)')
+    parser.add_argument('--amp-dtype', default='bf16', choices=('bf16', 'fp16'))
+    parser.add_argument('--channels-last', action='store_true', help='train.channels_last (both models)')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--json', default=None, help='also write the results to this file')
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
+        parser.error('--batch and --steps must be >= 1 and --warmup >= 0')
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark and print the table; returns the results."""
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {
+        'command': 'srfer benchmark-speed ' + ' '.join(sys.argv[1:] if argv is None else argv),
+        **measure(
+            args.opt,
+            device,
+            args.batch,
+            args.steps,
+            args.warmup,
+            demo_network=args.network == 'demo-small',
+            use_amp=args.use_amp,
+            amp_dtype=args.amp_dtype,
+            channels_last=args.channels_last,
+        ),
+    }
+    plain, srfer = results['models']
+    print(
+        f'{results["network_g"]} ({results["network_g_params"] / 1e6:.2f}M params) x{results["scale"]}, batch '
+        f'{args.batch}, {results["hr_size"]}px HR, {results["device"]}, {args.steps} timed steps per model'
+    )
+    print(f'{"model":<12} {"median s/step":>14} {"mean s/step":>12} {"peak MiB/step":>14}')
+    for name, row in results['models'].items():
+        peak = f'{row["peak_step_mib"]:.0f}' if row['peak_step_mib'] is not None else 'n/a'
+        print(f'{name:<12} {row["median_s"]:>14.4f} {row["mean_s"]:>12.4f} {peak:>14}')
+    memory = f'{results["memory_ratio"]:.2f}x' if 'memory_ratio' in results else 'n/a'
+    print(f'ratio {srfer} / {plain}: time {results["time_ratio"]:.2f}x, memory {memory}')
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+def command(argv: list[str] | None = None) -> int:
+    """``srfer benchmark-speed``: :func:`main` in a process with a fixed glibc mmap threshold; returns 0.
+
+    glibc otherwise keeps freed tensors in its heap and later steps never raise the resident set: with a fixed mmap
+    threshold every large tensor is mapped and unmapped, so the CPU peak is measurable. Without
+    ``MALLOC_MMAP_THRESHOLD_`` in the environment the process replaces itself with one that has it.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if 'MALLOC_MMAP_THRESHOLD_' not in os.environ:
+        os.environ['MALLOC_MMAP_THRESHOLD_'] = str(128 * 1024)
+        os.execv(sys.executable, [sys.executable, '-m', 'srfer_plugin.tools.benchmark_speed', *argv])
+    main(argv)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(command())
