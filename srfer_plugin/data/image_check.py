@@ -137,12 +137,25 @@ def inspect_image_bytes(data: bytes) -> ImageCheck:
     return ImageCheck(None, int(img.shape[0]), int(img.shape[1]))
 
 
-def not_regular_file(mode: int) -> str | None:
-    """Why a file of ``st_mode`` ``mode`` cannot be an image (``not a regular file: a FIFO ...``), or None."""
+class NotRegularFileError(OSError):
+    """A path that is a FIFO, device, socket or folder, refused before it is read (``kind`` says which)."""
+
+    def __init__(self, path: str, kind: str):
+        super().__init__(f'{path!r}: not a regular file: {kind}')
+        self.kind = kind
+
+
+def file_kind(mode: int) -> str | None:
+    """What a file of ``st_mode`` ``mode`` is when it is not a regular file (``'a FIFO (named pipe)'``), else None."""
     if stat.S_ISREG(mode):
         return None
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), 'a special file')
-    return f'not a regular file: {kind}'
+    return next((name for test, name in _FILE_KINDS if test(mode)), 'a special file')
+
+
+def not_regular_file(mode: int) -> str | None:
+    """Why a file of ``st_mode`` ``mode`` cannot be an image (``not a regular file: a FIFO ...``), or None."""
+    kind = file_kind(mode)
+    return None if kind is None else f'not a regular file: {kind}'
 
 
 def file_identity(st: os.stat_result) -> Identity:
@@ -157,13 +170,14 @@ def read_regular_file(path: str) -> bytes:
     FIFO after an earlier ``stat`` cannot hang the read either.
 
     Raises:
-        OSError: The path cannot be opened or read, or is not a regular file (the message says what it is).
+        NotRegularFileError: The path is a FIFO, device, socket or folder.
+        OSError: The path cannot be opened or read.
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_BINARY', 0))
     with os.fdopen(fd, 'rb') as f:
-        problem = not_regular_file(os.fstat(fd).st_mode)
-        if problem:
-            raise OSError(f'{path!r}: {problem}')
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotRegularFileError(path, kind)
         return f.read()
 
 

@@ -7,7 +7,6 @@ Used by :class:`~srfer_plugin.predictor.SRFERPredictor` (image conversion), ``sr
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 import yaml
 
 from srfer_plugin.data.fer_layout import CLASSES_FILE, read_classes, resolve_classes
+from srfer_plugin.data.image_check import NotRegularFileError, read_regular_file
 from srfer_plugin.utils.shipped_options import resolve_path
 
 
@@ -74,48 +74,6 @@ def as_float_image(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _file_kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISDIR, 'a folder'),
-        (stat.S_ISFIFO, 'a FIFO (named pipe)'),
-        (stat.S_ISSOCK, 'a socket'),
-        (stat.S_ISCHR, 'a character device'),
-        (stat.S_ISBLK, 'a block device'),
-    )
-    return next((kind for test, kind in kinds if test(mode)), 'not a file')
-
-
-def read_regular_file(path: str) -> bytes:
-    """Read the bytes of a regular file; refuse anything else before reading (a FIFO would block ``open`` forever).
-
-    The kind is checked with ``os.stat`` before opening, and again on the opened file (opened non-blocking, so a
-    file swapped for a FIFO in between cannot block either).
-
-    Args:
-        path: The file (a symbolic link is followed).
-
-    Returns:
-        Its bytes.
-
-    Raises:
-        ValueError: The path is a FIFO, socket, device or folder (the message names the kind).
-        OSError: The file cannot be opened or read.
-    """
-    for_reading = os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_BINARY', 0)
-    mode = os.stat(path).st_mode
-    fd = os.open(path, for_reading) if stat.S_ISREG(mode) else None
-    try:
-        mode = os.fstat(fd).st_mode if fd is not None else mode
-        if not stat.S_ISREG(mode):
-            raise ValueError(f'not a regular file ({_file_kind(mode)}): not read')
-        with os.fdopen(fd, 'rb') as f:
-            fd = None  # closed by f
-            return f.read()
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
 def read_lr_image(path: str) -> np.ndarray:
     """Read an image file of any depth and channel count (any path, including non-ASCII).
 
@@ -126,10 +84,13 @@ def read_lr_image(path: str) -> np.ndarray:
         ``HW`` (grayscale) or ``HW3`` BGR float32 in [0, 1], alpha dropped (see :func:`as_float_image`).
 
     Raises:
-        ValueError: The file is empty, not a regular file (:func:`read_regular_file`), not an image, or of an
+        ValueError: The file is empty, not a regular file (a FIFO, device or folder: never read), not an image, or of an
             unsupported kind.
     """
-    data = np.frombuffer(read_regular_file(path), np.uint8)
+    try:
+        data = np.frombuffer(read_regular_file(path), np.uint8)
+    except NotRegularFileError as err:  # a FIFO would block a plain open() forever
+        raise ValueError(f'not a regular file ({err.kind}): not read') from None
     if data.size == 0:
         raise ValueError('empty file')
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
