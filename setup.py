@@ -76,7 +76,24 @@ setup(
         # mmengine 0.10.x resolves `mmpretrain::` config bases with pkg_resources, gone from setuptools >= 81.
         'setuptools>=64,<81',
     ],
-    extras_require={'dev': ['pytest>=7', 'ruff>=0.5']},
+    extras_require={
+        # srfer export and srfer-infer --backend onnxruntime
+        'onnx': ['onnx>=1.16', 'onnxruntime>=1.17'],
+        # Faces in photos and videos (srfer-infer --detect): dlib's HOG face detector, its model inside the wheel.
+        'wild': ['dlib-bin>=19.24'],
+        # The web page (srfer web).
+        'web': ['gradio>=5,<7'],
+        # selenium drives the system's chromium (Debian: chromium chromium-driver) in the web page's browser test.
+        'dev': [
+            'pytest>=7',
+            'ruff>=0.5',
+            'onnx>=1.16',
+            'onnxruntime>=1.17',
+            'dlib-bin>=19.24',
+            'gradio>=5,<7',
+            'selenium>=4.10',
+        ],
+    },
     entry_points={
         'console_scripts': [
             'srfer=srfer_plugin.cli:main',

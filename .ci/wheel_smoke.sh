@@ -86,7 +86,7 @@ network_fer:
   config: srfer::fer/resnet18slim_fer7_demo.py
   checkpoint: fer/fer_final.pth
   num_classes: 7
-path: {pretrain_network_g: ~, strict_load_g: true, resume_state: ~, ignore_resume_networks: [network_fer]}
+path: {pretrain_network_g: ~, strict_load_g: true, resume_state: ~}
 train:
   ema_decay: 0
   optim_g: {type: Adam, lr: !!float 1e-3, betas: [0.9, 0.99]}

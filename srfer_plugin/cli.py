@@ -17,6 +17,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     'test': ('srfer_plugin.test', 'main', 'test trained models: -opt X.yml (srfer-test)'),
     'infer': ('srfer_plugin.infer', 'main', 'super-resolve and classify your own LR faces (srfer-infer)'),
     'demo': ('srfer_plugin.demo', 'main', 'the SR-FER chain on synthetic faces, CPU, no downloads (srfer-demo)'),
+    'export': (
+        'srfer_plugin.tools.export_onnx',
+        'main',
+        'the SR network and the classifier as ONNX files (srfer-infer --backend onnxruntime)',
+    ),
     'prepare-dataset': (
         'srfer_plugin.tools.prepare_dataset',
         'main',
@@ -44,6 +49,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         'command',
         'training-step time and memory: SRFERModel vs SafeSRModel',
     ),
+    'gradient-shares': (
+        'srfer_plugin.tools.gradient_shares',
+        'main',
+        'the gradient shares of hand-set consistency weights (train.consistency_weights)',
+    ),
     'fer-taps': ('srfer_plugin.tools.fer_taps', 'main', 'the feature taps network_fer offers for mmpretrain models'),
     'eval-fer-degradation': (
         'srfer_plugin.tools.eval_fer_degradation',
@@ -60,6 +70,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         'main',
         'the option files and FER configs shipped with the package (srfer::NAME)',
     ),
+    'web': ('srfer_plugin.webapp', 'main', 'a web page: drop a photo or a face, see SR-FER faces and expressions'),
+    'compare-face-detectors': (
+        'srfer_plugin.tools.compare_face_detectors',
+        'main',
+        'recall per face size and CPU time of the face detectors (docs/in_the_wild.md)',
+    ),
+    'results-page': ('srfer_plugin.studies.results_page', 'main', 'rewrite docs/results.md from the benchmark CSVs'),
 }
 
 

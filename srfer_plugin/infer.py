@@ -30,6 +30,10 @@ keeps every finished row; an earlier run's outputs in ``OUT`` (CSVs, partial fil
 writing, :mod:`srfer_plugin.utils.run_lock`). Undecodable file-name bytes are written ``\\xHH`` (``caf\\xe9.png``)
 in both CSVs, SR names and messages; text cells a spreadsheet would run as formulas start with a single quote.
 
+``--detect`` (implied by a video input) reads photos, folders of photos and videos instead: faces are detected,
+cropped, super-resolved and classified one by one; outputs and options in :mod:`srfer_plugin.wild` and
+``docs/in_the_wild.md``.
+
 This module is the command line only (arguments, inputs, outputs, exit status); the networks, padding, batching
 and predictions are :class:`srfer_plugin.predictor.SRFERPredictor`.
 """
@@ -41,7 +45,7 @@ import glob
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +69,9 @@ from srfer_plugin.utils.inference_outputs import (
     save_result,
     sr_output_name,
 )
+from srfer_plugin.utils.renamed_options import check_renamed_options
 from srfer_plugin.utils.run_lock import FolderInUseError, acquire_folder, release_folder
+from srfer_plugin.utils.shipped_options import resolve_path
 
 __all__ = ['InferenceError', 'build_parser', 'collect_inputs', 'main', 'run_inference']
 
@@ -223,16 +229,11 @@ def run_inference(
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    parser = argparse.ArgumentParser(
-        prog='srfer-infer',
-        description='Super-resolve LR faces and classify their expressions.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+def add_model_arguments(parser: argparse.ArgumentParser, no_fer_help: str) -> None:
+    """The arguments that name the SR network and the classifier (``srfer-infer``, ``srfer export``)."""
+    parser.add_argument(
+        '-opt', '--opt', help='BasicSR options (network_g, network_fer, scale, path.pretrain_network_g)'
     )
-    parser.add_argument('-i', '--input', action='append', required=True, help='image, folder or glob (repeatable)')
-    parser.add_argument('-o', '--output', required=True, help='output folder')
-    parser.add_argument('--opt', help='BasicSR options (network_g, network_fer, scale, path.pretrain_network_g)')
     parser.add_argument('--sr-model', help='SR weights (default: path.pretrain_network_g of --opt)')
     parser.add_argument(
         '--network-g', '--sr-arch-opt', dest='network_g', help='network_g as YAML text or file (default: from --opt)'
@@ -242,8 +243,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--fer-config', help='mmpretrain config of the classifier (default: network_fer of --opt)')
     parser.add_argument('--fer-checkpoint', help='classifier weights (default: network_fer.checkpoint of --opt)')
     parser.add_argument('--num-classes', type=int, help='classifier classes (default: network_fer.num_classes)')
-    parser.add_argument('--no-fer', action='store_true', help='super-resolve only')
+    parser.add_argument('--no-fer', action='store_true', help=no_fer_help)
     parser.add_argument('--classes', help='class names: a classes.txt file or a comma-separated list')
+
+
+def at_least(low: float, kind: type = int) -> Callable[[str], float]:
+    """An argparse ``type``: a number of ``kind`` that is at least ``low`` (argparse names the flag on error)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not {"an integer" if kind is int else "a number"}') from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f'{text} is below {low}')
+        return value
+
+    parse.__name__ = f'{kind.__name__} >= {low}'
+    return parse
+
+
+def read_model_options(path: str | None) -> dict:
+    """The option file of ``--opt`` (``{}`` without one): a YAML mapping without renamed keys.
+
+    Raises:
+        InferenceError: The file is missing or not a YAML mapping.
+        RenamedOptionError: It uses a renamed key (the message names the new one).
+    """
+    if not path:
+        return {}
+    if path.endswith(('.yml', '.yaml')) and not os.path.isfile(resolve_path(path)):
+        raise InferenceError(f'--opt {path!r}: no such file')
+    opt = load_yaml(path)
+    if not isinstance(opt, dict):
+        raise InferenceError(f'--opt {path!r} is not a YAML mapping')
+    check_renamed_options(opt)
+    return opt
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog='srfer-infer',
+        description='Super-resolve LR faces and classify their expressions.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument('-i', '--input', action='append', required=True, help='image, folder or glob (repeatable)')
+    parser.add_argument('-o', '--output', required=True, help='output folder')
+    add_model_arguments(parser, no_fer_help='super-resolve only')
     parser.add_argument(
         '--fer-size',
         type=int,
@@ -251,10 +298,32 @@ def build_parser() -> argparse.ArgumentParser:
         'never. network_fer.input_size wins: a classifier that sets it resizes by itself and ignores --fer-size',
     )
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument(
+        '--backend',
+        choices=('torch', 'onnxruntime'),
+        default='torch',
+        help='run the networks with torch, or with onnxruntime on the files of srfer export (--onnx)',
+    )
+    parser.add_argument('--onnx', help='folder written by srfer export (--backend onnxruntime)')
     parser.add_argument('--batch-size', type=int, default=8, help='images per batch (same-size images only)')
     parser.add_argument('--pad-multiple', type=int, help='pad LR sides to a multiple of this (default: window_size)')
     parser.add_argument('--recursive', action='store_true', help='also read the sub-folders of input folders')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    wild = parser.add_argument_group(
+        'faces in photos and videos (--detect; a video input implies it; needs the wild extra: srfer_plugin.wild)'
+    )
+    wild.add_argument('--detect', action='store_true', help='inputs are photos or videos: detect the faces first')
+    wild.add_argument('--min-face', type=at_least(8), default=24, help='smallest face to detect, in pixels')
+    wild.add_argument(
+        '--max-faces', type=at_least(0), default=0, help='keep the largest N faces per photo or frame; 0: all'
+    )
+    wild.add_argument(
+        '--face-margin', type=at_least(0.0, float), default=0.7, help="square crop: the box's side times 1 + this"
+    )
+    wild.add_argument(
+        '--lr-size', type=at_least(4), help='LR crop side (default: the classifier input size / scale, or 32)'
+    )
+    wild.add_argument('--every', type=at_least(1), default=1, help='videos: analyse every N-th frame')
     return parser
 
 
@@ -282,7 +351,7 @@ def _default_fer_size(opt: dict) -> int | None:
     return None
 
 
-def _build_predictor(args: argparse.Namespace, opt: dict, device: Any) -> SRFERPredictor:
+def build_predictor(args: argparse.Namespace, opt: dict, device: Any) -> SRFERPredictor:
     """The predictor the arguments and options describe; raises InferenceError on configuration problems."""
     network_g = load_yaml(args.network_g) if args.network_g else opt.get('network_g')
     if isinstance(network_g, dict) and 'network_g' in network_g:
@@ -327,11 +396,13 @@ def _build_predictor(args: argparse.Namespace, opt: dict, device: Any) -> SRFERP
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``srfer-infer``; returns the exit status (0: at least one image processed, 1: none, 2: bad setup)."""
     args = build_parser().parse_args(argv)
+    from srfer_plugin import wild  # photos and videos: detect the faces first (face-crop mode below is unchanged)
+
+    if args.detect or any(wild.is_video(spec) for spec in args.input):
+        return wild.main_detect(args)
     try:
         try:
-            opt = load_yaml(args.opt) if args.opt else {}
-            if args.opt and not isinstance(opt, dict):
-                raise InferenceError(f'--opt {args.opt!r} is not a YAML mapping')
+            opt = read_model_options(args.opt)
             device = resolve_device(args.device)
             images, bad_specs = collect_inputs(args.input, args.recursive)
             for spec, reason in bad_specs:
@@ -340,7 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise InferenceError('no input images found')
             acquire_folder(args.output, 'output folder')  # before anything is written; raises FolderInUseError
             os.makedirs(args.output, exist_ok=True)
-            predictor = _build_predictor(args, opt, device)
+            if args.backend == 'onnxruntime':
+                from srfer_plugin.onnx_io import predictor_from_args
+
+                predictor = predictor_from_args(args, device)
+            else:
+                predictor = build_predictor(args, opt, device)
             archived = archive_earlier_outputs(args.output, [item.path for item in images])
         except SETUP_ERRORS as err:
             print(f'error: {printable_text(str(err))}', file=sys.stderr)

@@ -80,6 +80,23 @@ class ImagePrediction:
     confidence: float | None = None
 
 
+@dataclass
+class FacePrediction(ImagePrediction):
+    """What :meth:`SRFERPredictor.predict_photo` returns for one face of a photo (an ImagePrediction plus where).
+
+    Attributes:
+        box: The detected face ``(x, y, w, h)`` in pixels of the photo.
+        crop_box: The square cut around it ``(x0, y0, side)`` (it may leave the photo; the border is replicated).
+        score: The detector's score.
+        lr: The LR face crop the SR network read (``lr_size`` square, the photo's channel order).
+    """
+
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    crop_box: tuple[int, int, int] = (0, 0, 0)
+    score: float = 0.0
+    lr: np.ndarray | None = None
+
+
 # ------------------------------------------------------------------------------------------ networks
 def resolve_device(name: str | torch.device) -> torch.device:
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; InferenceError without CUDA."""
@@ -226,6 +243,20 @@ class SRFERPredictor:
             fer_network = build_fer_network(network_fer, device)
         pad_multiple = pad_multiple or int(network_g.get('window_size') or 1)
         return cls(sr_network, fer_network, int(scale), device, pad_multiple, **kwargs)
+
+    @classmethod
+    def from_onnx(cls, path: str, device: str = 'cpu', **kwargs: Any) -> SRFERPredictor:
+        """The same predictor on the files of ``srfer export``, run by onnxruntime (the ``onnx`` extra).
+
+        Args:
+            path: The export folder (``sr.onnx``, ``fer.onnx``, ``srfer_onnx.json``) or its JSON file.
+            device: ``cpu`` or ``cuda[:N]`` for onnxruntime.
+            **kwargs: ``batch_size``, ``class_names``, ``threads``, ``with_fer`` of
+                :func:`srfer_plugin.onnx_io.load_onnx_predictor`.
+        """
+        from srfer_plugin.onnx_io import load_onnx_predictor
+
+        return load_onnx_predictor(path, device, **kwargs)
 
     # --------------------------------------------------------------------------------- properties
     @property
@@ -397,3 +428,53 @@ class SRFERPredictor:
             on_error(keys, err)
             return
         yield from zip(keys, results)
+
+    # ------------------------------------------------------------------------------------ photos
+    @property
+    def lr_size(self) -> int:
+        """Side of the LR face crops of :meth:`predict_photo`: the classifier's input size (``input_size``, else
+        ``fer_size``) divided by ``scale``, else 32."""
+        size = getattr(self.fer_network, 'input_size', None) or self.requested_fer_size
+        return max(4, int(as_hw(size)[0]) // self.scale) if size else 32
+
+    def predict_photo(
+        self,
+        image: np.ndarray,
+        detector: Any = None,
+        lr_size: int | None = None,
+        margin: float = 0.7,
+        max_faces: int | None = None,
+        rgb: bool = False,
+    ) -> list[FacePrediction]:
+        """Detect the faces of a photo (or a video frame), then super-resolve and classify each one.
+
+        Each face is cut as a square around its box (:func:`~srfer_plugin.face_detection.square_face_crop`) and
+        resized to ``lr_size``, the LR size the SR network was trained on.
+
+        Args:
+            image: ``HW``, ``HW3`` or ``HW4`` image, BGR as OpenCV reads it unless ``rgb``.
+            detector: An object with ``detect(image, rgb) -> list[FaceBox]`` (default: dlib's, with 24-pixel faces;
+                needs the ``wild`` extra).
+            lr_size: Side of the LR crops (default :attr:`lr_size`).
+            margin: The crop's side is the box's longer side times ``1 + margin`` (0.7: the framing of the demo's
+                training faces, see :mod:`srfer_plugin.face_detection`).
+            max_faces: Keep the largest faces only; None: all.
+            rgb: The colour image is RGB.
+
+        Returns:
+            One result per face, largest first; empty when no face is found.
+        """
+        from srfer_plugin.face_detection import make_face_detector, square_face_crop
+
+        detector = detector or make_face_detector()
+        faces = detector.detect(image, rgb)
+        if max_faces:
+            faces = faces[: int(max_faces)]
+        if not faces:
+            return []
+        crops = [square_face_crop(image, face, int(lr_size or self.lr_size), margin) for face in faces]
+        results = self.predict_images([crop for crop, _ in crops], rgb)
+        return [
+            FacePrediction(**vars(result), box=face.xywh, crop_box=square, score=face.score, lr=crop)
+            for face, (crop, square), result in zip(faces, crops, results)
+        ]

@@ -123,7 +123,8 @@ class MMPretrainFER(nn.Module):
         input_size: The classifier's input resolution (int or ``[h, w]``); faces are resized to it
             (bilinear, antialiased when shrinking, differentiable). Default None: the face as it is.
         cfg_options: mmengine-style overrides of the config, e.g. ``{'model.backbone.drop_path_rate': 0.0}``.
-        freeze: Keep the classifier in eval mode with ``requires_grad=False``. Default True.
+        freeze: Keep the classifier in eval mode with ``requires_grad=False``. Default True (an SR-FER model sets it
+            from ``train.train_network_fer``; its option file does not).
         strict: Require the checkpoint keys to match the model exactly. Default True.
         param_key: Key of the weights inside the checkpoint (e.g. ``params_ema``). Default: found automatically.
     """
@@ -158,6 +159,8 @@ class MMPretrainFER(nn.Module):
         self.config_path = str(config)
         self.input_size = as_hw(input_size)
         self.class_names: list[str] | None = None
+        self.adapted = False  # set by load_checkpoint from the weights file
+        self.adapted_in: dict | None = None
         probe_hw = self.input_size or (DEFAULT_PROBE_SIZE, DEFAULT_PROBE_SIZE)
         requested = [stages] if isinstance(stages, (int, str)) else list(stages or [])
         self._requested_names = [s.removeprefix('backbone.') for s in requested if isinstance(s, str)]
@@ -181,6 +184,10 @@ class MMPretrainFER(nn.Module):
         self.extra_tokens = extra if isinstance(extra, int) else None
         self._init_normalisation()
 
+        if not isinstance(strict, bool):
+            raise ValueError(f'network_fer.strict must be true or false; got {strict!r}')
+        if param_key is not None and not isinstance(param_key, str):
+            raise ValueError(f'network_fer.param_key must be a key name (e.g. params_ema); got {param_key!r}')
         if checkpoint is None:
             get_root_logger().warning(f'network_fer.checkpoint is None: {config!r} keeps its random initialisation')
         else:
@@ -336,6 +343,10 @@ class MMPretrainFER(nn.Module):
         if isinstance(meta, dict) and isinstance(meta.get('dataset_meta'), dict):
             classes = meta['dataset_meta'].get('classes')
             self.class_names = list(classes) if classes else None
+        srfer_meta = meta.get('srfer') if isinstance(meta, dict) else None
+        # A joint run's net_fer_<iter>.pth records that joint learning trained it (FERGuidance.save)
+        self.adapted = bool(isinstance(srfer_meta, dict) and srfer_meta.get('adapted'))
+        self.adapted_in = dict(srfer_meta) if self.adapted else None
         model_state = self.model.state_dict()
         state_dict = _strip_prefixes(extract_state_dict(loaded, path, param_key), set(model_state))
         for key, value in state_dict.items():
@@ -352,6 +363,16 @@ class MMPretrainFER(nn.Module):
                 )
         missing = sorted(set(model_state) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(model_state))
+        if len(missing) == len(model_state):
+            raise ValueError(
+                f'network_fer.checkpoint {path!r}: none of its {len(state_dict)} tensors is a weight of '
+                f"{self.config_path!r} (its keys: {sorted(state_dict)[:5]}); is it the classifier's file?"
+            )
+        if not strict and (missing or unexpected):
+            get_root_logger().warning(
+                f'network_fer.checkpoint {path!r} (strict: false): {len(missing)} weight(s) of the model not in the '
+                f'file {missing[:5]}, {len(unexpected)} tensor(s) of the file not used {unexpected[:5]}'
+            )
         if strict and (missing or unexpected):
             raise ValueError(
                 f'network_fer.checkpoint {path!r} does not match {self.config_path!r}: missing keys '

@@ -282,10 +282,14 @@ class PairedFERDataset(data.Dataset):
             else:
                 rng = rng_for_image(rel_path, self.degradation_seed)
             img_lq, lq_path = degrade(img_gt, self.scale, self.degradation, rng), gt_path
+        flipped = False
         if self.phase == 'train' and self.opt.get('use_hflip', False):
             # contiguous copies: OpenCV >= 5 refuses to flip strided arrays in place
-            img_gt, img_lq = augment(
-                [np.ascontiguousarray(img_gt), np.ascontiguousarray(img_lq)], hflip=True, rotation=False
+            (img_gt, img_lq), (flipped, _, _) = augment(
+                [np.ascontiguousarray(img_gt), np.ascontiguousarray(img_lq)],
+                hflip=True,
+                rotation=False,
+                return_status=True,
             )
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         return {
@@ -294,6 +298,7 @@ class PairedFERDataset(data.Dataset):
             'label': torch.tensor(label, dtype=torch.long),
             'lq_path': lq_path,
             'gt_path': gt_path,
+            'hflip': bool(flipped),  # with gt_path, the key of the HR face (train.cache_hr_reference)
         }
 
 

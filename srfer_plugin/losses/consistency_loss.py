@@ -93,7 +93,8 @@ class AttentionConsistencyLoss(nn.Module):
 
         Args:
             feats_sr: Feature maps of the SR images, one per stage.
-            feats_hr: Feature maps of the HR images, same stages and shapes.
+            feats_hr: Feature maps of the HR images, same stages and shapes; or their attention maps
+                (``(N, H*W)``, as the HR reference cache keeps them).
 
         Returns:
             The weighted loss (a scalar unless ``reduction='none'``).
@@ -107,12 +108,15 @@ class AttentionConsistencyLoss(nn.Module):
             )
         total = 0.0
         for weight, f_sr, f_hr in zip(weights, feats_sr, feats_hr):
-            if f_sr.shape != f_hr.shape:
+            hr_is_map = f_hr.dim() == 2
+            expected = (f_sr.shape[0], f_sr.shape[-2] * f_sr.shape[-1]) if hr_is_map else tuple(f_sr.shape)
+            if tuple(f_hr.shape) != expected:
                 raise ValueError(
                     f'AttentionConsistencyLoss: SR features {tuple(f_sr.shape)} and HR features '
                     f'{tuple(f_hr.shape)} differ; SR and HR images must have the same size'
                 )
-            diff = attention_map(f_sr, self.p) - attention_map(f_hr.detach(), self.p)
+            target = f_hr.detach() if hr_is_map else attention_map(f_hr.detach(), self.p)
+            diff = attention_map(f_sr, self.p) - target
             total = total + weight * diff.pow(2).mean(dim=1)
         return self.loss_weight * _reduce(total, self.reduction)
 

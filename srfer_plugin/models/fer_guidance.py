@@ -4,7 +4,7 @@ An SR-FER model (``SRFERModel`` and its GAN subclasses) holds one as ``self.fer`
 step: :meth:`FERGuidance.classify` (the SR face), :meth:`~FERGuidance.reference` (the HR face),
 :meth:`~FERGuidance.consistency_losses` (``l_att``, ``l_pred``) and :meth:`~FERGuidance.classification_loss`
 (``l_fer``, joint learning). The component builds and loads the classifier (``network_fer``) and its losses, runs
-joint learning's warm-up and gradient routing, and gives validation its predictions. What every trained network
+joint learning's frozen start and gradient routing, and gives validation its predictions. What every trained network
 of a model shares (optimizers, schedulers, checkpoint files, DDP wrapping) stays with the model.
 """
 
@@ -23,7 +23,9 @@ from basicsr.utils import get_root_logger
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes
-from srfer_plugin.models.joint_learning import FER_INPUTS, JointOptions, route_sr_gradient
+from srfer_plugin.models.consistency_weights import ConsistencyWeights
+from srfer_plugin.models.hr_reference_cache import HRReferenceCache
+from srfer_plugin.models.joint_learning import FER_INPUTS, JointOptions, check_fer_options, route_sr_gradient
 from srfer_plugin.utils.checkpoint import weights_fingerprint
 
 
@@ -38,16 +40,17 @@ class FERGuidance:
     """A frozen (or jointly trained) FER classifier that must read the SR face as it reads the HR face.
 
     Options (``train:`` keys; training needs at least one loss of the model's ``LOSS_OPTIONS``):
-        network_fer: the classifier (e.g. ``MMPretrainFER``); ``freeze: false`` trains it too (joint learning).
+        network_fer: the classifier (e.g. ``MMPretrainFER``); its weights come from ``network_fer.checkpoint``.
+        train_network_fer: true trains the classifier too (joint learning); default false (frozen).
         attention_opt: ``AttentionConsistencyLoss`` on ``network_fer`` stage features (``l_att``);
             ``stage_weights`` needs one weight per tap of the classifier.
         prediction_opt: ``PredictionConsistencyLoss`` on ``network_fer`` logits (``l_pred``).
         fer_opt: classification loss (e.g. ``FERCrossEntropyLoss``) for joint learning (``l_fer``); needs
-            ``network_fer.freeze: false`` and ``optim_fer``.
+            ``train_network_fer: true`` and ``optim_fer``.
         fer_inputs: images the classification loss sees, ``[sr, hr]`` (default) or ``[sr]``.
         joint_opt: ``sr_grad_weight`` (share of ``fer_opt``'s gradient reaching ``net_g`` through the SR face,
-            default 0) and ``warmup_iter`` (iterations with the classifier frozen, default 0).
-    The model owns ``optim_fer``, ``scheduler_fer`` and ``freeze_network_g``; checks and gradient routing are in
+            default 0) and ``fer_frozen_iters`` (iterations with the classifier frozen, default 0).
+    The model owns ``optim_fer``, ``scheduler_fer`` and ``train_network_g``; checks and gradient routing are in
     ``srfer_plugin/models/joint_learning.py``.
 
     A frozen classifier is never wrapped in DDP and never saved (its weights' fingerprint goes in the training
@@ -76,10 +79,10 @@ class FERGuidance:
         self.opt = opt
         self.joint_opt = joint_opt
         self.is_train = bool(opt.get('is_train'))
-        self.joint = not opt['network_fer'].get('freeze', True)
-        self.net = model_to_device(build_network(opt['network_fer']), wrap=self.joint)
+        self.joint = self.is_train and bool(opt['train'].get('train_network_fer', False))
+        self.net = model_to_device(build_network({**opt['network_fer'], 'freeze': not self.joint}), wrap=self.joint)
         self.bare = self.net.module if isinstance(self.net, (DataParallel, DistributedDataParallel)) else self.net
-        self._load_weights(load_network)
+        self._load_resumed_weights(load_network)
         self.trains = self.joint and self.is_train  # see set_phase
         self.net.train(self.trains)
         self.trained_parameters = [param for param in self.bare.parameters() if param.requires_grad]
@@ -94,33 +97,40 @@ class FERGuidance:
         if num_classes is not None:
             check_dataset_classes(opt, int(num_classes))
         self._check_input_sizes()
+        self.hr_cache = self._build_hr_cache(train_opt)
+        auto = train_opt.get('consistency_weights')
+        self.auto_weights = ConsistencyWeights(auto, train_opt) if auto is not None else None
         self.reference_predictions: dict[str, dict[str, list]] = {}
         self._wrapper_unused = False
 
     # ------------------------------------------------------------------ setup
-    def _load_weights(self, load_network: Callable[..., None]) -> None:
-        load_path = self.opt['path'].get('pretrain_network_fer')
+    def _load_resumed_weights(self, load_network: Callable[..., None]) -> None:
+        """A resumed run's trained classifier from its ``net_fer_<iter>.pth`` (a frozen one is never saved).
+
+        The classifier's own weights are ``network_fer.checkpoint``, loaded when it is built. A trained classifier
+        is part of the training state: it resumes from where ``check_resume`` pointed ``path.pretrain_network_fer``
+        (a user's option file cannot set it), else from the state's iteration, even when ``network_fer`` is in
+        ``path.ignore_resume_networks``.
+        """
         resume_path = self.opt['path'].get('resume_state')
-        ignored = self.opt['path'].get('ignore_resume_networks') or []
-        if self.joint and self.is_train and resume_path and 'network_fer' in ignored:
-            # a trained classifier is part of the training state: resume it even when listed as ignored
+        if not resume_path:
+            return
+        load_path = self.opt['path'].get('pretrain_network_fer')
+        if not self.joint:
+            if load_path:  # check_resume points every network at experiments/
+                get_root_logger().info(f'Frozen network_fer: not resuming it from {load_path}')
+            return
+        if not load_path or 'network_fer' in (self.opt['path'].get('ignore_resume_networks') or []):
             resume_iter = os.path.basename(resume_path).split('.state')[0]
             load_path = os.path.join(self.opt['path']['models'], f'net_fer_{resume_iter}.pth')
-            get_root_logger().info(f'Joint learning: resuming network_fer from {load_path}')
-        if load_path is None:
-            return
-        models_dir = self.opt['path'].get('models')
-        resumed_frozen = (
-            not self.joint
-            and models_dir is not None
-            and not os.path.exists(load_path)
-            and os.path.abspath(load_path).startswith(os.path.abspath(models_dir))
-        )
-        if resumed_frozen:  # check_resume points every network at experiments/; a frozen net_fer is not saved
-            get_root_logger().info(f'Frozen network_fer: not resuming it from {load_path}')
-        else:
-            param_key = self.opt['path'].get('param_key_fer', 'params')
-            load_network(self.net, load_path, self.opt['path'].get('strict_load_fer', True), param_key)
+        get_root_logger().info(f'Joint learning: resuming network_fer from {load_path}')
+        load_network(self.net, load_path, True, 'params')
+
+    def _build_hr_cache(self, train_opt: dict) -> HRReferenceCache | None:
+        """``train.cache_hr_reference: true``: the frozen classifier's reading of each HR face, kept."""
+        if not hr_cache_enabled(self.opt, train_opt):
+            return None
+        return HRReferenceCache(self.cri_att.p if self.cri_att else None)
 
     def _check_stage_weights(self, train_opt: dict) -> None:
         """``attention_opt.stage_weights`` has one weight per tap of the classifier."""
@@ -146,9 +156,10 @@ class FERGuidance:
 
     def set_phase(self, current_iter: int) -> None:
         """Joint learning: the classifier is frozen (eval mode, no gradient, no ``fer_opt``) for iterations
-        ``1..joint_opt.warmup_iter`` and trained after; a function of ``current_iter`` only, so resume needs no state.
+        ``1..joint_opt.fer_frozen_iters`` and trained after; a function of ``current_iter`` only, so resume needs
+        no state.
         """
-        trains = self.joint and current_iter > self.joint_opt.warmup_iter
+        trains = self.joint and current_iter > self.joint_opt.fer_frozen_iters
         if trains == self.trains:
             return
         self.trains = trains
@@ -157,14 +168,14 @@ class FERGuidance:
         self.net.train(trains)
         get_root_logger().info(
             f'iter {current_iter}: network_fer '
-            + ('trains from now on' if trains else f'frozen up to iteration {self.joint_opt.warmup_iter}')
-            + ' (train.joint_opt.warmup_iter)'
+            + ('trains from now on' if trains else f'frozen up to iteration {self.joint_opt.fer_frozen_iters}')
+            + ' (train.joint_opt.fer_frozen_iters)'
         )
 
     # --------------------------------------------------------------- training
     def begin_step(self, current_iter: int) -> None:
-        """Start a training step: the warm-up phase of ``current_iter``; the step's first classifier pass with
-        gradients goes through the DDP wrapper."""
+        """Start a training step: the classifier's phase (frozen or trained) at ``current_iter``; the step's first
+        classifier pass with gradients goes through the DDP wrapper."""
         self.set_phase(current_iter)
         self._wrapper_unused = self.trains
 
@@ -173,18 +184,26 @@ class FERGuidance:
         sr_logits_needed = self._classifies('sr') and self.joint_opt.sr_grad_weight == 1
         return self._forward(sr) if self.consistency or sr_logits_needed else None
 
-    def reference(self, hr: torch.Tensor) -> ClassifierOutput | None:
+    def reference(self, hr: torch.Tensor, keys: list[tuple] | None = None) -> ClassifierOutput | None:
         """The classifier on the HR batch: the consistency target, without gradients unless joint learning
-        classifies HR faces too (``fer_inputs``); None when no loss needs it."""
+        classifies HR faces too (``fer_inputs``); None when no loss needs it. With ``train.cache_hr_reference``
+        and ``keys`` (one per face: path, flipped), cached faces are not read again and ``features`` holds their
+        attention maps."""
         if self._classifies('hr'):
             return self._forward(hr)
         if not self.consistency:
             return None
+        if self.hr_cache is not None:
+            if keys is None:
+                raise ValueError('train.cache_hr_reference: the batch has no gt_path and hflip to key its HR faces')
+            return ClassifierOutput(*self.hr_cache.read(hr, keys, self.bare))
         with torch.no_grad():
             return ClassifierOutput(*self.bare(hr))
 
     def consistency_losses(self, sr: ClassifierOutput | None, hr: ClassifierOutput | None) -> OrderedDict:
         """``l_att`` (attention maps at the taps) and ``l_pred`` (softened predictions), SR against HR, where set.
+
+        With ``train.consistency_weights`` they come at weight 1 here and :meth:`weigh_consistency` weighs them.
 
         Args:
             sr: :meth:`classify` of the SR batch.
@@ -199,6 +218,17 @@ class FERGuidance:
         if self.cri_pred:
             losses['l_pred'] = self.cri_pred(sr.logits, hr.logits)
         return losses
+
+    def weigh_consistency(self, losses: OrderedDict, sr: torch.Tensor, current_iter: int) -> dict[str, float]:
+        """``train.consistency_weights``: weigh ``l_att`` and ``l_pred`` in ``losses`` by their gradient shares.
+
+        Returns:
+            The weights as log entries (``w_att``, ``w_pred``); empty with the hand-set weights.
+        """
+        if self.auto_weights is None:
+            return {}
+        self.auto_weights.weigh(losses, sr, current_iter)
+        return self.auto_weights.log()
 
     def classification_loss(
         self,
@@ -254,13 +284,28 @@ class FERGuidance:
 
     # ------------------------------------------------------------ checkpoints
     def save(self, save_network: Callable[..., None], current_iter: int) -> None:
-        """Save a trained classifier as ``net_fer_<iter>.pth`` with the model's ``save_network``."""
+        """Save a trained classifier as ``net_fer_<iter>.pth`` with the model's ``save_network``; the file records
+        that joint learning adapted it (``meta.srfer``, read back by ``MMPretrainFER.load_checkpoint``)."""
         if self.joint:
-            save_network(self.net, 'net_fer', current_iter)
+            meta = {
+                'srfer': {
+                    'adapted': True,
+                    'run': self.opt.get('name'),
+                    'iter': self.opt['train'].get('total_iter') if current_iter == -1 else current_iter,  # -1: latest
+                    'initial_checkpoint': self.opt['network_fer'].get('checkpoint'),
+                }
+            }
+            if self.class_names:
+                meta['dataset_meta'] = {'classes': list(self.class_names)}
+            save_network(self.net, 'net_fer', current_iter, meta=meta)
 
     def training_state(self) -> dict:
-        """What the classifier adds to the training state: the fingerprint of a frozen one (it is not saved)."""
-        return {} if self.fingerprint is None else {'fer_fingerprint': self.fingerprint}
+        """What the classifier adds to the training state: the fingerprint of a frozen one (it is not saved) and
+        the running norms of ``consistency_weights``."""
+        state = {} if self.fingerprint is None else {'fer_fingerprint': self.fingerprint}
+        if self.auto_weights is not None:
+            state['consistency_weights'] = self.auto_weights.state_dict()
+        return state
 
     def check_resume_state(self, resume_state: dict) -> None:
         """A frozen classifier must be the one the resumed run started with.
@@ -268,9 +313,11 @@ class FERGuidance:
         Raises:
             ValueError: Its weights differ from those the training state records.
         """
+        if self.auto_weights is not None:
+            self.auto_weights.load_state_dict(resume_state.get('consistency_weights') or {})
         saved = resume_state.get('fer_fingerprint')
         if saved is not None and self.fingerprint is not None and saved != self.fingerprint:
-            source = self.opt['path'].get('pretrain_network_fer') or self.opt['network_fer'].get('checkpoint')
+            source = self.opt['network_fer'].get('checkpoint')
             raise ValueError(
                 f'The frozen classifier loaded now ({source!r}) is not the one this run started with: its weights '
                 'differ from those recorded in the training state. Restore the original classifier file, or start '
@@ -310,11 +357,60 @@ class FERGuidance:
 
     @property
     def classifier_state(self) -> str:
-        """``'adapted'`` for a classifier trained by joint learning (in training, or loaded in a test run from
-        ``path.pretrain_network_fer``, a joint run's ``net_fer_*.pth``), else ``'frozen'``."""
+        """``'adapted'`` for a classifier that joint learning trains (in training) or trained (its weights file says
+        so), else ``'frozen'``."""
         if self.is_train:
             return 'adapted' if self.joint else 'frozen'
-        return 'adapted' if self.opt['path'].get('pretrain_network_fer') else 'frozen'
+        return 'adapted' if getattr(self.bare, 'adapted', False) else 'frozen'
+
+
+def hr_cache_enabled(opt: dict, train_opt: dict) -> bool:
+    """Whether ``train.cache_hr_reference`` is on, checked.
+
+    Raises:
+        ValueError: The value is not a boolean, the classifier is trained, no consistency loss reads the HR
+            face, or the training set is not a ``PairedFERDataset`` (whose faces are keyed by path and flip).
+    """
+    enabled = train_opt.get('cache_hr_reference', False)
+    if not isinstance(enabled, bool):
+        raise ValueError(f'train.cache_hr_reference must be true or false; got {enabled!r}')
+    if not enabled:
+        return False
+    if train_opt.get('train_network_fer') is True:
+        raise ValueError(
+            'train.cache_hr_reference: a classifier that trains (train.train_network_fer: true) reads HR faces '
+            'differently at every step; only a frozen classifier can be cached'
+        )
+    if not any(train_opt.get(key) for key in ('attention_opt', 'prediction_opt')):
+        raise ValueError('train.cache_hr_reference: no attention_opt or prediction_opt reads HR faces')
+    train_set = (opt.get('datasets') or {}).get('train')
+    dataset_type = (train_set or {}).get('type')
+    if train_set is not None and dataset_type != 'PairedFERDataset':  # none: the model is fed directly
+        raise ValueError(
+            f'train.cache_hr_reference needs datasets.train of type PairedFERDataset (its faces are known by '
+            f'path and flip, without random crops); got {dataset_type!r}'
+        )
+    return True
+
+
+def check_training_options(opt: dict, loss_options: tuple[str, ...]) -> None:
+    """Every classifier option a training reads, checked from the options alone (before any folder exists).
+
+    Args:
+        opt: The run's options.
+        loss_options: The ``train`` loss keys of the model.
+
+    Raises:
+        ValueError: An option is wrong, or ``network_fer.checkpoint`` names no file (the message names it).
+    """
+    check_fer_options(opt, loss_options)
+    train_opt = opt.get('train') or {}
+    hr_cache_enabled(opt, train_opt)
+    if train_opt.get('consistency_weights') is not None:
+        ConsistencyWeights(train_opt['consistency_weights'], train_opt)
+    checkpoint = opt['network_fer'].get('checkpoint')
+    if checkpoint is not None and not (isinstance(checkpoint, str) and os.path.isfile(checkpoint)):
+        raise ValueError(f'network_fer.checkpoint: {checkpoint!r} is not a file')
 
 
 def check_dataset_classes(opt: dict, num_classes: int) -> None:

@@ -1,6 +1,6 @@
 """Joint learning of SR-FER: option checks, the gradient routing of ``fer_opt`` and the classifier's scheduler.
 
-An SR-FER model (``SRFERModel``) trains the classifier (``network_fer.freeze: false``) with ``train.fer_opt``.
+An SR-FER model (``SRFERModel``) trains the classifier (``train.train_network_fer: true``) with ``train.fer_opt``.
 The classification loss on the SR face also reaches ``network_g`` through the SR image;
 ``train.joint_opt.sr_grad_weight`` scales that gradient (default :data:`DEFAULT_SR_GRAD_WEIGHT`: none of it, the
 classifier alone learns from ``fer_opt``).
@@ -17,8 +17,10 @@ import torch
 from basicsr.models.lr_scheduler import CosineAnnealingRestartLR, MultiStepRestartLR
 from basicsr.utils import get_root_logger
 
+from srfer_plugin.utils.renamed_options import check_renamed_options
+
 FER_INPUTS = ('sr', 'hr')
-JOINT_OPT_KEYS = ('sr_grad_weight', 'warmup_iter')
+JOINT_OPT_KEYS = ('sr_grad_weight', 'fer_frozen_iters')
 # Share of fer_opt's gradient that reaches network_g through the SR face: 0 = the classifier alone learns from it
 # (a classification loss outweighs the pixel loss by far and costs PSNR when it steers network_g).
 DEFAULT_SR_GRAD_WEIGHT = 0.0
@@ -32,17 +34,17 @@ SCHEDULERS = {
 
 @dataclass(frozen=True)
 class JointOptions:
-    """The joint-learning settings of one run (``train.joint_opt`` and ``train.freeze_network_g``).
+    """The joint-learning settings of one run (``train.joint_opt`` and ``train.train_network_g``).
 
     Attributes:
         sr_grad_weight: Scale of ``fer_opt``'s gradient that reaches ``network_g`` through the SR face.
-        warmup_iter: Iterations ``1..warmup_iter`` keep the classifier frozen; it trains from ``warmup_iter + 1``.
-        freeze_network_g: ``network_g`` is loaded and kept fixed; only the classifier trains.
+        fer_frozen_iters: Iterations ``1..fer_frozen_iters`` keep the classifier frozen; it trains from the next.
+        train_network_g: False: ``network_g`` is loaded and kept fixed; only the classifier trains.
     """
 
     sr_grad_weight: float = DEFAULT_SR_GRAD_WEIGHT
-    warmup_iter: int = 0
-    freeze_network_g: bool = False
+    fer_frozen_iters: int = 0
+    train_network_g: bool = True
 
 
 class _ScaleGradient(torch.autograd.Function):
@@ -103,6 +105,7 @@ def check_fer_options(opt: dict, loss_options: Sequence[str]) -> JointOptions:
     Raises:
         ValueError: An option is missing, unknown, out of range or contradicts another (the message names them).
     """
+    check_renamed_options(opt, resumed=bool((opt.get('path') or {}).get('resume_state')))
     if not opt.get('network_fer'):
         raise ValueError(
             f'{opt.get("model_type", "SRFERModel")} needs a network_fer section (an MMPretrainFER classifier)'
@@ -113,38 +116,44 @@ def check_fer_options(opt: dict, loss_options: Sequence[str]) -> JointOptions:
     bad_inputs = set(train_opt.get('fer_inputs', FER_INPUTS)) - set(FER_INPUTS)
     if bad_inputs:
         raise ValueError(f'train.fer_inputs: {sorted(bad_inputs)} not in {FER_INPUTS}')
-    if opt['network_fer'].get('freeze', True):
+    train_network_g = read_bool(train_opt, 'train_network_g', True)
+    if not read_bool(train_opt, 'train_network_fer', False):
         if train_opt.get('fer_opt'):
-            raise ValueError('train.fer_opt trains the classifier: set network_fer.freeze: false and train.optim_fer')
-        joint_keys = [f'train.{key}' for key in ('joint_opt', 'scheduler_fer') if train_opt.get(key) is not None]
-        joint_keys += ['train.freeze_network_g'] if train_opt.get('freeze_network_g') else []
+            raise ValueError(
+                'train.fer_opt trains the classifier: set train.train_network_fer: true and train.optim_fer'
+            )
+        joint_keys = [
+            f'train.{key}' for key in ('joint_opt', 'optim_fer', 'scheduler_fer') if train_opt.get(key) is not None
+        ]
+        joint_keys += [] if train_network_g else ['train.train_network_g']
         if joint_keys:
             raise ValueError(
-                f'{", ".join(joint_keys)}: joint learning only; set network_fer.freeze: false, train.fer_opt and '
+                f'{", ".join(joint_keys)}: joint learning only; set train.train_network_fer: true, train.fer_opt and '
                 'train.optim_fer, or remove them'
             )
         return JointOptions()
     if not (train_opt.get('fer_opt') and train_opt.get('optim_fer')):
-        raise ValueError('network_fer.freeze: false needs train.fer_opt and train.optim_fer (joint learning)')
+        raise ValueError('train.train_network_fer: true needs train.fer_opt and train.optim_fer (joint learning)')
     joint = _read_joint_opt(train_opt)
     other_losses = [f'train.{key}' for key in loss_options if key != 'fer_opt' and train_opt.get(key)]
     total_iter = train_opt.get('total_iter')
-    if total_iter is not None and joint.warmup_iter >= int(total_iter):
+    if total_iter is not None and joint.fer_frozen_iters >= int(total_iter):
         raise ValueError(
-            f'train.joint_opt.warmup_iter ({joint.warmup_iter}) >= train.total_iter ({int(total_iter)}): the '
-            'classifier would never train'
+            f'train.joint_opt.fer_frozen_iters ({joint.fer_frozen_iters}) >= train.total_iter ({int(total_iter)}): '
+            'the classifier would never train'
         )
-    if joint.warmup_iter > 0 and not other_losses:
+    if joint.fer_frozen_iters > 0 and not other_losses:
         raise ValueError(
-            f'train.joint_opt.warmup_iter ({joint.warmup_iter}): nothing trains during the warm-up (fer_opt is off '
-            f'then, and no other loss of {", ".join(k for k in loss_options if k != "fer_opt")} is set)'
+            f'train.joint_opt.fer_frozen_iters ({joint.fer_frozen_iters}): nothing trains while the classifier is '
+            f'frozen (fer_opt is off then, and no other loss of {", ".join(k for k in loss_options if k != "fer_opt")} '
+            'is set)'
         )
-    if joint.freeze_network_g:
+    if not joint.train_network_g:
         _check_frozen_network_g(opt, joint, other_losses)
     elif joint.sr_grad_weight == 0 and not other_losses:
         get_root_logger().warning(
             'train: fer_opt is the only loss and train.joint_opt.sr_grad_weight is 0, so network_g gets no '
-            'gradient; train.freeze_network_g: true is the way to train the classifier alone'
+            'gradient; train.train_network_g: false is the way to train the classifier alone'
         )
     return joint
 
@@ -162,13 +171,22 @@ def _read_joint_opt(train_opt: dict) -> JointOptions:
             f'train.joint_opt.sr_grad_weight must be a number >= 0 (0: the classifier alone learns from fer_opt, '
             f'1: network_g gets its full gradient too); got {weight!r}'
         )
-    warmup_iter = joint_opt.get('warmup_iter', 0)
-    if not (_is_number(warmup_iter) and warmup_iter >= 0 and warmup_iter == int(warmup_iter)):
-        raise ValueError(f'train.joint_opt.warmup_iter must be an integer >= 0; got {warmup_iter!r}')
-    freeze_g = train_opt.get('freeze_network_g', False)
-    if not isinstance(freeze_g, bool):
-        raise ValueError(f'train.freeze_network_g must be true or false; got {freeze_g!r}')
-    return JointOptions(float(weight), int(warmup_iter), freeze_g)
+    frozen_iters = joint_opt.get('fer_frozen_iters', 0)
+    if not (_is_number(frozen_iters) and frozen_iters >= 0 and frozen_iters == int(frozen_iters)):
+        raise ValueError(f'train.joint_opt.fer_frozen_iters must be an integer >= 0; got {frozen_iters!r}')
+    return JointOptions(float(weight), int(frozen_iters), read_bool(train_opt, 'train_network_g', True))
+
+
+def read_bool(train_opt: dict, key: str, default: bool) -> bool:
+    """``train.<key>``, which must be true or false (``default`` when unset).
+
+    Raises:
+        ValueError: The value is not a boolean (the message names the key and value).
+    """
+    value = train_opt.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f'train.{key} must be true or false; got {value!r}')
+    return value
 
 
 def _is_number(value: object) -> bool:
@@ -176,21 +194,21 @@ def _is_number(value: object) -> bool:
 
 
 def _check_frozen_network_g(opt: dict, joint: JointOptions, other_losses: list[str]) -> None:
-    """``train.freeze_network_g: true``: a loaded ``network_g`` run without gradients; classifier losses only."""
+    """``train.train_network_g: false``: a loaded ``network_g`` run without gradients; classifier losses only."""
     if other_losses:
         raise ValueError(
-            f'train.freeze_network_g: true keeps network_g fixed, so {", ".join(other_losses)} cannot train it; '
+            f'train.train_network_g: false keeps network_g fixed, so {", ".join(other_losses)} cannot train it; '
             'remove them (fer_opt trains the classifier)'
         )
     if not (opt.get('path') or {}).get('pretrain_network_g'):
-        raise ValueError('train.freeze_network_g: true needs path.pretrain_network_g (the trained SR network to keep)')
+        raise ValueError('train.train_network_g: false needs path.pretrain_network_g (the trained SR network to keep)')
     if (opt['train'].get('ema_decay') or 0) > 0:
         raise ValueError(
-            'train.freeze_network_g: true keeps network_g fixed; set train.ema_decay: 0 (to start from EMA weights, '
+            'train.train_network_g: false keeps network_g fixed; set train.ema_decay: 0 (to start from EMA weights, '
             'set path.param_key_g: params_ema)'
         )
     if joint.sr_grad_weight != 0:
         raise ValueError(
-            f'train.joint_opt.sr_grad_weight ({joint.sr_grad_weight}) has no effect with train.freeze_network_g: '
-            'true (network_g runs without gradients); remove it'
+            f'train.joint_opt.sr_grad_weight ({joint.sr_grad_weight}) has no effect with train.train_network_g: '
+            'false (network_g runs without gradients); remove it'
         )

@@ -115,15 +115,17 @@ class SafeSRModel(SRModel):
         net.load_state_dict(load_net, strict=strict)
 
     @master_only
-    def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
-        """BasicSR's ``save_network`` (same file name and ``params``/``params_ema`` format), written atomically."""
+    def save_network(
+        self, net, net_label: str, current_iter: int, param_key='params', meta: dict | None = None
+    ) -> None:
+        """BasicSR's ``save_network`` (same file name and ``params``/``params_ema`` format), written atomically;
+        ``meta`` (plain data) is stored beside the weights, as mmengine checkpoints store theirs."""
         save_path = os.path.join(
             self.opt['path']['models'], f'{net_label}_{"latest" if current_iter == -1 else current_iter}.pth'
         )
         nets = [self.get_bare_model(n) for n in (net if isinstance(net, list) else [net])]
-        save_with_retry(
-            network_file_contents(nets, param_key if isinstance(param_key, list) else [param_key]), save_path
-        )
+        contents = network_file_contents(nets, param_key if isinstance(param_key, list) else [param_key])
+        save_with_retry({**contents, 'meta': meta} if meta else contents, save_path)
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:

@@ -51,8 +51,8 @@ def check_gan_options(opt: dict) -> None:
             f'train.net_d_init_iters ({train_opt["net_d_init_iters"]}) >= train.total_iter ({int(total_iter)}): '
             'network_g would never train'
         )
-    if train_opt.get('freeze_network_g'):
-        raise ValueError('train.freeze_network_g: a GAN model trains network_g against network_d; use SRFERModel')
+    if train_opt.get('train_network_g') is False:
+        raise ValueError('train.train_network_g: false: a GAN model trains network_g against network_d; use SRFERModel')
 
 
 @MODEL_REGISTRY.register()

@@ -20,7 +20,7 @@ from srfer_plugin.models.srfer_model import SRFERModel
 @MODEL_REGISTRY.register()
 class SRFERGANModel(SRFERModel, SafeSRGANModel):
     """SRGAN training (``network_d``, ``gan_opt``, ``perceptual_opt``, ``optim_d``, ``net_d_iters``,
-    ``net_d_init_iters``) plus the SR-FER options of :class:`SRFERModel` (``train.freeze_network_g`` excepted)
+    ``net_d_init_iters``) plus the SR-FER options of :class:`SRFERModel` (``train.train_network_g: false`` excepted)
     and FER validation.
 
     Log keys: BasicSR's (``l_g_pix``, ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``out_d_real``, ``l_d_fake``,
@@ -44,11 +44,12 @@ class SRFERGANModel(SRFERModel, SafeSRGANModel):
                 self.output = self.super_resolve()
                 losses = self.sr_losses(self.output, self.gt)  # l_g_pix, l_g_percep, l_g_style
                 losses['l_g_gan'] = self.generator_gan_loss()
-                sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt)
+                sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt, self.hr_keys)
                 losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
+                weights = self.fer.weigh_consistency(losses, self.output, current_iter)  # consistency_weights
                 losses.update(self.fer.classification_loss(self.output, sr_read, hr_read, self.label))  # l_fer
             generator_stepped = self.backward_and_step(losses, self.generator_optimizers(), current_iter)
-            generator_log = self.log_dict
+            generator_log = OrderedDict(self.log_dict, **weights)
         else:
             self.output = self.super_resolve_for_discriminator()
         self.discriminator_step(current_iter, generator_log, generator_stepped)

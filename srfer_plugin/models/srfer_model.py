@@ -31,12 +31,12 @@ class SRFERModel(SafeSRModel):
     validation.
 
     Options on top of SafeSRModel's: those of :class:`FERGuidance` (``network_fer``, ``attention_opt``,
-    ``prediction_opt``, ``fer_opt``, ``fer_inputs``, ``joint_opt``) and, in joint learning (``network_fer.freeze:
-    false``):
+    ``prediction_opt``, ``fer_opt``, ``fer_inputs``, ``joint_opt``) and, in joint learning
+    (``train_network_fer: true``):
         optim_fer: the classifier's optimizer (any ``torch.optim`` class name).
         scheduler_fer: the classifier's scheduler (BasicSR's types); default: ``scheduler``.
-        freeze_network_g: ``net_g`` is loaded from ``path.pretrain_network_g`` and kept fixed; only the
-            classifier trains (``fer_opt``).
+        train_network_g: false loads ``net_g`` from ``path.pretrain_network_g`` and keeps it fixed; only the
+            classifier trains (``fer_opt``). Default true.
 
     Log keys: ``l_pix`` (and ``l_percep``/``l_style``), ``l_att``, ``l_pred``, ``l_fer``. Validation adds ``acc``
     (FER accuracy on SR), ``acc_hr`` and ``acc_bicubic`` to the SR metrics; a test run writes the per-class reports
@@ -65,13 +65,13 @@ class SRFERModel(SafeSRModel):
     def init_training_settings(self) -> None:
         self.fer = self.build_fer_guidance()
         super().init_training_settings()
-        if self.joint_opt.freeze_network_g:
+        if not self.joint_opt.train_network_g:
             self.net_g.eval()
         self.fer.set_phase(1)
 
     def setup_optimizers(self) -> None:
-        if self.joint_opt.freeze_network_g:
-            get_root_logger().info('train.freeze_network_g: network_g is not trained (no optimizer_g)')
+        if not self.joint_opt.train_network_g:
+            get_root_logger().info('train.train_network_g: false: network_g is not trained (no optimizer_g)')
         else:
             super().setup_optimizers()
         if self.fer.joint:
@@ -91,25 +91,30 @@ class SRFERModel(SafeSRModel):
     def feed_data(self, data: dict) -> None:
         super().feed_data(data)
         self.label = data['label'].to(self.device) if 'label' in data else None
+        flips = data.get('hflip')
+        self.hr_keys = None if flips is None else list(zip(data['gt_path'], [bool(f) for f in flips]))
 
     def optimize_parameters(self, current_iter: int) -> None:
         """One SR-FER training step: SR forward, SR losses, the classifier's losses, backward and step.
 
         The consistency losses see the SR face with its full gradient to ``net_g`` and the HR face as the target.
-        In joint learning the classifier trains on all of them after the warm-up (``joint_opt.warmup_iter``), and
+        In joint learning the classifier trains on all of them after its frozen start (``joint_opt.fer_frozen_iters``),
+        and
         ``l_fer`` reaches ``net_g`` with ``joint_opt.sr_grad_weight`` times its gradient; with
-        ``freeze_network_g``, ``net_g`` runs without gradients and only the classifier steps.
+        ``train_network_g: false``, ``net_g`` runs without gradients and only the classifier steps.
         """
         self.fer.begin_step(current_iter)
         with self.amp.autocast():
-            self.output = self.super_resolve(frozen=self.joint_opt.freeze_network_g)
+            self.output = self.super_resolve(frozen=not self.joint_opt.train_network_g)
             losses = self.sr_losses(self.output, self.gt)  # l_pix, l_percep, l_style
-            sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt)
+            sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt, self.hr_keys)
             losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
+            weights = self.fer.weigh_consistency(losses, self.output, current_iter)  # consistency_weights
             losses.update(self.fer.classification_loss(self.output, sr_read, hr_read, self.label))  # l_fer
         if self.backward_and_step(losses, self.optimizers, current_iter):
             self.amp.update()
             self.update_ema()
+        self.log_dict.update(weights)
 
     # ------------------------------------------------------------ checkpoints
     def save(self, epoch: int, current_iter: int) -> None:
@@ -127,7 +132,7 @@ class SRFERModel(SafeSRModel):
     # ------------------------------------------------------------- validation
     def test(self) -> None:
         super().test()  # BasicSR's test puts net_g back in train mode
-        if self.is_train and self.joint_opt.freeze_network_g:
+        if self.is_train and not self.joint_opt.train_network_g:
             self.net_g.eval()
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from srfer_plugin.data.degradations import describe_pipeline
-from srfer_plugin.studies import study_presets, synthetic
+from srfer_plugin.studies import baselines, baselines_report, study_presets, synthetic
 from srfer_plugin.studies.benchmark_cells import Cell, Classifier, cell_options, fer_network_options
 from srfer_plugin.studies.benchmark_options import OPTIONS_HEADER, template, unsupported_reason
 from srfer_plugin.studies.benchmark_report import METRIC_KEYS, plot, plot_means, write_tables
@@ -149,7 +149,10 @@ def evaluate_cell(
 
 
 def training_options(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
-    """The options of a cell's training: a matrix cell's (:mod:`.benchmark_cells`) or a study cell's."""
+    """The options of a cell's training: a matrix cell's (:mod:`.benchmark_cells`), a study cell's or a baselines
+    cell's (:mod:`.baselines`)."""
+    if isinstance(cell, baselines.BaselineCell):
+        return baselines.cell_options(cell, run.iters, run.data_root)
     if study_presets.is_study(run.preset):
         return study_presets.study_options(cell, run.preset, run.iters, run.data_root, run.exp_root)
     return cell_options(cell, run.preset, run.iters, run.data_root)
@@ -205,6 +208,8 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
     opt = training_options(run, cell)
     study = study_presets.STUDY_PRESETS.get(run.preset)
     test_degradation, extra_metrics = (study.test_degradation, study.extra_metrics) if study else (None, ())
+    if isinstance(cell, baselines.BaselineCell):  # each condition tests on its own degradation
+        test_degradation = cell.test_degradation
     net_g_path = network_path(run.exp_root, cell.train_name) if cell.train_name else None  # None: bicubic
     start = time.time()
     if net_g_path:
@@ -274,6 +279,10 @@ def run_benchmark(
     rows = []
     for cell in cells:
         rows.append(run_cell(run, cell))
-        write_tables(rows, run.out, command, classifiers, **report)
-    (plot_means if study else plot)(rows, run.out)
+        if baselines.is_baselines(run.preset):
+            baselines_report.write_report(rows, run.out, command, classifiers, cells)
+        else:
+            write_tables(rows, run.out, command, classifiers, **report)
+    if not baselines.is_baselines(run.preset):
+        (plot_means if study else plot)(rows, run.out)
     return rows

@@ -177,8 +177,9 @@ def plain_variant(opt: dict[str, Any]) -> dict[str, Any]:
     plain.pop('network_fer', None)
     for key in ('attention_opt', 'prediction_opt', 'fer_opt', 'optim_fer', 'fer_inputs'):
         plain['train'].pop(key, None)
+    for key in ('train_network_fer', 'joint_opt', 'scheduler_fer'):
+        plain['train'].pop(key, None)
     plain['path'].pop('ignore_resume_networks', None)
-    plain['path'].pop('pretrain_network_fer', None)
     return plain
 
 

@@ -74,8 +74,9 @@ def evaluation_options(
         scale: Upscale factor of ``network_g``.
         fer_config: mmpretrain config of the classifier: a path, or a shipped one by name (``srfer::fer/...``,
             or its clone path ``options/fer/...``).
-        fer_weights: A classifier fine-tuned by a joint training (its ``net_fer_latest.pth``), loaded over
-            ``fer_checkpoint`` as ``path.pretrain_network_fer``: the model reports it as ``adapted``.
+        fer_weights: A classifier fine-tuned by a joint training (its ``net_fer_latest.pth``), used as
+            ``network_fer.checkpoint`` instead of ``fer_checkpoint``; the file says it was adapted, and the model
+            reports it so.
         degradation: The test set's degradation scenario (default: bicubic), deterministic per image.
         extra_metrics: Metrics of :data:`EXTRA_METRICS` to add to PSNR/SSIM.
 
@@ -96,7 +97,7 @@ def evaluation_options(
         'network_fer': {
             'type': 'MMPretrainFER',
             'config': os.path.abspath(resolve_path(fer_config)),
-            'checkpoint': fer_checkpoint,
+            'checkpoint': fer_weights or fer_checkpoint,
             'num_classes': 7,
             'stages': [0, 1, 2, 3],
         },
@@ -108,8 +109,6 @@ def evaluation_options(
         },
         'val': {'save_img': False, 'metrics': metric_options(scale, tuple(extra_metrics))},
     }
-    if fer_weights:
-        opt['path']['pretrain_network_fer'] = fer_weights
     return opt
 
 

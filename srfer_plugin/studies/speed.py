@@ -24,6 +24,7 @@ from srfer_plugin.studies.synthetic import DEMO_NETWORK_G
 from srfer_plugin.utils.shipped_options import resolve_path
 
 HR_SIZE = 112
+CACHED = 'SRFERModel+cache'  # the SR-FER model with train.cache_hr_reference
 
 
 def resolve_device(device: str) -> str:
@@ -134,9 +135,13 @@ def measure(
     steps: int,
     warmup: int,
     demo_network: bool = False,
+    hr_cache: bool = True,
     **train_options: Any,
 ) -> dict[str, Any]:
-    """Time both models of :func:`model_options` on the same random batches.
+    """Time the models of :func:`model_options` (and the SR-FER one with its HR cache) on the same random batches.
+
+    The cached model sees the same faces at every step, so after its first (warm-up) step every HR face is cached:
+    its times are those of a run after its first epoch.
 
     Args:
         opt_path: SR-FER option file.
@@ -145,20 +150,26 @@ def measure(
         steps: Timed steps per model.
         warmup: Untimed steps per model first.
         demo_network: Use the demo's small RCAN as ``network_g``.
+        hr_cache: Also time the SR-FER model with ``train.cache_hr_reference`` (``SRFERModel+cache``).
         **train_options: ``train`` keys of both models (``use_amp``, ``amp_dtype``, ``channels_last``).
 
     Returns:
-        The settings, ``models`` (``{model_type: median_s, mean_s, peak_step_mib}``, plain twin first),
-        ``time_ratio`` and, when memory was measured, ``memory_ratio`` (SR-FER / plain).
+        The settings, ``models`` (``{name: median_s, mean_s, peak_step_mib}``, plain twin first),
+        ``time_ratio`` and, when memory was measured, ``memory_ratio`` (SR-FER / plain); with ``hr_cache``,
+        ``cached_time_ratio`` (cached SR-FER / plain) and ``cache_mib_per_10k_faces`` (one flip of each face).
     """
     from basicsr.models import build_model
 
     with tempfile.TemporaryDirectory() as work_dir:
         options = model_options(opt_path, work_dir, device, demo_network, **train_options)
+        plain_name, srfer_name = list(options)
+        if hr_cache:
+            cached = copy.deepcopy(options[srfer_name])
+            cached['train']['cache_hr_reference'] = True
+            options[CACHED] = cached
         torch.manual_seed(0)
         models = {name: build_model(opt) for name, opt in options.items()}
     names = list(models)
-    plain_name, srfer_name = names
     srfer_opt = options[srfer_name]
     scale = srfer_opt['scale']
     generator = torch.Generator().manual_seed(0)
@@ -167,6 +178,8 @@ def measure(
         'gt': gt,
         'lq': torch.nn.functional.interpolate(gt, scale_factor=1 / scale, mode='bicubic', antialias=True).clamp(0, 1),
         'label': torch.randint(0, srfer_opt['network_fer']['num_classes'], (batch_size,)),
+        'gt_path': [f'face_{i}.png' for i in range(batch_size)],
+        'hflip': torch.zeros(batch_size, dtype=torch.bool),
     }
     times: dict[str, list[float]] = {name: [] for name in names}
     peaks: dict[str, list[float]] = {name: [] for name in names}
@@ -200,4 +213,91 @@ def measure(
     results['time_ratio'] = srfer['median_s'] / plain['median_s']
     if plain['peak_step_mib'] and srfer['peak_step_mib']:
         results['memory_ratio'] = srfer['peak_step_mib'] / plain['peak_step_mib']
+    if hr_cache:
+        results['cached_time_ratio'] = results['models'][CACHED]['median_s'] / plain['median_s']
+        results['cache_mib_per_10k_faces'] = models[CACHED].fer.hr_cache.bytes_per_face() * 10_000 / 2**20
+    return results
+
+
+def measure_inference(
+    opt_path: str,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    demo_network: bool = False,
+    lr_size: int | None = None,
+) -> dict[str, Any]:
+    """Faces per second of inference (SR + classification) on the CPU: torch against onnxruntime, in one process.
+
+    The networks of the option file (random weights: they do not change the cost) run through
+    :class:`~srfer_plugin.predictor.SRFERPredictor` with torch, and through the same predictor on their ONNX export
+    (:mod:`srfer_plugin.onnx_io`, onnxruntime with as many threads as torch). Batches alternate between the
+    two backends (the order flips every batch) on the same random LR faces.
+
+    Args:
+        opt_path: SR-FER option file (``network_g``, ``network_fer``, ``scale``).
+        batch_size: Faces per batch.
+        steps: Timed batches per backend.
+        warmup: Untimed batches per backend first.
+        demo_network: Use the demo's small RCAN as ``network_g``.
+        lr_size: LR side (default: the 112 px HR size over the scale).
+
+    Returns:
+        The settings, ``backends`` (``{name: median_s, mean_s, faces_per_s}``, torch first), ``speedup``
+        (onnxruntime faces/s over torch's), ``max_sr_diff``, ``max_prob_diff`` and ``same_labels`` between the two.
+    """
+    from basicsr.archs import build_network
+
+    from srfer_plugin.onnx_io import export_predictor, load_onnx_predictor
+    from srfer_plugin.predictor import SRFERPredictor, build_fer_network
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        opt = model_options(opt_path, work_dir, 'cpu', demo_network)['SRFERModel']
+        network_g, network_fer, scale = opt['network_g'], dict(opt['network_fer']), int(opt['scale'])
+        torch.manual_seed(0)
+        predictor = SRFERPredictor(
+            build_network(copy.deepcopy(network_g)),
+            build_fer_network(network_fer),
+            scale,
+            'cpu',
+            int(network_g.get('window_size') or 1),
+            batch_size=batch_size,
+        )
+        export = export_predictor(predictor, work_dir, network_g, network_fer)
+        predictors = {'torch': predictor, 'onnxruntime': load_onnx_predictor(work_dir, batch_size=batch_size)}
+    lr_size = int(lr_size or HR_SIZE // scale)
+    lr = torch.rand(batch_size, 3, lr_size, lr_size, generator=torch.Generator().manual_seed(0))
+    names = list(predictors)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    outputs = {}
+    for step in range(1, warmup + steps + 1):
+        for name in names if step % 2 else names[::-1]:
+            start = time.perf_counter()
+            outputs[name] = predictors[name].predict(lr)
+            if step > warmup:
+                times[name].append(time.perf_counter() - start)
+    results: dict[str, Any] = {
+        'device': f'cpu, {torch.get_num_threads()} threads',
+        'network_g': network_g['type'],
+        'network_g_params': sum(p.numel() for p in predictor.sr_network.parameters()),
+        'network_fer': os.path.basename(str(network_fer.get('config'))),
+        'batch': batch_size,
+        'lr_size': lr_size,
+        'scale': scale,
+        'steps': steps,
+        'opset': export['opset'],
+        'backends': {},
+    }
+    for name in names:
+        median = statistics.median(times[name])
+        results['backends'][name] = {
+            'median_s': median,
+            'mean_s': statistics.fmean(times[name]),
+            'faces_per_s': batch_size / median,
+        }
+    torch_out, ort_out = outputs['torch'], outputs['onnxruntime']
+    results['speedup'] = results['backends']['onnxruntime']['faces_per_s'] / results['backends']['torch']['faces_per_s']
+    results['max_sr_diff'] = float((torch_out.sr - ort_out.sr).abs().max())
+    results['max_prob_diff'] = float((torch_out.probs - ort_out.probs).abs().max())
+    results['same_labels'] = bool(torch.equal(torch_out.labels, ort_out.labels))
     return results

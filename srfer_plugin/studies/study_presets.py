@@ -22,12 +22,12 @@ ATT = synthetic.DEMO_SRFER_LOSSES['attention_opt']['loss_weight']  # 0.1
 PRED = synthetic.DEMO_SRFER_LOSSES['prediction_opt']['loss_weight']  # 0.001
 ALL_STAGES = (0, 1, 2, 3)
 # Joint-learning settings a variant may override (name part of its trainings), and the demo's values of them.
-JOINT_KNOBS = {'sr_grad_weight': 'g', 'warmup_iter': 'w', 'fer_lr': 'lr'}
+JOINT_KNOBS = {'sr_grad_weight': 'g', 'fer_frozen_iters': 'w', 'fer_lr': 'lr'}
 # The joint overrides each method takes: plain_finetuned trains the classifier alone, so only its learning rate
 JOINT_OVERRIDES = {'srfer_joint': tuple(JOINT_KNOBS), 'plain_finetuned': ('fer_lr',)}
 JOINT_DEFAULTS = {
     'sr_grad_weight': synthetic.DEMO_JOINT_LEARNING['joint_opt']['sr_grad_weight'],
-    'warmup_iter': synthetic.DEMO_JOINT_LEARNING['joint_opt']['warmup_iter'],
+    'fer_frozen_iters': synthetic.DEMO_JOINT_LEARNING['joint_opt']['fer_frozen_iters'],
     'fer_lr': synthetic.DEMO_JOINT_LEARNING['optim_fer']['lr'],
 }
 BACKBONE, SCALE = 'RCAN', 4  # synthetic.DEMO_NETWORK_G
@@ -45,7 +45,7 @@ class Variant:
         stages: ``network_fer.stages`` (the taps the attention loss compares).
         stage_weights: ``attention_opt.stage_weights`` (None: 1 per stage).
         joint: Overrides of the demo's joint learning (``srfer_joint`` only): any of ``sr_grad_weight`` and
-            ``warmup_iter`` (``joint_opt``) and ``fer_lr`` (``optim_fer.lr``), as ``((key, value), ...)``.
+            ``fer_frozen_iters`` (``joint_opt``) and ``fer_lr`` (``optim_fer.lr``), as ``((key, value), ...)``.
         init: The variant whose trained network this one starts from (``plain_finetuned``, the GAN methods).
         degradation: The training set's degradation scenario.
         iters_share: Its iterations as a share of the preset's (GAN fine-tuning: :data:`GAN_SHARE`).
@@ -146,7 +146,7 @@ class Variant:
             settings = dict(JOINT_DEFAULTS, **dict(self.joint))
             joint = (
                 f' + joint learning (CE on SR and HR; sr_grad_weight {settings["sr_grad_weight"]:g}, '
-                f'warmup_iter {settings["warmup_iter"]:g}, classifier lr {settings["fer_lr"]:g})'
+                f'fer_frozen_iters {settings["fer_frozen_iters"]:g}, classifier lr {settings["fer_lr"]:g})'
             )
         if self.method == 'srfer_esrgan':
             return f'ESRGAN fine-tuning of {self.init} (L1 + relativistic GAN) + ' + ' + '.join(parts) + scenario
@@ -158,7 +158,7 @@ class Variant:
             if knob == 'fer_lr':
                 opt['train']['optim_fer']['lr'] = value
             else:
-                opt['train']['joint_opt'][knob] = int(value) if knob == 'warmup_iter' else value
+                opt['train']['joint_opt'][knob] = int(value) if knob == 'fer_frozen_iters' else value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +250,7 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             BOTH,
             BOTH_JOINT,
             *(_joint_variant(f'sr_grad_{g:g}', sr_grad_weight=g) for g in (0.1, 1.0)),
-            _joint_variant('warmup_300', warmup_iter=300),
+            _joint_variant('warmup_300', fer_frozen_iters=300),
             _joint_variant('fer_lr_1e-5', fer_lr=1e-5),
             PLAIN_FINETUNED,
             Variant('plain_finetuned_lr_1e-5', 'plain_finetuned', init='none', joint=(('fer_lr', 1e-5),)),

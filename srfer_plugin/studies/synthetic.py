@@ -43,14 +43,15 @@ DEMO_SRFER_LOSSES: dict[str, Any] = {
     'attention_opt': {'type': 'AttentionConsistencyLoss', 'loss_weight': 0.1, 'p': 2},
     'prediction_opt': {'type': 'PredictionConsistencyLoss', 'loss_weight': 0.001, 'temperature': 4.0},
 }
-# Joint learning on top of the SR-FER losses: the classifier is trained too (``network_fer.freeze: false``).
+# Joint learning on top of the SR-FER losses: the classifier is trained too (``train.train_network_fer: true``).
 # ``sr_grad_weight: 0``: the classification loss trains the classifier only, not the SR network. Classifier LR 1e-4,
 # as in options/train_RCAN_srfer_joint_x4.yml (the joint preset of docs/benchmark.md measured 1e-4 above 1e-5).
 DEMO_JOINT_LEARNING: dict[str, Any] = {
+    'train_network_fer': True,
     'fer_opt': {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0, 'label_smoothing': 0.1},
     'fer_inputs': ['sr', 'hr'],
     'optim_fer': {'type': 'Adam', 'lr': 1e-4},
-    'joint_opt': {'sr_grad_weight': 0.0, 'warmup_iter': 0},
+    'joint_opt': {'sr_grad_weight': 0.0, 'fer_frozen_iters': 0},
 }
 # GAN fine-tuning of an L1-trained network_g, as ESRGAN starts from its PSNR-oriented network: ESRGAN's relativistic
 # losses (SafeESRGANModel / SRFERESRGANModel) with Real-ESRGAN's U-Net discriminator (size-agnostic; BasicSR's
@@ -143,7 +144,7 @@ def sr_options(
 
     Methods: ``plain_sr`` (SafeSRModel, pixel loss only), ``srfer`` (SRFERModel: pixel loss + the consistency
     losses, frozen classifier), ``srfer_joint`` (``srfer`` + :data:`DEMO_JOINT_LEARNING`: the classifier is trained
-    too) and ``plain_finetuned`` (the network of a plain-SR run frozen, ``freeze_network_g``, and the classifier
+    too) and ``plain_finetuned`` (the network of a plain-SR run frozen, ``train_network_g: false``, and the classifier
     fine-tuned on its outputs with :data:`DEMO_JOINT_LEARNING`'s loss on ``[sr]`` only; no pixel or consistency
     loss, no ``optim_g``; the classifier follows ``scheduler``). The two joint methods save their classifier as
     ``net_fer_latest.pth``. ``esrgan`` and ``srfer_esrgan`` (:data:`GAN_METHODS`) fine-tune the network of an L1
@@ -211,16 +212,14 @@ def sr_options(
             'checkpoint': fer_checkpoint,
             'num_classes': 7,
             'stages': list(stages) if stages is not None else [0, 1, 2, 3],
-            'freeze': method not in JOINT_METHODS,
         }
-        opt['path']['ignore_resume_networks'] = ['network_fer']
     if method in ('srfer', 'srfer_joint', 'srfer_esrgan'):
         opt['train'].update(copy.deepcopy(DEMO_SRFER_LOSSES if losses is None else losses))
     if method in JOINT_METHODS:
         opt['train'].update(copy.deepcopy(DEMO_JOINT_LEARNING))
     if method == 'plain_finetuned':  # network_g is not trained: no optimizer, no pixel loss
         del opt['train']['optim_g'], opt['train']['pixel_opt']
-        opt['train'].update(fer_inputs=['sr'], freeze_network_g=True)
+        opt['train'].update(fer_inputs=['sr'], train_network_g=False)
     return opt
 
 

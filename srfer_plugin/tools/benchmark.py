@@ -9,6 +9,7 @@ Example::
         srfer::fer/repvgg-a0_fer7_demo.py
     srfer benchmark --preset ablation --seeds 3            # the SR-FER ablation, 3 seeds
     srfer benchmark --preset weights --seed-list 0 1 --iters 300
+    srfer benchmark --preset baselines                     # SR-FER against LR-trained classifiers, 3 seeds
 
 Presets: ``paper`` and ``cpu-small`` are the backbone x scale matrices (below); ``ablation``, ``stages`` and
 ``weights`` are the SR-FER study on the demo's synthetic faces (RCAN x4, the demo's classifier,
@@ -16,6 +17,14 @@ Presets: ``paper`` and ``cpu-small`` are the backbone x scale matrices (below); 
 plain-SR network with the classifier fine-tuned (``ablation``); attention on single stages, on all, and with stage
 weights (``stages``); a 3 x 3 grid of attention x prediction weights around the demo's (``weights``). Joint cells
 are scored by the classifier their training fine-tuned (``classifier`` column ``adapted``).
+
+``baselines`` (``srfer_plugin.studies.baselines``) answers "why not train the classifier on low-resolution faces?":
+at x4 and x8 (``--scales``) on bicubic and ``blind_face`` test faces (``--degradations``), the accuracy of bicubic,
+plain-SR, SR-FER (HR-guided) and SR-FER (guided by the multi-resolution classifier) faces under the HR-trained
+(demo's), the LR-trained (test scale only) and the multi-resolution classifier; the LR and multi-resolution
+classifiers (``srfer::fer/resnet18slim_fer7_demo_lr_x*.py``, ``..._multires*.py``) are pre-trained on the synthetic
+faces first (``--fer-checkpoint`` gives the HR-trained one other weights than the demo's cached classifier). Its
+``benchmark.md`` states per condition which pipeline is best and where SR-FER is not.
 
 Seeds: ``--seeds N`` (seeds 0 to N-1; default 3 for a study, 1 for a matrix) or ``--seed-list``. The seed is the
 training's ``manual_seed`` and ends the cell name (``_seed<k>``), except seed 0 of a matrix preset, which keeps
@@ -67,11 +76,13 @@ import argparse
 import os
 import sys
 
+from srfer_plugin.studies import baselines
 from srfer_plugin.studies.benchmark import BenchmarkRun, prepare_data_and_classifiers, run_benchmark
 from srfer_plugin.studies.benchmark_cells import plan_cells, resolve_classifiers
 from srfer_plugin.studies.benchmark_options import BACKBONES, METHODS, PRESETS, SCALES
 from srfer_plugin.studies.study_presets import (
     STUDY_PRESETS,
+    STUDY_SEEDS,
     data_preset,
     is_study,
     plan_study_cells,
@@ -97,14 +108,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     matrix = 'matrix presets only; default: all'
     parser.add_argument('--backbones', nargs='+', default=None, choices=BACKBONES, help=matrix)
-    parser.add_argument('--scales', nargs='+', type=int, default=None, choices=SCALES, help=matrix)
+    parser.add_argument(
+        '--scales', nargs='+', type=int, default=None, choices=SCALES, help=f'{matrix}; baselines: 4 and/or 8'
+    )
+    parser.add_argument(
+        '--degradations',
+        nargs='+',
+        default=None,
+        choices=baselines.DEGRADATIONS,
+        help='baselines preset only: test (and training) degradations; default: both',
+    )
     parser.add_argument('--methods', nargs='+', default=None, choices=METHODS, help=matrix)
     parser.add_argument('--fer', nargs='+', default=None, metavar='CONFIG[=CHECKPOINT][@SIZE]', help=FER_HELP)
     parser.add_argument(
         '--variants', nargs='+', default=None, metavar='NAME', help='study presets: only these variants'
     )
     parser.add_argument('--iters', type=int, default=None, help='training iterations per cell (preset default)')
-    parser.add_argument('--preset', choices=sorted(PRESETS) + list(STUDY_PRESETS), default='cpu-small')
+    parser.add_argument(
+        '--preset', choices=sorted(PRESETS) + list(STUDY_PRESETS) + [baselines.PRESET], default='cpu-small'
+    )
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument('--seeds', type=int, default=None, help='seeds 0..N-1 (default: 3 for a study, else 1)')
     seeds.add_argument('--seed-list', nargs='+', type=int, default=None, metavar='SEED', help='these seeds')
@@ -117,6 +139,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.iters is not None and args.iters < 1:
         parser.error(f'--iters must be >= 1, got {args.iters}')
+    if args.degradations is not None and not baselines.is_baselines(args.preset):
+        parser.error(f'--degradations chooses the conditions of --preset {baselines.PRESET}, not of {args.preset}')
+    if baselines.is_baselines(args.preset):
+        return _parse_baselines(parser, args)
     if is_study(args.preset):
         given = [f'--{k}' for k in ('backbones', 'scales', 'methods', 'fer') if getattr(args, k) is not None]
         if given:
@@ -137,6 +163,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _parse_baselines(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """The baselines preset's arguments: its scales, degradations, seeds (3 by default) and classifiers
+    (``--fer-checkpoint``: the weights of the HR-trained one, else the demo's cached classifier)."""
+    given = [f'--{k}' for k in ('backbones', 'methods', 'fer', 'variants') if getattr(args, k) is not None]
+    if given:
+        parser.error(f'--preset {baselines.PRESET} has its own classifiers, methods and RCAN: drop {given}')
+    if args.fer_checkpoint and not os.path.isfile(args.fer_checkpoint):
+        parser.error(f'--fer-checkpoint {args.fer_checkpoint!r} does not exist')
+    args.scales = args.scales or list(baselines.SCALES)
+    args.degradations = args.degradations or list(baselines.DEGRADATIONS)
+    seeds = STUDY_SEEDS if args.seeds is None and args.seed_list is None else args.seeds
+    try:
+        args.seed_values = run_seeds(args.preset, seeds, args.seed_list)
+        args.classifiers = baselines.classifiers(args.scales, args.degradations, args.fer_checkpoint)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
@@ -144,11 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     out = os.path.abspath(args.out or os.path.join('results', f'benchmark_{args.preset.replace("-", "_")}'))
     os.makedirs(out, exist_ok=True)
     exp_root = os.path.abspath(args.exp_root)
-    data_root, classifiers = prepare_data_and_classifiers(
-        data_preset(args.preset), args.classifiers, args.data_root, exp_root
-    )
+    data_preset_name = 'cpu-small' if baselines.is_baselines(args.preset) else data_preset(args.preset)
+    data_root, classifiers = prepare_data_and_classifiers(data_preset_name, args.classifiers, args.data_root, exp_root)
     run = BenchmarkRun(args.preset, out, exp_root, data_root, args.iters)
-    if is_study(args.preset):
+    if baselines.is_baselines(args.preset):
+        cells = baselines.plan_cells(classifiers, args.seed_values, args.iters, args.scales, args.degradations)
+    elif is_study(args.preset):
         cells = plan_study_cells(args.preset, classifiers[0], args.seed_values, args.iters, args.variants)
     else:
         cells = plan_cells(args.preset, classifiers, args.backbones, args.scales, args.methods, args.seed_values)

@@ -5,6 +5,7 @@ Example::
     srfer benchmark-speed                               # full RCAN (the recipe), batch 16
     srfer benchmark-speed --network demo-small          # the demo's small RCAN
     srfer benchmark-speed --device cuda --use-amp --channels-last
+    srfer benchmark-speed --inference --network demo-small --batch 8   # inference faces/s: torch vs onnxruntime
 
 Both models are built from the same option file (default ``srfer::train_RCAN_srfer_x4.yml``); the plain one
 is its SafeSRModel twin (``srfer_plugin.studies.benchmark_options.plain_variant``: the same training machinery,
@@ -13,10 +14,19 @@ models (the order flips every step) so that both see the same machine state. The
 initialised when its checkpoint is absent: the weights do not change the cost. The measurement is
 ``srfer_plugin.studies.speed``.
 
+With ``--no-hr-cache`` off (the default) a third model, the SR-FER one with ``train.cache_hr_reference``, is
+timed with every HR face already cached (a run after its first epoch), and the memory of the cache per 10,000
+faces is printed.
+
 Printed per model: median and mean step time, peak memory a step adds (CUDA: allocator peak over the memory
 held before the step; CPU: peak resident set over the resident set before the step, from ``/proc``, with a
 fixed glibc mmap threshold so freed tensors leave the resident set), and the
 SRFERModel / SafeSRModel ratios. ``--json`` also writes them to a file.
+
+``--inference`` measures inference instead (SR + classification of LR faces, ``--lr-size`` px, default 112 px HR
+over the scale), on the CPU: faces per second of the torch predictor and of the same predictor on the ONNX export of
+its networks (onnxruntime with as many threads as torch), batches alternating, and their ratio
+(:func:`srfer_plugin.studies.speed.measure_inference`; needs the onnx extra).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from typing import Any
 import torch
 
 from srfer_plugin.studies.benchmark_options import RECIPE_NAME
-from srfer_plugin.studies.speed import measure, resolve_device
+from srfer_plugin.studies.speed import CACHED, measure, measure_inference, resolve_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +57,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--amp-dtype', default='bf16', choices=('bf16', 'fp16'))
     parser.add_argument('--channels-last', action='store_true', help='train.channels_last (both models)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument(
+        '--no-hr-cache', action='store_true', help='skip the SR-FER model with train.cache_hr_reference'
+    )
     parser.add_argument('--json', default=None, help='also write the results to this file')
+    parser.add_argument(
+        '--inference', action='store_true', help='inference faces/s instead: torch vs onnxruntime (CPU, onnx extra)'
+    )
+    parser.add_argument('--lr-size', type=int, default=None, help='--inference: LR face side (default: 112 / scale)')
     args = parser.parse_args(argv)
     if args.batch < 1 or args.steps < 1 or args.warmup < 0:
         parser.error('--batch and --steps must be >= 1 and --warmup >= 0')
@@ -57,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and print the table; returns the results."""
     args = parse_args(argv)
+    if args.inference:
+        return inference_main(args, argv)
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,22 +88,57 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.steps,
             args.warmup,
             demo_network=args.network == 'demo-small',
+            hr_cache=not args.no_hr_cache,
             use_amp=args.use_amp,
             amp_dtype=args.amp_dtype,
             channels_last=args.channels_last,
         ),
     }
-    plain, srfer = results['models']
+    plain, srfer = list(results['models'])[:2]
     print(
         f'{results["network_g"]} ({results["network_g_params"] / 1e6:.2f}M params) x{results["scale"]}, batch '
         f'{args.batch}, {results["hr_size"]}px HR, {results["device"]}, {args.steps} timed steps per model'
     )
-    print(f'{"model":<12} {"median s/step":>14} {"mean s/step":>12} {"peak MiB/step":>14}')
+    print(f'{"model":<17} {"median s/step":>14} {"mean s/step":>12} {"peak MiB/step":>14}')
     for name, row in results['models'].items():
         peak = f'{row["peak_step_mib"]:.0f}' if row['peak_step_mib'] is not None else 'n/a'
-        print(f'{name:<12} {row["median_s"]:>14.4f} {row["mean_s"]:>12.4f} {peak:>14}')
+        print(f'{name:<17} {row["median_s"]:>14.4f} {row["mean_s"]:>12.4f} {peak:>14}')
     memory = f'{results["memory_ratio"]:.2f}x' if 'memory_ratio' in results else 'n/a'
     print(f'ratio {srfer} / {plain}: time {results["time_ratio"]:.2f}x, memory {memory}')
+    if 'cached_time_ratio' in results:
+        print(
+            f'ratio {CACHED} / {plain}: time {results["cached_time_ratio"]:.2f}x (every HR face cached); the cache '
+            f'holds {results["cache_mib_per_10k_faces"]:.1f} MiB per 10,000 faces (one flip each; x2 with use_hflip)'
+        )
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+def inference_main(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
+    """``--inference``: faces per second of torch and onnxruntime, side by side; prints the table and the ratio."""
+    if args.device == 'cuda' or args.use_amp or args.channels_last:
+        raise SystemExit('srfer benchmark-speed --inference: CPU only, without --use-amp and --channels-last')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {
+        'command': 'srfer benchmark-speed ' + ' '.join(sys.argv[1:] if argv is None else argv),
+        **measure_inference(args.opt, args.batch, args.steps, args.warmup, args.network == 'demo-small', args.lr_size),
+    }
+    print(
+        f'inference: {results["network_g"]} ({results["network_g_params"] / 1e6:.2f}M params) x{results["scale"]} + '
+        f'{results["network_fer"]}, batch {args.batch}, {results["lr_size"]}px LR, {results["device"]}, '
+        f'{args.steps} timed batches per backend'
+    )
+    print(f'{"backend":<12} {"median s/batch":>15} {"mean s/batch":>13} {"faces/s":>9}')
+    for name, row in results['backends'].items():
+        print(f'{name:<12} {row["median_s"]:>15.4f} {row["mean_s"]:>13.4f} {row["faces_per_s"]:>9.1f}')
+    print(
+        f'ratio onnxruntime / torch: {results["speedup"]:.2f}x faces/s (largest differences: SR '
+        f'{results["max_sr_diff"]:.1e}, probabilities {results["max_prob_diff"]:.1e}; '
+        f'{"same" if results["same_labels"] else "DIFFERENT"} labels)'
+    )
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump(results, f, indent=2)

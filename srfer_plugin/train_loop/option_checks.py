@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from srfer_plugin.utils.renamed_options import check_renamed_options
+
 # numpy's seeding (BasicSR's set_random_seed) takes 0 <= seed < 2**32, and BasicSR adds the rank to the seed.
 MAX_SEED = 2**31 - 1
 
@@ -87,7 +89,9 @@ def check_options(opt: dict, is_train: bool) -> None:
     Raises:
         OptionError: A value would be misread or would train with a wrong meaning (the message names the key
             path and the value).
+        RenamedOptionError: A key was renamed (the message names the new key).
     """
+    check_renamed_options(opt)
     _check_seed(opt.get('manual_seed'))
     for key, dataset in opt['datasets'].items():
         where = f'datasets.{key}'
@@ -134,6 +138,24 @@ def check_options(opt: dict, is_train: bool) -> None:
         if isinstance(parent, dict) and key in parent:
             _check_number(parent, key, section, 'a whole number > 0', _positive_whole)
             parent[key] = int(parent[key])
+    _check_model_options(opt)
+
+
+def _check_model_options(opt: dict) -> None:
+    """The checks an SR-FER model makes when it is built, made here from the options alone."""
+    if not opt.get('network_fer'):
+        return
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    from srfer_plugin.models.fer_guidance import check_training_options
+
+    try:
+        model_class = MODEL_REGISTRY.get(opt.get('model_type'))
+    except KeyError:
+        return  # BasicSR names an unknown model_type itself
+    loss_options = getattr(model_class, 'LOSS_OPTIONS', None)
+    if loss_options is not None:
+        check_training_options(opt, tuple(loss_options))
 
 
 def _check_name(name: Any, path: str) -> None:

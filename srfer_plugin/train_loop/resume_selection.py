@@ -7,8 +7,8 @@ in ``path.ignore_resume_networks``. Here:
 * :func:`choose_auto_resume_state` takes the newest state whose state file and network files all load, and says
   which newer ones it skipped and why (nothing is deleted);
 * :func:`point_networks_at_state` runs ``check_resume`` and then keeps the classifier right: a frozen
-  ``network_fer`` is never saved, so it is loaded from what the run was started with (``network_fer.checkpoint``
-  or the original ``path.pretrain_network_fer``); a trained one always from its ``net_fer_<iter>.pth``;
+  ``network_fer`` is never saved, so it is loaded from what the run was started with (``network_fer.checkpoint``);
+  a trained one always from its ``net_fer_<iter>.pth``;
 * :func:`check_iterations_left` refuses a state that is already at ``train.total_iter`` or past it;
 * :func:`move_aside_newer_checkpoints` keeps the checkpoints the resumed run would save over: every file of an
   iteration after the resumed one (``models/<net>_<iter>.pth``, ``training_states/<iter>.state``; damaged or
@@ -46,10 +46,11 @@ def is_frozen_classifier(opt: dict) -> bool:
         opt: The run's options.
 
     Returns:
-        True for a ``network_fer`` section with ``freeze`` unset or true.
+        True for a ``network_fer`` section without ``train.train_network_fer: true``.
     """
-    network_fer = opt.get(FER_NETWORK)
-    return isinstance(network_fer, Mapping) and bool(network_fer.get('freeze', True))
+    train_opt = opt.get('train')
+    trained = isinstance(train_opt, Mapping) and train_opt.get('train_network_fer') is True
+    return isinstance(opt.get(FER_NETWORK), Mapping) and not trained
 
 
 def resumed_network_files(opt: dict, resume_iter: int) -> dict[str, str]:
@@ -196,9 +197,9 @@ def choose_auto_resume_state(
 def point_networks_at_state(opt: dict, resume_iter: int) -> None:
     """``check_resume`` (``path.pretrain_network_<x>`` to the state's networks), with the classifier kept right.
 
-    A frozen ``network_fer`` keeps what the run was started with (its original ``path.pretrain_network_fer`` and
-    ``path.param_key_fer``, or none, ``network_fer.checkpoint`` being read by the network itself), listed in
-    ``path.ignore_resume_networks`` or not; a trained one resumes from ``net_fer_<iter>.pth`` even when listed.
+    A frozen ``network_fer`` keeps what the run was started with (``network_fer.checkpoint``, read by the network
+    itself), listed in ``path.ignore_resume_networks`` or not; a trained one resumes from ``net_fer_<iter>.pth``
+    even when listed.
 
     Args:
         opt: The run's options, with ``path.resume_state`` set; changed in place.
@@ -207,16 +208,12 @@ def point_networks_at_state(opt: dict, resume_iter: int) -> None:
     Raises:
         FileNotFoundError: A frozen classifier's file is missing (the message names it).
     """
-    started_with = {key: opt['path'].get(key) for key in ('pretrain_network_fer', 'param_key_fer')}
     check_resume(opt, resume_iter)
     if FER_NETWORK not in opt:
         return
     if is_frozen_classifier(opt):
-        for key, value in started_with.items():
-            if value is None:
-                opt['path'].pop(key, None)
-            else:
-                opt['path'][key] = value
+        for key in ('pretrain_network_fer', 'param_key_fer'):
+            opt['path'].pop(key, None)
         check_frozen_classifier_files(opt)
     else:
         opt['path'].update(resumed_network_files(opt, resume_iter))
@@ -226,22 +223,18 @@ def check_frozen_classifier_files(opt: dict) -> None:
     """Fail when a file the frozen classifier is loaded from is missing.
 
     Args:
-        opt: The run's options (``path.pretrain_network_fer``, ``network_fer.checkpoint``, ``path.resume_state``).
+        opt: The run's options (``network_fer.checkpoint``, ``path.resume_state``).
 
     Raises:
         FileNotFoundError: The message names the file, the option that gives it and the training state.
     """
-    sources = (
-        ('path.pretrain_network_fer', opt['path'].get('pretrain_network_fer')),
-        ('network_fer.checkpoint', opt[FER_NETWORK].get('checkpoint')),
-    )
-    for where, path in sources:
-        if path and not os.path.isfile(path):
-            raise FileNotFoundError(
-                f'resuming from {opt["path"].get("resume_state")}: the frozen classifier of this run, {where} = '
-                f'{path!r}, does not exist. A frozen classifier is not saved with the checkpoints; the resumed run '
-                'must read the same file the run started with: put it back'
-            )
+    path = opt[FER_NETWORK].get('checkpoint')
+    if path and not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'resuming from {opt["path"].get("resume_state")}: the frozen classifier of this run, '
+            f'network_fer.checkpoint = {path!r}, does not exist. A frozen classifier is not saved with the '
+            'checkpoints; the resumed run must read the same file the run started with: put it back'
+        )
 
 
 def check_iterations_left(opt: dict, state_path: str, resume_iter: int) -> str | None:

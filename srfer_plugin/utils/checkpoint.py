@@ -227,6 +227,8 @@ def extract_state_dict(checkpoint: Any, path: str, param_key: str | None = None)
     """
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'checkpoint {path!r} holds a {type(checkpoint).__name__}, not a dict of weights')
+    if param_key and param_key not in checkpoint:
+        raise KeyError(f'checkpoint {path!r} has no key {param_key!r}; keys: {list(checkpoint)[:10]}')
     keys = [param_key] if param_key else []
     keys += ['state_dict', 'params_ema', 'params', 'model']
     for key in keys:

@@ -309,11 +309,16 @@ def archive_earlier_outputs(out_dir: str, inputs: Sequence[str] = ()) -> tuple[s
                     f'input {printable_text(path)!r} lies in {printable_text(os.path.join(out_dir, name))!r}, an '
                     'output of an earlier run that would be archived: choose another output folder'
                 )
+    return move_to_archive(out_dir, earlier), earlier
+
+
+def move_to_archive(out_dir: str, names: Sequence[str]) -> str:
+    """Move ``names`` (entries of ``out_dir``) into a new ``out_dir/archived_<time>/``; returns that folder."""
     archive = os.path.join(out_dir, f'archived_{get_time_str()}')
     base, n = archive, 1
     while os.path.lexists(archive):
         archive, n = f'{base}_{n}', n + 1
     os.makedirs(archive)
-    for name in earlier:
+    for name in names:
         os.rename(os.path.join(out_dir, name), os.path.join(archive, name))
-    return archive, earlier
+    return archive

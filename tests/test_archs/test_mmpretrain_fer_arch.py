@@ -136,6 +136,23 @@ def test_checkpoint_errors(fer, tmp_path):
         MMPretrainFER(FER_CONFIG, checkpoint=path, num_classes=5)
 
 
+def test_options_that_would_load_nothing_are_refused(fer, tmp_path):
+    """``strict: false`` with a file of another network, a ``param_key`` the file lacks, and non-boolean ``strict``
+    used to load nothing (or the wrong entry) without a word."""
+    other = str(tmp_path / 'other.pth')
+    torch.save({'params': {'body.0.weight': torch.zeros(3, 3, 3, 3)}}, other)
+    with pytest.raises(ValueError, match='none of its 1 tensors is a weight of'):
+        MMPretrainFER(FER_CONFIG, checkpoint=other, num_classes=5, strict=False)
+    params = str(tmp_path / 'params.pth')
+    torch.save({'params': fer.state_dict()}, params)
+    with pytest.raises(KeyError, match="has no key 'params_ema'; keys: \\['params'\\]"):
+        MMPretrainFER(FER_CONFIG, checkpoint=params, num_classes=5, param_key='params_ema')
+    with pytest.raises(ValueError, match="network_fer.strict must be true or false; got 'no'"):
+        MMPretrainFER(FER_CONFIG, checkpoint=params, num_classes=5, strict='no')
+    with pytest.raises(ValueError, match='network_fer.param_key must be a key name'):
+        MMPretrainFER(FER_CONFIG, checkpoint=params, num_classes=5, param_key=5)
+
+
 class _Exploit:
     def __init__(self, marker: str):
         self.marker = marker

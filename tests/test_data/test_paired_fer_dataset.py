@@ -40,7 +40,7 @@ def test_meta_info_and_class_folders_give_the_same_labels(tiny_fer_root):
     folders = {os.path.basename(p): label for p, label in by_folders.items}
     assert meta == folders
     sample = by_meta[4]
-    assert set(sample) == {'lq', 'gt', 'label', 'lq_path', 'gt_path'}
+    assert set(sample) == {'lq', 'gt', 'label', 'lq_path', 'gt_path', 'hflip'}
     assert sample['label'].dtype == torch.long and int(sample['label']) == by_meta.items[4][1]
     assert sample['gt'].shape == (3, 32, 32) and sample['lq'].shape == (3, 8, 8)
     assert 0.0 <= float(sample['gt'].min()) and float(sample['gt'].max()) <= 1.0

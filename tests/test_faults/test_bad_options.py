@@ -79,6 +79,13 @@ BAD_VALUES = [
         "datasets.train.dataset_enlarge_ratio must be a whole number > 0; got 'x'",
     ),
     ('datasets.train.use_hflip', 'false', "datasets.train.use_hflip must be true or false; got 'false'"),
+    # the classifier's options, which the model checks again when it is built
+    ('train.train_network_fer', 'yes', "train.train_network_fer must be true or false; got 'yes'"),
+    ('train.train_network_g', 'no', "train.train_network_g must be true or false; got 'no'"),
+    ('train.fer_opt', {'type': 'FERCrossEntropyLoss'}, 'train.fer_opt trains the classifier'),
+    ('train.cache_hr_reference', 'yes', "train.cache_hr_reference must be true or false; got 'yes'"),
+    ('train.consistency_weights', {'rule': 'manual'}, 'train.consistency_weights.rule must be one of'),
+    ('network_fer.checkpoint', 'missing.pth', "network_fer.checkpoint: 'missing.pth' is not a file"),
 ]
 
 

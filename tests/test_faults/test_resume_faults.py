@@ -105,8 +105,8 @@ def test_auto_resume_checks_every_network_the_state_needs(run_options, net):
     if net == 'd':
         run_options['network_d'] = dict(TINY_NET_D)
     else:
-        run_options['network_fer']['freeze'] = False
-        assert run_options['path']['ignore_resume_networks'] == ['network_fer']
+        run_options['train']['train_network_fer'] = True
+        run_options['path']['ignore_resume_networks'] = ['network_fer']
     _save_checkpoint(run_options, 2, ('g', net))
     _save_checkpoint(run_options, 4, ('g', net))
     damaged = os.path.join(run_options['path']['models'], f'net_{net}_4.pth')
@@ -167,7 +167,7 @@ def test_explicit_resume_state_moves_aside_later_and_latest_checkpoints_on_rank_
     models = run_options['path']['models']
     for name in ('net_g_latest.pth', 'net_fer_latest.pth'):
         atomic_torch_save({'params': {'w': torch.zeros(2)}}, os.path.join(models, name))
-    run_options['path']['pretrain_network_fer'] = os.path.join(models, 'net_fer_latest.pth')  # the run reads it
+    run_options['network_fer']['checkpoint'] = os.path.join(models, 'net_fer_latest.pth')  # the run reads it
     run_options['train']['total_iter'] = 8
     run_options.update(auto_resume=False)
     run_options['path']['resume_state'] = os.path.join(run_options['path']['training_states'], '4.state')
@@ -258,23 +258,20 @@ def classifier_files(tiny_fer_root, tmp_path_factory) -> dict:
     network_fer = tiny_train_options(tiny_fer_root)['network_fer']
     torch.manual_seed(1234)
     net = build_network(copy.deepcopy(network_fer))
-    files = {
-        'pretrain_network_fer': str(folder / 'fer_params.pth'),
-        'checkpoint': str(folder / 'fer_mmengine.pth'),
-    }
-    torch.save({'params': net.state_dict()}, files['pretrain_network_fer'])
-    torch.save({'state_dict': net.model.state_dict()}, files['checkpoint'])
+    files = {'params': str(folder / 'fer_params.pth'), 'mmengine': str(folder / 'fer_mmengine.pth')}
+    torch.save({'params': net.state_dict()}, files['params'])
+    torch.save({'state_dict': net.model.state_dict()}, files['mmengine'])
     return dict(files, weights={k: v.clone() for k, v in net.state_dict().items()})
 
 
-def _with_classifier(opt: dict, classifier_files: dict, key: str, ignore: bool) -> dict:
-    """``opt`` whose frozen classifier comes from ``path.pretrain_network_fer`` or ``network_fer.checkpoint``."""
-    if key == 'pretrain_network_fer':
-        opt['path']['pretrain_network_fer'] = classifier_files[key]
+def _with_classifier(opt: dict, classifier_files: dict, file_format: str, ignore: bool) -> dict:
+    """``opt`` whose classifier is ``network_fer.checkpoint`` in ``file_format`` (``params`` or ``mmengine``),
+    with ``network_fer`` in ``path.ignore_resume_networks`` or not (it makes no difference)."""
+    opt['network_fer']['checkpoint'] = classifier_files[file_format]
+    if ignore:
+        opt['path']['ignore_resume_networks'] = ['network_fer']
     else:
-        opt['network_fer']['checkpoint'] = classifier_files[key]
-    if not ignore:
-        opt['path'].pop('ignore_resume_networks')
+        opt['path'].pop('ignore_resume_networks', None)
     return opt
 
 
@@ -284,18 +281,16 @@ def _same_weights(net: torch.nn.Module, weights: dict[str, torch.Tensor]) -> boo
 
 
 def test_frozen_classifier_is_identical_after_kill_and_resume(tiny_fer_root, classifier_files, tmp_path, monkeypatch):
-    """``path.pretrain_network_fer`` and no ``ignore_resume_networks``: check_resume used to point the classifier at
-    a ``net_fer_<iter>.pth`` that is never saved, and the resumed run trained against random weights."""
-    opt = _with_classifier(
-        tiny_train_options(tiny_fer_root, name=NAME), classifier_files, 'pretrain_network_fer', False
-    )
+    """A frozen classifier and no ``ignore_resume_networks``: check_resume points the classifier at a
+    ``net_fer_<iter>.pth`` that is never saved; the resumed run must still use the weights it started with."""
+    opt = _with_classifier(tiny_train_options(tiny_fer_root, name=NAME), classifier_files, 'params', False)
     opt['train']['total_iter'] = 8
     opt['val']['val_freq'] = 100
     opt_path = write_options(opt, str(tmp_path / 'train.yml'))
     assert kill_when(opt_path, str(tmp_path), f'experiments/{NAME}/training_states/2.state') != 0
 
     resumed_opt = model_options(tiny_fer_root, str(tmp_path / 'experiments' / NAME))
-    resumed_opt = _with_classifier(resumed_opt, classifier_files, 'pretrain_network_fer', False)
+    resumed_opt = _with_classifier(resumed_opt, classifier_files, 'params', False)
     resumed_opt.update(name=NAME, auto_resume=True)
     monkeypatch.chdir(tmp_path)
     state = load_resume_state_any_device(resumed_opt)
@@ -307,9 +302,9 @@ def test_frozen_classifier_is_identical_after_kill_and_resume(tiny_fer_root, cla
 
 
 @pytest.mark.parametrize('ignore', [False, True], ids=['not-ignored', 'ignored'])
-@pytest.mark.parametrize('key', ['pretrain_network_fer', 'checkpoint'])
-def test_resumed_frozen_classifier_is_the_one_the_run_started_with(run_options, classifier_files, key, ignore):
-    opt = _with_classifier(run_options, classifier_files, key, ignore)
+@pytest.mark.parametrize('file_format', ['params', 'mmengine'])
+def test_resumed_frozen_classifier_is_the_one_the_run_started_with(run_options, classifier_files, file_format, ignore):
+    opt = _with_classifier(run_options, classifier_files, file_format, ignore)
     build_model(copy.deepcopy(opt)).save(0, 2)
     state = load_resume_state_any_device(opt)
     assert state['iter'] == 2
@@ -319,8 +314,8 @@ def test_resumed_frozen_classifier_is_the_one_the_run_started_with(run_options, 
 
 @pytest.mark.parametrize('ignore', [False, True], ids=['not-ignored', 'ignored'])
 def test_resumed_joint_classifier_is_its_saved_net_fer(run_options, classifier_files, ignore):
-    opt = _with_classifier(run_options, classifier_files, 'checkpoint', ignore)
-    opt['network_fer']['freeze'] = False
+    opt = _with_classifier(run_options, classifier_files, 'mmengine', ignore)
+    opt['train']['train_network_fer'] = True
     opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
     opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01}
     model = build_model(copy.deepcopy(opt))
@@ -334,13 +329,13 @@ def test_resumed_joint_classifier_is_its_saved_net_fer(run_options, classifier_f
     assert _same_weights(build_model(opt).net_fer, trained)
 
 
-@pytest.mark.parametrize('key', ['pretrain_network_fer', 'checkpoint'])
-def test_missing_frozen_classifier_at_resume_is_named(run_options, classifier_files, tmp_path, key):
+@pytest.mark.parametrize('file_format', ['params', 'mmengine'])
+def test_missing_frozen_classifier_at_resume_is_named(run_options, classifier_files, tmp_path, file_format):
     moved = str(tmp_path / 'fer_moved.pth')
-    classifier = os.path.join(str(tmp_path), os.path.basename(classifier_files[key]))
-    with open(classifier_files[key], 'rb') as src, open(classifier, 'wb') as dst:
+    classifier = os.path.join(str(tmp_path), os.path.basename(classifier_files[file_format]))
+    with open(classifier_files[file_format], 'rb') as src, open(classifier, 'wb') as dst:
         dst.write(src.read())
-    opt = _with_classifier(run_options, dict(classifier_files, **{key: classifier}), key, False)
+    opt = _with_classifier(run_options, dict(classifier_files, **{file_format: classifier}), file_format, False)
     build_model(copy.deepcopy(opt)).save(0, 2)
     os.rename(classifier, moved)
     with pytest.raises(FileNotFoundError) as err:
@@ -352,11 +347,9 @@ def test_classifier_file_replaced_before_resume_is_refused(run_options, classifi
     """The training state records the frozen classifier's weights fingerprint: a file swapped under the same name
     between the kill and the resume is refused instead of silently guiding the rest of the run."""
     classifier = str(tmp_path / 'fer_swapped.pth')
-    with open(classifier_files['pretrain_network_fer'], 'rb') as src, open(classifier, 'wb') as dst:
+    with open(classifier_files['params'], 'rb') as src, open(classifier, 'wb') as dst:
         dst.write(src.read())
-    opt = _with_classifier(
-        run_options, dict(classifier_files, pretrain_network_fer=classifier), 'pretrain_network_fer', False
-    )
+    opt = _with_classifier(run_options, dict(classifier_files, params=classifier), 'params', False)
     build_model(copy.deepcopy(opt)).save(0, 2)
     other = {k: v + 1 if v.is_floating_point() else v for k, v in classifier_files['weights'].items()}
     torch.save({'params': other}, classifier)

@@ -107,7 +107,7 @@ def test_fer_losses_reach_the_generator_in_gan_training(tiny_fer_root, tmp_path,
 
 def test_joint_learning_in_gan_training_trains_the_classifier(tiny_fer_root, tmp_path, train_batch):
     opt = gan_options(tiny_fer_root, str(tmp_path))
-    opt['network_fer']['freeze'] = False
+    opt['train']['train_network_fer'] = True
     opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
     opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01}
     model = build_model(opt)
@@ -137,8 +137,8 @@ def test_validation_reports_fer_accuracies(tiny_fer_root, tmp_path):
         (lambda o: o['train'].pop('optim_d'), 'missing train.optim_d'),
         (lambda o: o['train'].update(net_d_iters=0), r'train\.net_d_iters must be an integer >= 1'),
         (lambda o: o['train'].update(net_d_init_iters=4), r'train\.net_d_init_iters \(4\) >= train\.total_iter'),
-        (lambda o: o['train'].update(freeze_network_g=True), 'train.freeze_network_g'),
-        (lambda o: o['network_fer'].update(freeze=False), 'train.fer_opt and train.optim_fer'),
+        (lambda o: o['train'].update(train_network_g=False), 'train.train_network_g'),
+        (lambda o: o['train'].update(train_network_fer=True), 'train.fer_opt and train.optim_fer'),
     ],
 )
 def test_bad_gan_options_fail_before_training_naming_the_key(edit, match, tiny_fer_root, tmp_path):

@@ -1,10 +1,12 @@
-"""Joint learning options of SRFERModel: gradient routing, classifier warm-up, scheduler_fer, freeze_network_g."""
+"""Joint learning options of SRFERModel: gradient routing, the classifier's frozen start, scheduler_fer,
+train_network_g, renamed keys."""
 
 from __future__ import annotations
 
 import copy
 import csv
 import os
+import re
 
 import pytest
 import torch
@@ -15,8 +17,10 @@ from fer_fixtures import model_options
 
 from srfer_plugin.models import fer_guidance
 from srfer_plugin.models.joint_learning import DEFAULT_SR_GRAD_WEIGHT, route_sr_gradient
+from srfer_plugin.train_loop.option_checks import check_options
 from srfer_plugin.utils.checkpoint import safe_load
 from srfer_plugin.utils.fer_report import write_fer_reports
+from srfer_plugin.utils.renamed_options import RenamedOptionError
 
 SR_LOSSES = ('pixel_opt', 'attention_opt', 'prediction_opt')
 
@@ -31,7 +35,7 @@ def batch(tiny_fer_root):
 def joint_options(data_root: str, exp_root: str, drop: tuple[str, ...] = (), **train) -> dict:
     """The tiny options with the classifier trained (SGD), ``drop`` removed from and ``train`` added to ``train:``."""
     opt = model_options(data_root, exp_root)
-    opt['network_fer']['freeze'] = False
+    opt['train']['train_network_fer'] = True
     opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
     opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
     for key in drop:
@@ -124,7 +128,7 @@ class _Recorder:
 def test_warmup_freezes_the_classifier_then_trains_it_also_after_resume(tiny_fer_root, tmp_path, batch, monkeypatch):
     recorder = _Recorder()
     monkeypatch.setattr(fer_guidance, 'get_root_logger', lambda *args, **kwargs: recorder)
-    opt = joint_options(tiny_fer_root, str(tmp_path), joint_opt={'warmup_iter': 2})
+    opt = joint_options(tiny_fer_root, str(tmp_path), joint_opt={'fer_frozen_iters': 2})
     torch.manual_seed(0)
     model = build_model(copy.deepcopy(opt))
     assert not model.net_fer.training
@@ -141,7 +145,7 @@ def test_warmup_freezes_the_classifier_then_trains_it_also_after_resume(tiny_fer
     model.save(epoch=0, current_iter=2)
     model.optimize_parameters(3)
     assert 'l_fer' in model.get_current_log() and model.net_fer.training
-    assert not _same(model.net_fer, fer_start), 'the classifier must train at warmup_iter + 1'
+    assert not _same(model.net_fer, fer_start), 'the classifier must train at fer_frozen_iters + 1'
     model.optimize_parameters(4)
     assert sum('trains from now on' in m for m in recorder.messages) == 1, recorder.messages
 
@@ -154,7 +158,7 @@ def test_warmup_freezes_the_classifier_then_trains_it_also_after_resume(tiny_fer
     resumed.feed_data(batch)
     resumed.optimize_parameters(3)
     assert 'l_fer' in resumed.get_current_log() and resumed.net_fer.training
-    assert not _same(resumed.net_fer, fer_start), 'a resumed run must train the classifier at warmup_iter + 1'
+    assert not _same(resumed.net_fer, fer_start), 'a resumed run must train the classifier at fer_frozen_iters + 1'
 
 
 def test_scheduler_fer_gives_the_classifier_its_own_learning_rate(tiny_fer_root, tmp_path):
@@ -171,8 +175,8 @@ def test_scheduler_fer_gives_the_classifier_its_own_learning_rate(tiny_fer_root,
     assert lrs['default'] == pytest.approx([1e-3, 1e-2]), 'without scheduler_fer, train.scheduler (milestone 1000)'
 
 
-def test_freeze_network_g_trains_only_the_classifier(tiny_fer_root, tmp_path, batch):
-    opt = joint_options(tiny_fer_root, str(tmp_path), SR_LOSSES, fer_inputs=['sr'], freeze_network_g=True)
+def test_train_network_g_false_trains_only_the_classifier(tiny_fer_root, tmp_path, batch):
+    opt = joint_options(tiny_fer_root, str(tmp_path), SR_LOSSES, fer_inputs=['sr'], train_network_g=False)
     torch.manual_seed(1)
     pretrained = build_network(opt['network_g'])
     for folder in ('models', 'training_states'):
@@ -203,17 +207,17 @@ def test_freeze_network_g_trains_only_the_classifier(tiny_fer_root, tmp_path, ba
 
 
 def _change(frozen_fer: bool = False, frozen_g: bool = False, pretrain_g: str | None = 'net_g.pth', **train):
-    """A change of the joint options: a frozen classifier, ``freeze_network_g``, ``train`` keys (None removes)."""
+    """A change of the joint options: a frozen classifier, ``train_network_g: false``, ``train`` keys (None removes)."""
 
     def change(opt: dict) -> None:
         if frozen_fer:
-            opt['network_fer']['freeze'] = True
+            opt['train']['train_network_fer'] = False
             for key in ('fer_opt', 'optim_fer'):
                 opt['train'].pop(key)
         if frozen_g:
             for key in SR_LOSSES:
                 opt['train'].pop(key)
-            opt['train']['freeze_network_g'] = True
+            opt['train']['train_network_g'] = False
             opt['path']['pretrain_network_g'] = pretrain_g
         for key, value in train.items():
             if value is None:
@@ -230,13 +234,21 @@ BAD_OPTIONS = {
         _change(frozen_fer=True, scheduler_fer={'type': 'MultiStepLR', 'milestones': [1]}),
         r'train\.scheduler_fer: joint learning only',
     ),
-    'freeze_network_g_frozen_fer': (
-        _change(frozen_fer=True, freeze_network_g=True),
-        r'train\.freeze_network_g: joint learning only',
+    'train_network_g_frozen_fer': (
+        _change(frozen_fer=True, train_network_g=False),
+        r'train\.train_network_g: joint learning only',
     ),
-    'warmup_not_below_total_iter': (
-        _change(joint_opt={'warmup_iter': 4}),
-        r'train\.joint_opt\.warmup_iter \(4\) >= train\.total_iter \(4\)',
+    'optim_fer_frozen_fer': (
+        _change(frozen_fer=True, optim_fer={'type': 'Adam', 'lr': 1e-4}),
+        r'train\.optim_fer: joint learning only; set train\.train_network_fer: true',
+    ),
+    'train_network_fer_not_bool': (
+        _change(train_network_fer='yes'),
+        r"train\.train_network_fer must be true or false; got 'yes'",
+    ),
+    'frozen_iters_not_below_total_iter': (
+        _change(joint_opt={'fer_frozen_iters': 4}),
+        r'train\.joint_opt\.fer_frozen_iters \(4\) >= train\.total_iter \(4\)',
     ),
     'negative_sr_grad_weight': (
         _change(joint_opt={'sr_grad_weight': -0.5}),
@@ -244,25 +256,25 @@ BAD_OPTIONS = {
     ),
     'unknown_joint_key': (
         _change(joint_opt={'sr_grad_wieght': 1.0}),
-        r"train\.joint_opt: unknown key\(s\) \['sr_grad_wieght'\]; known: sr_grad_weight, warmup_iter",
+        r"train\.joint_opt: unknown key\(s\) \['sr_grad_wieght'\]; known: sr_grad_weight, fer_frozen_iters",
     ),
     'fer_opt_without_optim_fer': (_change(optim_fer=None), r'needs train\.fer_opt and train\.optim_fer'),
-    'warmup_with_fer_opt_only': (
-        _change(pixel_opt=None, attention_opt=None, prediction_opt=None, joint_opt={'warmup_iter': 1}),
-        r'train\.joint_opt\.warmup_iter \(1\): nothing trains during the warm-up',
+    'frozen_start_with_fer_opt_only': (
+        _change(pixel_opt=None, attention_opt=None, prediction_opt=None, joint_opt={'fer_frozen_iters': 1}),
+        r'train\.joint_opt\.fer_frozen_iters \(1\): nothing trains while the classifier is frozen',
     ),
-    'freeze_network_g_with_sr_losses': (
+    'train_network_g_false_with_sr_losses': (
         _change(frozen_g=True, pixel_opt={'type': 'L1Loss'}),
-        r'train\.freeze_network_g: true keeps network_g fixed, so train\.pixel_opt',
+        r'train\.train_network_g: false keeps network_g fixed, so train\.pixel_opt',
     ),
-    'freeze_network_g_without_pretrain': (
+    'train_network_g_false_without_pretrain': (
         _change(frozen_g=True, pretrain_g=None),
-        r'train\.freeze_network_g: true needs path\.pretrain_network_g',
+        r'train\.train_network_g: false needs path\.pretrain_network_g',
     ),
-    'freeze_network_g_with_ema': (_change(frozen_g=True, ema_decay=0.999), r'set train\.ema_decay: 0'),
-    'freeze_network_g_with_sr_grad_weight': (
+    'train_network_g_false_with_ema': (_change(frozen_g=True, ema_decay=0.999), r'set train\.ema_decay: 0'),
+    'train_network_g_false_with_sr_grad_weight': (
         _change(frozen_g=True, joint_opt={'sr_grad_weight': 1.0}),
-        r'train\.joint_opt\.sr_grad_weight \(1\.0\) has no effect with train\.freeze_network_g',
+        r'train\.joint_opt\.sr_grad_weight \(1\.0\) has no effect with train\.train_network_g',
     ),
     'scheduler_fer_type': (
         _change(scheduler_fer={'type': 'StepLR', 'step_size': 1}),
@@ -281,16 +293,26 @@ def test_bad_joint_options_fail_before_training_naming_their_keys(case, tiny_fer
 
 
 def test_reports_name_the_classifier_state(tiny_fer_root, tmp_path):
+    """``adapted`` comes from the weights file a joint run saved, not from which option named the file."""
     joint = build_model(joint_options(tiny_fer_root, str(tmp_path / 'train')))
     assert joint.fer.classifier_state == 'adapted'
     os.makedirs(joint.opt['path']['models'])
-    joint.save_network(joint.net_fer, 'net_fer', 1)
+    joint.fer.save(joint.save_network, 1)
     adapted_path = os.path.join(joint.opt['path']['models'], 'net_fer_1.pth')
-    for state, fer_path in (('frozen', None), ('adapted', adapted_path)):
-        opt = model_options(tiny_fer_root, str(tmp_path / state), is_train=False)
-        opt['path']['pretrain_network_fer'] = fer_path
+    record = safe_load(adapted_path)['meta']['srfer']
+    assert record['adapted'] is True and record['iter'] == 1 and record['run'] == joint.opt['name']
+    joint.save_network(joint.net_fer, 'net_fer_plain', 1)  # the same weights without the record
+    plain_path = os.path.join(joint.opt['path']['models'], 'net_fer_plain_1.pth')
+    for state, fer_path, case in (
+        ('frozen', None, 'frozen'),
+        ('adapted', adapted_path, 'adapted'),
+        ('frozen', plain_path, 'plain'),
+    ):
+        opt = model_options(tiny_fer_root, str(tmp_path / case), is_train=False)
+        if fer_path:
+            opt['network_fer']['checkpoint'] = fer_path
         model = build_model(opt)
-        assert model.fer.classifier_state == state
+        assert model.fer.classifier_state == state, case
         val_set = build_dataset(opt['datasets']['val'])
         model.validation(build_dataloader(val_set, opt['datasets']['val'], num_gpu=0, dist=False), 0, None, False)
         with open(os.path.join(opt['path']['results_root'], 'summary.csv'), newline='', encoding='utf-8') as f:
@@ -300,6 +322,31 @@ def test_reports_name_the_classifier_state(tiny_fer_root, tmp_path):
             summary = f.read()
         assert f'Classifier `{state}`' in summary
         assert ('measured with this adapted classifier' in summary) == (state == 'adapted')
+
+
+RENAMED = {
+    'network_fer.freeze': (lambda o: o['network_fer'].update(freeze=False), 'train.train_network_fer'),
+    'train.freeze_network_g': (lambda o: o['train'].update(freeze_network_g=True), 'train.train_network_g'),
+    'joint_opt.warmup_iter': (
+        lambda o: o['train'].update(joint_opt={'warmup_iter': 1}),
+        'train.joint_opt.fer_frozen_iters',
+    ),
+    'path.pretrain_network_fer': (lambda o: o['path'].update(pretrain_network_fer='x.pth'), 'network_fer.checkpoint'),
+    'path.param_key_fer': (lambda o: o['path'].update(param_key_fer='params'), 'network_fer.param_key'),
+    'path.strict_load_fer': (lambda o: o['path'].update(strict_load_fer=False), 'network_fer.strict'),
+}
+
+
+@pytest.mark.parametrize('old_key', sorted(RENAMED))
+def test_renamed_keys_fail_naming_the_new_key(old_key, tiny_fer_root, tmp_path):
+    """No silent aliases: an old key stops the build (and option parsing) with its new name."""
+    change, new_key = RENAMED[old_key]
+    opt = joint_options(tiny_fer_root, str(tmp_path))
+    change(opt)
+    with pytest.raises(RenamedOptionError, match=rf'{re.escape(old_key)} is no longer read: use {re.escape(new_key)}'):
+        build_model(opt)
+    with pytest.raises(RenamedOptionError, match=re.escape(new_key)):
+        check_options(opt, is_train=True)
 
 
 def test_write_fer_reports_rejects_an_unknown_classifier_state(tmp_path):

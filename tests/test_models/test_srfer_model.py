@@ -60,7 +60,7 @@ def test_consistency_gradients_reach_net_g_through_frozen_fer(tiny_fer_root, tmp
 
 def test_joint_learning_trains_and_saves_fer(tiny_fer_root, tmp_path, train_batch):
     opt = model_options(tiny_fer_root, str(tmp_path))
-    opt['network_fer']['freeze'] = False
+    opt['train']['train_network_fer'] = True
     opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
     opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
     model = build_model(copy.deepcopy(opt))
@@ -115,7 +115,7 @@ def test_bad_options_fail_before_training(tiny_fer_root, tmp_path):
         build_model(no_loss)
     fer_loss_frozen = copy.deepcopy(opt)
     fer_loss_frozen['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss'}
-    with pytest.raises(ValueError, match='freeze: false'):
+    with pytest.raises(ValueError, match='train_network_fer: true'):
         build_model(fer_loss_frozen)
     bad_optim = copy.deepcopy(opt)
     bad_optim['train']['optim_g'] = {'type': 'Adamm', 'lr': 1e-3}
@@ -140,18 +140,20 @@ def test_output_size_probe_fits_the_swinir_window(tiny_fer_root, tmp_path):
     'network_fer',
     [
         pytest.param(TINY_VIT_FER, id='transformer'),
-        pytest.param({**TINY_VIT_FER, 'freeze': False}, id='transformer_joint'),
+        pytest.param({**TINY_VIT_FER, 'joint': True}, id='transformer_joint'),
         pytest.param({'input_size': 48}, id='input_size_48_on_32px_faces'),
     ],
 )
 def test_one_step_with_other_classifiers(network_fer, tiny_fer_root, tmp_path, train_batch):
     opt = model_options(tiny_fer_root, str(tmp_path))
     opt['network_fer'].pop('stages')  # the default taps of each family
+    network_fer = dict(network_fer)
+    joint = network_fer.pop('joint', False)
     opt['network_fer'].update(copy.deepcopy(network_fer))
-    joint = not network_fer.get('freeze', True)
     if joint:
         opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
         opt['train']['optim_fer'] = {'type': 'AdamW', 'lr': 1e-3}
+        opt['train']['train_network_fer'] = True
     torch.manual_seed(0)
     model = build_model(opt)
     net_fer = model.net_fer

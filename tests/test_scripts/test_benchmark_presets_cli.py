@@ -74,7 +74,7 @@ def test_ablation_run_without_training(cli, tmp_path, monkeypatch):
         trained.append(opt['name'])
         init = opt['path']['pretrain_network_g']
         assert init is None or os.path.isfile(init), 'the network a training starts from exists'
-        if not opt.get('network_fer', {'freeze': True})['freeze']:
+        if opt['train'].get('train_network_fer'):
             _touch(os.path.join(exp_root, 'experiments', opt['name'], 'models', 'net_fer_latest.pth'))
         return _touch(os.path.join(exp_root, 'experiments', opt['name'], 'models', 'net_g_latest.pth'))
 
@@ -124,7 +124,7 @@ def test_ablation_run_without_training(cli, tmp_path, monkeypatch):
     assert finetuned['path']['pretrain_network_g'] == str(
         exp_root / 'experiments' / 'bench_study_plain_seed1' / 'models' / 'net_g_latest.pth'
     )
-    assert finetuned['train']['freeze_network_g'] is True and finetuned['manual_seed'] == 1
+    assert finetuned['train']['train_network_g'] is False and finetuned['manual_seed'] == 1
     with open(out / 'benchmark.csv', encoding='utf-8') as f:
         rows = list(csv.DictReader(f))
     assert [(r['method'], r['seed'], r['classifier']) for r in rows[4:6]] == [

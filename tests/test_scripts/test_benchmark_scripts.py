@@ -255,10 +255,12 @@ def test_speed_benchmark_runs_both_models_side_by_side(tmp_path, capsys):
     argv = ['--network', 'demo-small', '--batch', '2', '--steps', '1', '--warmup', '0', '--device', 'cpu',
             '--json', str(out)]  # fmt: skip
     results = benchmark_speed['main'](argv)
-    assert set(results['models']) == {'SafeSRModel', 'SRFERModel'} and results['network_g_params'] > 0
-    assert results['time_ratio'] > 0 and results['batch'] == 2
+    assert set(results['models']) == {'SafeSRModel', 'SRFERModel', 'SRFERModel+cache'}
+    assert results['network_g_params'] > 0 and results['time_ratio'] > 0 and results['batch'] == 2
+    assert results['cached_time_ratio'] > 0 and results['cache_mib_per_10k_faces'] > 0
     assert json.loads(out.read_text())['time_ratio'] == results['time_ratio']
-    assert 'ratio SRFERModel / SafeSRModel: time' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'ratio SRFERModel / SafeSRModel: time' in printed and 'ratio SRFERModel+cache / SafeSRModel' in printed
 
 
 def test_speed_benchmark_needs_srfer_options(tmp_path):

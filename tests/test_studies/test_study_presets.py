@@ -66,24 +66,28 @@ def test_ablation_options(fer, tmp_path):
     none, att, pred, both, joint, finetuned = (opts[c.name] for c in cells)
     assert dict(none, name=demo['plain_sr']['name']) == demo['plain_sr'], "plain SR is the demo's"
     assert dict(both, name=demo['srfer']['name']) == demo['srfer'], "both is the demo's SR-FER"
-    assert both['network_fer']['config'] == DEMO_FER and both['network_fer']['freeze'] is True
+    assert both['network_fer']['config'] == DEMO_FER and 'train_network_fer' not in both['train']
     assert [k for k in CONSISTENCY if k in att['train']] == ['attention_opt']
     assert [k for k in CONSISTENCY if k in pred['train']] == ['prediction_opt']
     assert att['train']['attention_opt'] == synthetic.DEMO_SRFER_LOSSES['attention_opt']
     assert pred['train']['prediction_opt'] == synthetic.DEMO_SRFER_LOSSES['prediction_opt']
-    assert not any(k in opt['train'] for opt in (none, att, pred, both) for k in JOINT_KEYS + ('freeze_network_g',))
+    assert not any(
+        k in opt['train']
+        for opt in (none, att, pred, both)
+        for k in JOINT_KEYS + ('train_network_g', 'train_network_fer')
+    )
     # both_joint: both + joint learning with the defaults
-    assert joint['network_fer']['freeze'] is False and joint['model_type'] == 'SRFERModel'
+    assert joint['train']['train_network_fer'] is True and joint['model_type'] == 'SRFERModel'
     assert {k: joint['train'][k] for k in JOINT_KEYS} == synthetic.DEMO_JOINT_LEARNING
     assert joint['train']['fer_inputs'] == ['sr', 'hr'] and joint['train']['joint_opt']['sr_grad_weight'] == 0.0
     assert {k: joint['train'][k] for k in CONSISTENCY} == synthetic.DEMO_SRFER_LOSSES
-    assert 'freeze_network_g' not in joint['train'] and joint['train']['pixel_opt'] == both['train']['pixel_opt']
+    assert 'train_network_g' not in joint['train'] and joint['train']['pixel_opt'] == both['train']['pixel_opt']
     # plain_finetuned: the seed's plain network frozen, the classifier fine-tuned on its outputs (CE on SR only)
     train = finetuned['train']
     assert (
-        train['freeze_network_g'] is True
+        train['train_network_g'] is False
         and train['fer_inputs'] == ['sr']
-        and finetuned['network_fer']['freeze'] is False
+        and finetuned['train']['train_network_fer'] is True
     )
     assert finetuned['path']['pretrain_network_g'] == network_path(str(tmp_path), 'bench_study_plain_seed1')
     assert not any(k in train for k in ('pixel_opt', 'optim_g', *CONSISTENCY))
@@ -144,10 +148,10 @@ def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
         if 'joint_opt' in train and not cell.method.startswith('plain_finetuned'):
             settings[cell.method] = (
                 train['joint_opt']['sr_grad_weight'],
-                train['joint_opt']['warmup_iter'],
+                train['joint_opt']['fer_frozen_iters'],
                 train['optim_fer']['lr'],
             )
-            assert opts[cell.name]['network_fer']['freeze'] is False and cell.classifier == 'adapted'
+            assert opts[cell.name]['train']['train_network_fer'] is True and cell.classifier == 'adapted'
     assert settings == {
         'both_joint': (0.0, 0, 1e-4),
         'sr_grad_0.1': (0.1, 0, 1e-4),
@@ -161,17 +165,17 @@ def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
     assert names['fer_lr_1e-5'] == 'bench_study_att0.1_pred0.001_joint_lr1e-05_seed0'
     assert len(set(names.values())) == len(names)
     finetuned = opts[next(c.name for c in cells if c.method == 'plain_finetuned_lr_1e-5')]['train']
-    assert finetuned['freeze_network_g'] is True and finetuned['optim_fer']['lr'] == 1e-5
+    assert finetuned['train_network_g'] is False and finetuned['optim_fer']['lr'] == 1e-5
     assert names['plain_finetuned_lr_1e-5'] == 'bench_study_plain_finetuned_lr1e-05_seed0'
     assert names['plain_finetuned'] == 'bench_study_plain_finetuned_lr0.0001_seed0', "the ablation's, reused"
     assert isinstance(
-        opts[next(c.name for c in cells if c.method == 'warmup_300')]['train']['joint_opt']['warmup_iter'], int
+        opts[next(c.name for c in cells if c.method == 'warmup_300')]['train']['joint_opt']['fer_frozen_iters'], int
     )
     assert 'sr_grad_weight 1,' in sp.descriptions('joint')['sr_grad_1']
     with pytest.raises(ValueError, match='srfer_joint'):
-        sp.Variant('bad', 'srfer', att=0.1, joint=(('warmup_iter', 5),))
-    with pytest.raises(ValueError, match=r"\['warmup_iter'\] need .*plain_finetuned \(key 'fer_lr'\)"):
-        sp.Variant('bad', 'plain_finetuned', init='none', joint=(('warmup_iter', 5),))
+        sp.Variant('bad', 'srfer', att=0.1, joint=(('fer_frozen_iters', 5),))
+    with pytest.raises(ValueError, match=r"\['fer_frozen_iters'\] need .*plain_finetuned \(key 'fer_lr'\)"):
+        sp.Variant('bad', 'plain_finetuned', init='none', joint=(('fer_frozen_iters', 5),))
     with pytest.raises(ValueError, match='sr_grad_weight'):
         sp.Variant('bad', 'srfer_joint', att=0.1, joint=(('fer_momentum', 0.9),))
 
@@ -218,9 +222,9 @@ def test_sr_options_methods(tmp_path):
     args = (str(tmp_path), 'fer.pth', 100, 0, 'quick')
     srfer = synthetic.sr_options('srfer', *args)
     same = synthetic.sr_options('srfer', *args, losses=synthetic.DEMO_SRFER_LOSSES, stages=[0, 1, 2, 3])
-    assert same == srfer and 'freeze_network_g' not in srfer['train'] and srfer['network_fer']['freeze'] is True
+    assert same == srfer and 'train_network_g' not in srfer['train'] and 'train_network_fer' not in srfer['train']
     joint = synthetic.sr_options('srfer_joint', *args)
-    assert joint['name'] == 'demo_srfer_joint_lr0.0001_quick_seed0' and joint['network_fer']['freeze'] is False
+    assert joint['name'] == 'demo_srfer_joint_lr0.0001_quick_seed0' and joint['train']['train_network_fer'] is True
     assert {k: v for k, v in joint['train'].items() if k not in JOINT_KEYS} == srfer['train']
     assert synthetic.sr_options('srfer', *args, losses={})['train'] == synthetic.sr_options('plain_sr', *args)['train']
     with pytest.raises(ValueError, match='init_network_g'):
@@ -256,7 +260,7 @@ def test_gan_preset_cells_start_from_their_l1_networks_and_reuse_the_ablation(fe
     gan = opts[by_method['srfer_esrgan'].name]
     assert gan['model_type'] == 'SRFERESRGANModel' and gan['network_d']['type'] == 'UNetDiscriminatorSN'
     assert gan['train']['total_iter'] == 300 and gan['train']['gan_opt']['loss_weight'] == 0.1
-    assert {'attention_opt', 'prediction_opt'} <= set(gan['train']) and gan['network_fer']['freeze'] is True
+    assert {'attention_opt', 'prediction_opt'} <= set(gan['train']) and 'train_network_fer' not in gan['train']
     assert gan['path']['pretrain_network_g'] == network_path(str(tmp_path), by_method['srfer'].train_name)
     assert gan['datasets']['train']['degradation'] == 'blind_face'
     plain_gan = opts[by_method['esrgan_trained_bicubic'].name]

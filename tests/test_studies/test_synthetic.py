@@ -13,7 +13,7 @@ def test_plain_sr_and_srfer_differ_only_in_the_classifier(tmp_path):
     assert (plain['name'], srfer['name']) == ('demo_plain_sr_quick_seed0', 'demo_srfer_quick_seed0')
     assert (plain['model_type'], srfer['model_type']) == ('SafeSRModel', 'SRFERModel')
     assert srfer['network_fer']['config'] == os.path.join(synthetic.REPO_ROOT, synthetic.FER_DEMO_CONFIG)
-    assert srfer['path'].pop('ignore_resume_networks') == ['network_fer']
+    assert 'ignore_resume_networks' not in srfer['path']
     for key in synthetic.DEMO_SRFER_LOSSES:
         assert srfer['train'].pop(key) == synthetic.DEMO_SRFER_LOSSES[key]
     different = {'name', 'model_type', 'network_fer'}

@@ -67,7 +67,7 @@ def _two_rank_options(tiny_fer_root: str, **overrides) -> dict:
 def test_torchrun_two_cpu_processes(tiny_fer_root, tmp_path):
     """Joint learning with SwinIR (DDP buffers) on 2 ranks: both finish and end with identical weights."""
     opt = _two_rank_options(tiny_fer_root, name='dist_tiny', network_g=dict(TINY_SR_ARCHS['SwinIR']))
-    opt['network_fer']['freeze'] = False
+    opt['train']['train_network_fer'] = True
     opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
     opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
     exp = _torchrun_two_ranks(opt, tmp_path)

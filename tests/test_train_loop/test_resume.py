@@ -17,7 +17,7 @@ NAME = 'resume_tiny'
 def _joint_options(data_root: str) -> dict:
     """Joint learning (trainable net_fer with its own optimizer), 3 iterations per epoch, checkpoints every 4."""
     opt = tiny_train_options(data_root, name=NAME)
-    opt['network_fer']['freeze'] = False
+    opt['train']['train_network_fer'] = True
     opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0}
     opt['train']['optim_fer'] = {'type': 'SGD', 'lr': 0.01, 'momentum': 0.9}
     opt['train']['total_iter'] = 6

@@ -1,0 +1,121 @@
+"""Consistency-loss weights set from the losses' gradients instead of by hand (``train.consistency_weights``).
+
+Rule ``gradient_share``: the weight of each consistency term keeps its gradient at the SR output at a set share of
+the pixel loss's gradient there::
+
+    w_k = share_k * E[||d l_pix / d SR||] / E[||d l_k / d SR||]      (l_k at weight 1)
+
+The norms are running means (exponential, ``momentum``) measured every ``interval`` steps (and at the first), so
+the weights follow the classifier's gradient scale without the noise of a per-step renormalisation. A classifier
+whose gradients at the SR face are ten times larger gets a ten times smaller weight, so the same shares suit any
+classifier. Measuring costs one extra backward pass to the SR output per term on a measuring step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.distributed as dist
+
+RULES = ('gradient_share',)
+TERMS = {'l_att': 'attention_opt', 'l_pred': 'prediction_opt'}
+PIXEL_LOSSES = ('l_pix', 'l_g_pix')  # SRFERModel's and the GAN models' pixel loss
+DEFAULTS = {'interval': 10, 'momentum': 0.9}
+
+
+class ConsistencyWeights:
+    """The running weights of ``l_att`` and ``l_pred`` (``train.consistency_weights``).
+
+    Args:
+        options: ``rule`` (``gradient_share``), ``shares`` (``{l_att: s, l_pred: s}``, one per consistency loss of
+            the run), ``interval`` (steps between measurements, default 10) and ``momentum`` (of the running
+            means, default 0.9).
+        train_opt: The ``train`` section (which consistency losses are set; their ``loss_weight`` must be unset).
+
+    Raises:
+        ValueError: A key or value is wrong (the message names it).
+    """
+
+    def __init__(self, options: Mapping, train_opt: Mapping):
+        where = 'train.consistency_weights'
+        if not isinstance(options, Mapping):
+            raise ValueError(f'{where} must be a mapping (rule, shares, interval, momentum); got {options!r}')
+        unknown = sorted(set(options) - {'rule', 'shares', 'interval', 'momentum'})
+        if unknown:
+            raise ValueError(f'{where}: unknown key(s) {unknown}; known: rule, shares, interval, momentum')
+        if options.get('rule') not in RULES:
+            raise ValueError(f'{where}.rule must be one of {RULES}; got {options.get("rule")!r}')
+        pixel_opt = train_opt.get('pixel_opt')
+        if not pixel_opt or not pixel_opt.get('loss_weight', 1.0):
+            raise ValueError(f'{where}: the shares are of the pixel loss gradient; set train.pixel_opt (weight > 0)')
+        terms = [term for term, key in TERMS.items() if train_opt.get(key)]
+        shares = options.get('shares')
+        if not isinstance(shares, Mapping) or set(shares) != set(terms):
+            raise ValueError(f'{where}.shares must give one share per consistency loss set ({terms}); got {shares!r}')
+        for term in terms:
+            if 'loss_weight' in train_opt[TERMS[term]]:
+                raise ValueError(
+                    f'train.{TERMS[term]}.loss_weight: the weight is set by {where}; remove it (or remove {where})'
+                )
+            if not _positive(shares[term]):
+                raise ValueError(f'{where}.shares.{term} must be a number > 0; got {shares[term]!r}')
+        self.shares = {term: float(shares[term]) for term in terms}
+        self.interval = options.get('interval', DEFAULTS['interval'])
+        if isinstance(self.interval, bool) or not isinstance(self.interval, int) or self.interval < 1:
+            raise ValueError(f'{where}.interval must be a whole number >= 1; got {self.interval!r}')
+        self.momentum = options.get('momentum', DEFAULTS['momentum'])
+        if not (_number(self.momentum) and 0 <= self.momentum < 1):
+            raise ValueError(f'{where}.momentum must be a number in [0, 1); got {self.momentum!r}')
+        self.norms: dict[str, float] = {}  # running means of the gradient norms at the SR output
+        self.weights: dict[str, float] = {}
+
+    def weigh(self, losses: dict[str, torch.Tensor], sr: torch.Tensor, current_iter: int) -> None:
+        """Multiply ``l_att`` and ``l_pred`` in ``losses`` by their weights, measuring the norms on this step when
+        due.
+
+        Args:
+            losses: The step's losses (``l_pix`` or ``l_g_pix``, and the consistency losses at weight 1); changed
+                in place.
+            sr: The SR batch the losses were computed from (with its graph).
+            current_iter: The iteration (the norms are measured at the first call and every ``interval``).
+        """
+        if not self.norms or current_iter % self.interval == 0:
+            self._measure(losses, sr)
+        for term in self.shares:
+            self.weights[term] = self.shares[term] * self.norms['pixel'] / max(self.norms[term], 1e-12)
+            losses[term] = losses[term] * self.weights[term]
+
+    def _measure(self, losses: dict[str, torch.Tensor], sr: torch.Tensor) -> None:
+        pixel = next(losses[key] for key in PIXEL_LOSSES if key in losses)
+        named = {'pixel': pixel, **{term: losses[term] for term in self.shares}}
+        norms = torch.stack(
+            [torch.autograd.grad(loss, sr, retain_graph=True)[0].float().norm() for loss in named.values()]
+        )
+        if dist.is_available() and dist.is_initialized():  # every rank uses the same weights
+            dist.all_reduce(norms)
+            norms /= dist.get_world_size()
+        for name, value in zip(named, norms.tolist()):
+            previous = self.norms.get(name)
+            self.norms[name] = value if previous is None else self.momentum * previous + (1 - self.momentum) * value
+
+    def log(self) -> dict[str, float]:
+        """The current weights, as log entries (``w_att``, ``w_pred``)."""
+        return {term.replace('l_', 'w_'): weight for term, weight in self.weights.items()}
+
+    def state_dict(self) -> dict:
+        """The running norms (for an exact resume)."""
+        return {'norms': dict(self.norms)}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore :meth:`state_dict`."""
+        self.norms = dict(state.get('norms') or {})
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive(value: object) -> bool:
+    return _number(value) and value > 0

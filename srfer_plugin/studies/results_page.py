@@ -1,0 +1,162 @@
+"""``docs/results.md``: the tables of measured figures, generated from the committed benchmark CSVs.
+
+``docs/results.md`` is hand-written text around generated blocks. A block is the lines between
+``<!-- generated: NAME -->`` and ``<!-- end generated -->``; :data:`BLOCKS` says how each is made, from which CSV
+in ``docs/``, with the benchmark's own table functions (:mod:`.benchmark_report`, :mod:`.aggregate`). Everything
+outside the blocks (the measurements that have no CSV, and what the figures show) is kept as it is.
+
+``srfer results-page`` (``python -m srfer_plugin.studies.results_page``) rewrites the blocks; ``--check`` only
+says whether the committed page equals what the CSVs give (``tests/test_docs_figures.py`` runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from srfer_plugin.studies.benchmark_options import REPO_ROOT
+from srfer_plugin.studies.benchmark_report import comparison, markdown_table, seed_sections
+
+DOCS = os.path.join(REPO_ROOT, 'docs')
+PAGE = 'results.md'
+BLOCK = re.compile(r'(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)', re.DOTALL)
+
+# What each measured study row trained. The CSV rows record the method name only, and the presets' own
+# descriptions follow today's defaults, which are not in every case what these rows were trained with.
+JOINT = 'joint learning: CE on SR and HR, `sr_grad_weight` 0'
+TRAINED: dict[str, str] = {
+    'none': 'plain SR (L1)',
+    'attention': 'L1 + attention 0.1 (stages 0-3)',
+    'prediction': 'L1 + prediction 0.001',
+    'both': "L1 + attention 0.1 + prediction 0.001 (the demo's SR-FER)",
+    'both_joint': f'`both` + {JOINT}, classifier Adam 1e-5',
+    'plain_finetuned': "`none`'s network fixed, the classifier fine-tuned on its outputs (CE on SR), Adam 1e-5",
+    'sr_grad_0.1': '`both_joint` with `sr_grad_weight` 0.1',
+    'sr_grad_1': '`both_joint` with `sr_grad_weight` 1',
+    'warmup_300': '`both_joint` with the classifier frozen for the first 300 iterations (`fer_frozen_iters: 300`)',
+    'fer_lr_1e-4': '`both_joint` with classifier Adam 1e-4 (the joint recipe)',
+    'plain_finetuned_lr_1e-4': '`plain_finetuned` with classifier Adam 1e-4',
+    'bicubic': 'bicubic upsampling (nothing trained)',
+    'plain_sr': 'plain SR (L1) on blind_face',
+    'srfer': 'L1 + attention 0.1 + prediction 0.001 on blind_face',
+    'esrgan': 'ESRGAN fine-tuning of `plain_sr` (300 iterations)',
+    'srfer_esrgan': 'ESRGAN fine-tuning of `srfer` + attention + prediction (300 iterations)',
+    'plain_sr_trained_bicubic': '`plain_sr`, trained on bicubic LR faces',
+    'srfer_trained_bicubic': '`srfer`, trained on bicubic LR faces',
+    'esrgan_trained_bicubic': 'ESRGAN fine-tuning of `plain_sr_trained_bicubic`',
+    'srfer_esrgan_trained_bicubic': 'ESRGAN fine-tuning of `srfer_trained_bicubic` + attention + prediction',
+}
+CELL_COLUMNS = (
+    'backbone', 'scale', 'method', 'status', 'acc', 'acc_hr', 'acc_bicubic', 'psnr', 'ssim', 'train_s_per_iter',
+    'params', 'note',
+)  # fmt: skip
+
+
+def _value(text: str) -> Any:
+    """A CSV cell as the benchmark wrote it: None for empty, else an int, a float or the text."""
+    if text == '':
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_rows(docs: str, name: str) -> list[dict[str, Any]]:
+    """The rows of ``docs/<name>`` (a benchmark CSV), numbers as numbers."""
+    with open(os.path.join(docs, name), newline='', encoding='utf-8') as f:
+        return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def study(name: str, references: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """A study preset's block: mean ± std per variant and the differences against ``references``."""
+
+    def block(docs: str) -> list[str]:
+        lines, _ = seed_sections(read_rows(docs, name), references, TRAINED)
+        # seed_sections titles its tables for a page of their own; here they sit under a section of this page.
+        return [f'**{line[3:]}**' if line.startswith('## ') else line for line in lines]
+
+    return block
+
+
+def classifier_axis(docs: str) -> list[str]:
+    """Plain SR against SR-FER under each classifier, then each cell's PSNR, SSIM and iteration time."""
+    rows = read_rows(docs, 'benchmark_classifiers_cpu_small.csv')
+    header = ['fer', 'backbone', 'scale', 'acc_hr', 'acc_bicubic', 'acc plain', 'acc srfer', 'srfer - plain']
+    cells = [[r['fer'], r['method'], r['psnr'], r['ssim'], r['train_s_per_iter']] for r in rows]
+    return [
+        *markdown_table(header, comparison(rows)),
+        '',
+        *markdown_table(['fer', 'method', 'psnr', 'ssim', 'train_s_per_iter'], cells),
+        '',
+    ]
+
+
+def cpu_small(docs: str) -> list[str]:
+    """Every cell of the cpu-small matrix."""
+    rows = read_rows(docs, 'benchmark_cpu_small.csv')
+    return [*markdown_table(list(CELL_COLUMNS), [[r[c] for c in CELL_COLUMNS] for r in rows]), '']
+
+
+BLOCKS: dict[str, Callable[[str], list[str]]] = {
+    'ablation': study('benchmark_ablation.csv', ('both', 'none')),
+    'joint': study('benchmark_joint.csv', ('both_joint', 'both')),
+    'gan': study('benchmark_gan.csv', ('plain_sr', 'esrgan')),
+    'classifiers': classifier_axis,
+    'cpu-small': cpu_small,
+}
+
+
+def render(text: str, docs: str = DOCS) -> str:
+    """``text`` (a results page) with every generated block made again from the CSVs in ``docs``.
+
+    Raises:
+        ValueError: A block names no entry of :data:`BLOCKS`.
+    """
+
+    def fill(match: re.Match) -> str:
+        name = match['name']
+        if name not in BLOCKS:
+            raise ValueError(f'{PAGE}: unknown generated block {name!r} (known: {", ".join(BLOCKS)})')
+        return match[1] + '\n'.join(BLOCKS[name](docs)) + '\n' + match[4]
+
+    return BLOCK.sub(fill, text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``srfer results-page [--check] [--docs DIR]``: rewrite (or check) the generated blocks of results.md."""
+    parser = argparse.ArgumentParser(
+        prog='srfer results-page',
+        description='Rewrite the generated tables of docs/results.md from the benchmark CSVs in docs/.',
+    )
+    parser.add_argument('--docs', default=DOCS, help="the docs folder (default: the clone's docs/)")
+    parser.add_argument('--check', action='store_true', help='change nothing; exit 1 when the page is out of date')
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    path = os.path.join(args.docs, PAGE)
+    if not os.path.isfile(path):
+        print(f"srfer results-page: no {path} (the page lives in a clone's docs/; give --docs)", file=sys.stderr)
+        return 2
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    new = render(text, args.docs)
+    if args.check:
+        if new != text:
+            print(f'{path} is out of date: run `srfer results-page`', file=sys.stderr)
+            return 1
+        return 0
+    if new != text:
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(new)
+    print(f'{path}: {"rewritten" if new != text else "up to date"}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""train.consistency_weights: weights from the gradient shares at the SR output, the same for any gradient scale."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from basicsr.data import build_dataset
+from basicsr.models import build_model
+from fer_fixtures import model_options
+
+from srfer_plugin.models.consistency_weights import ConsistencyWeights
+
+TRAIN = {'pixel_opt': {'type': 'L1Loss'}, 'attention_opt': {'type': 'AttentionConsistencyLoss'}}
+OPTIONS = {'rule': 'gradient_share', 'shares': {'l_att': 0.5}, 'interval': 2, 'momentum': 0.5}
+
+
+def _losses(sr: torch.Tensor, target: torch.Tensor, scale: float) -> dict[str, torch.Tensor]:
+    """A pixel loss and a consistency-like term whose gradient at ``sr`` is ``scale`` times larger."""
+    return {'l_pix': (sr - target).pow(2).mean(), 'l_att': scale * (sr * target).sin().mean()}
+
+
+def _grad_norm(loss: torch.Tensor, sr: torch.Tensor) -> float:
+    return float(torch.autograd.grad(loss, sr, retain_graph=True)[0].norm())
+
+
+@pytest.mark.parametrize('scale', [1.0, 10.0, 0.01])
+def test_the_weighted_term_keeps_its_share_of_the_pixel_gradient(scale):
+    """Any gradient scale of the classifier: the weighted term's gradient is ``share`` x the pixel loss's."""
+    torch.manual_seed(0)
+    sr, target = torch.rand(2, 3, 8, 8, requires_grad=True), torch.rand(2, 3, 8, 8)
+    weights = ConsistencyWeights(OPTIONS, TRAIN)
+    losses = _losses(sr, target, scale)
+    weights.weigh(losses, sr, current_iter=1)
+    assert _grad_norm(losses['l_att'], sr) == pytest.approx(0.5 * _grad_norm(losses['l_pix'], sr), rel=1e-5)
+    assert weights.log() == {'w_att': pytest.approx(weights.weights['l_att'])}
+
+
+def test_norms_are_running_means_measured_every_interval():
+    torch.manual_seed(0)
+    sr, target = torch.rand(2, 3, 8, 8, requires_grad=True), torch.rand(2, 3, 8, 8)
+    weights = ConsistencyWeights(OPTIONS, TRAIN)
+    weights.weigh(_losses(sr, target, 1.0), sr, current_iter=1)
+    first = dict(weights.norms)
+    weights.weigh(_losses(sr, target, 3.0), sr, current_iter=3)  # not a measuring step (interval 2)
+    assert weights.norms == first
+    weights.weigh(_losses(sr, target, 3.0), sr, current_iter=4)
+    assert weights.norms['l_att'] == pytest.approx(0.5 * first['l_att'] + 0.5 * 3 * first['l_att'], rel=1e-5)
+    assert weights.norms['pixel'] == pytest.approx(first['pixel'], rel=1e-6)
+    resumed = ConsistencyWeights(OPTIONS, TRAIN)
+    resumed.load_state_dict(weights.state_dict())
+    assert resumed.norms == weights.norms
+
+
+@pytest.mark.parametrize(
+    ('options', 'train', 'message'),
+    [
+        ({**OPTIONS, 'rule': 'manual'}, TRAIN, "rule must be one of \\('gradient_share',\\); got 'manual'"),
+        ({**OPTIONS, 'shares': {'l_pred': 0.1}}, TRAIN, r"one share per consistency loss set \(\['l_att'\]\)"),
+        ({**OPTIONS, 'shares': {'l_att': 0}}, TRAIN, 'shares.l_att must be a number > 0'),
+        ({**OPTIONS, 'interval': 0}, TRAIN, 'interval must be a whole number >= 1'),
+        ({**OPTIONS, 'momentum': 1}, TRAIN, r'momentum must be a number in \[0, 1\)'),
+        ({**OPTIONS, 'every': 3}, TRAIN, r"unknown key\(s\) \['every'\]"),
+        (
+            OPTIONS,
+            {**TRAIN, 'attention_opt': {'type': 'AttentionConsistencyLoss', 'loss_weight': 0.1}},
+            'attention_opt.loss_weight: the weight is set by train.consistency_weights',
+        ),
+        (OPTIONS, {'attention_opt': TRAIN['attention_opt']}, 'set train.pixel_opt'),
+        (OPTIONS, {**TRAIN, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0}}, r'set train.pixel_opt \(weight > 0\)'),
+    ],
+)
+def test_bad_options_name_their_key(options, train, message):
+    with pytest.raises(ValueError, match=message):
+        ConsistencyWeights(options, train)
+
+
+def test_a_training_step_logs_the_weights_and_saves_the_norms(tiny_fer_root, tmp_path):
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    for key in ('attention_opt', 'prediction_opt'):
+        opt['train'][key].pop('loss_weight', None)
+    opt['train']['consistency_weights'] = {'rule': 'gradient_share', 'shares': {'l_att': 0.05, 'l_pred': 0.05}}
+    torch.manual_seed(0)
+    model = build_model(copy.deepcopy(opt))
+    dataset = build_dataset(opt['datasets']['train'])
+    batch = torch.utils.data.default_collate([dataset[i] for i in (0, 3, 6, 9)])
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    log = model.get_current_log()
+    assert log['w_att'] > 0 and log['w_pred'] > 0 and {'l_pix', 'l_att', 'l_pred'} <= set(log)
+    state = model.fer.training_state()['consistency_weights']
+    assert set(state['norms']) == {'pixel', 'l_att', 'l_pred'}
+    resumed = build_model(copy.deepcopy(opt))
+    resumed.fer.check_resume_state({'consistency_weights': state})
+    assert resumed.fer.auto_weights.norms == state['norms']
+
+
+def test_gradient_shares_tool_reads_the_hand_set_weights(tiny_fer_root, tmp_path, capsys):
+    """``srfer gradient-shares``: one share per consistency loss and batch, proportional to its loss_weight."""
+    from fer_fixtures import tiny_train_options, write_options
+
+    from srfer_plugin.tools.gradient_shares import main
+
+    opt = tiny_train_options(tiny_fer_root)
+    # random-init networks: the first model build of a process draws from torch's RNG while importing, so compare
+    # two later builds (trained networks come from files)
+    main(['-opt', write_options(opt, str(tmp_path / 'a.yml')), '--batches', '1'])
+    shares = main(['-opt', str(tmp_path / 'a.yml'), '--batches', '2'])
+    assert set(shares) == {'l_att', 'l_pred'} and all(len(v) == 2 and min(v) > 0 for v in shares.values())
+    assert 'l_att: share' in capsys.readouterr().out
+    opt['train']['attention_opt']['loss_weight'] *= 10
+    tenfold = main(['-opt', write_options(opt, str(tmp_path / 'b.yml')), '--batches', '2'])
+    assert tenfold['l_att'] == pytest.approx([10 * v for v in shares['l_att']], rel=1e-4)
