@@ -91,5 +91,13 @@ def test_recipe_without_data_stops_at_once_naming_the_path(tmp_path):
     proc = run(['-m', 'srfer_plugin.train', '-opt', recipe], str(tmp_path), check=False)
     assert proc.returncode != 0
     err = proc.stderr.strip().splitlines()[-1]
+    assert 'fer_resnet18_rafdb.pth' in err and 'Pre-train the classifier' in err and 'Preparing datasets' in err
+    assert not (tmp_path / 'experiments' / 'RCAN_SRFER_x4_RAFDB').exists(), 'refused before any folder'
+    # with a classifier file in place, the missing data is named next
+    os.makedirs(tmp_path / 'experiments' / 'pretrained_models')
+    (tmp_path / 'experiments' / 'pretrained_models' / 'fer_resnet18_rafdb.pth').write_bytes(b'not yet')
+    proc = run(['-m', 'srfer_plugin.train', '-opt', recipe], str(tmp_path), check=False)
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()[-1]
     assert 'datasets/RAF-DB' in err and 'README.md' in err and 'Preparing datasets' in err
     assert 'Start training' not in proc.stdout + proc.stderr

@@ -410,7 +410,10 @@ def check_training_options(opt: dict, loss_options: tuple[str, ...]) -> None:
         ConsistencyWeights(train_opt['consistency_weights'], train_opt)
     checkpoint = opt['network_fer'].get('checkpoint')
     if checkpoint is not None and not (isinstance(checkpoint, str) and os.path.isfile(checkpoint)):
-        raise ValueError(f'network_fer.checkpoint: {checkpoint!r} is not a file')
+        raise ValueError(
+            f'network_fer.checkpoint: {checkpoint!r} is not a file; pre-train the classifier first (see README.md, '
+            'sections "Preparing datasets" and "Pre-train the classifier") or point the key at its weights'
+        )
 
 
 def check_dataset_classes(opt: dict, num_classes: int) -> None:
