@@ -10,7 +10,7 @@ environment, since OpenCV 4's Haar cascades and OpenCV 5 cannot share one); ``--
 file, this module needs only numpy, OpenCV and scikit-image (no torch), so it runs in such a small environment::
 
     srfer compare-face-detectors --scenes 20                              # in the plugin's environment
-    /tmp/venv_haar/bin/python srfer_plugin/tools/compare_face_detectors.py  # in a clone, any small environment
+    <small-venv>/bin/python srfer_plugin/tools/compare_face_detectors.py   # in a clone, a venv with opencv 4.x
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def test_configs_build_their_pipelines(name):
     assert cfg.model == base.model, 'the same classifier, only trained on other faces'
 
 
-def test_configs_are_the_ones_the_brief_names():
+def test_the_baseline_configs_ship():
     assert {'resnet18slim_fer7_demo_multires.py', 'resnet18slim_fer7_demo_lr_x4.py', 'resnet18_fer7_multires.py',
             'resnet18_fer7_lr_x4.py'} <= set(CONFIGS)  # fmt: skip
 
