@@ -79,7 +79,7 @@ class FERGuidance:
         self.opt = opt
         self.joint_opt = joint_opt
         self.is_train = bool(opt.get('is_train'))
-        self.joint = self.is_train and bool(opt['train'].get('train_network_fer', False))
+        self.joint = joint_opt.train_network_fer
         self.net = model_to_device(build_network({**opt['network_fer'], 'freeze': not self.joint}), wrap=self.joint)
         self.bare = self.net.module if isinstance(self.net, (DataParallel, DistributedDataParallel)) else self.net
         self._load_resumed_weights(load_network)

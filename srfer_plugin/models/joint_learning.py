@@ -40,11 +40,13 @@ class JointOptions:
         sr_grad_weight: Scale of ``fer_opt``'s gradient that reaches ``network_g`` through the SR face.
         fer_frozen_iters: Iterations ``1..fer_frozen_iters`` keep the classifier frozen; it trains from the next.
         train_network_g: False: ``network_g`` is loaded and kept fixed; only the classifier trains.
+        train_network_fer: The classifier trains (joint learning); False in a test run.
     """
 
     sr_grad_weight: float = DEFAULT_SR_GRAD_WEIGHT
     fer_frozen_iters: int = 0
     train_network_g: bool = True
+    train_network_fer: bool = False
 
 
 class _ScaleGradient(torch.autograd.Function):
@@ -174,7 +176,7 @@ def _read_joint_opt(train_opt: dict) -> JointOptions:
     frozen_iters = joint_opt.get('fer_frozen_iters', 0)
     if not (_is_number(frozen_iters) and frozen_iters >= 0 and frozen_iters == int(frozen_iters)):
         raise ValueError(f'train.joint_opt.fer_frozen_iters must be an integer >= 0; got {frozen_iters!r}')
-    return JointOptions(float(weight), int(frozen_iters), read_bool(train_opt, 'train_network_g', True))
+    return JointOptions(float(weight), int(frozen_iters), read_bool(train_opt, 'train_network_g', True), True)
 
 
 def read_bool(train_opt: dict, key: str, default: bool) -> bool:
