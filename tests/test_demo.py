@@ -1,4 +1,5 @@
-"""The demo's --quick path, shrunk to a few images and iterations, writes a well-formed report."""
+"""The demo's --quick path, shrunk to a few images and iterations, writes a well-formed report; --full adds its
+rows."""
 
 from __future__ import annotations
 
@@ -35,6 +36,14 @@ def test_quick_demo_writes_a_well_formed_report(tmp_path, monkeypatch):
     # both SR runs are real BasicSR trainings whose option files can be rerun by hand
     assert sorted(os.listdir(out / 'options')) == ['demo_plain_sr_quick_seed0.yml', 'demo_srfer_quick_seed0.yml']
     assert os.path.isfile(tmp_path / 'experiments' / 'demo_srfer_quick_seed0' / 'models' / 'net_g_latest.pth')
-    # cached steps are reused on a second run
-    again = demo.main(['--quick', '--out', str(out), '--exp-root', str(tmp_path), '--num-grid-faces', '2'])
-    assert again == rows
+    # cached steps are reused on a second run; --full adds joint SR-FER and the LR-trained classifier
+    full = demo.main(['--quick', '--full', '--out', str(out), '--exp-root', str(tmp_path), '--num-grid-faces', '2'])
+    assert {method: full[method] for method in rows} == rows
+    with open(out / 'report.csv', newline='') as f:
+        table = list(csv.DictReader(f))
+    assert [row['method'] for row in table] == ['hr', 'bicubic', 'plain_sr', 'srfer', 'srfer_joint', 'lr_classifier']
+    lr_row = table[-1]
+    assert float(lr_row['acc']) == round(full['lr_classifier']['acc'], 4) and lr_row['psnr'] == table[1]['psnr']
+    assert os.path.isfile(tmp_path / 'experiments' / 'demo_fer_quick_lr_x4' / 'fer_final.pth')
+    report = (out / 'report.md').read_text()
+    assert 'lr_classifier (--full) reads the bicubic faces with a classifier trained on x4 LR faces' in report

@@ -25,7 +25,13 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes
 from srfer_plugin.models.consistency_weights import ConsistencyWeights
 from srfer_plugin.models.hr_reference_cache import HRReferenceCache
-from srfer_plugin.models.joint_learning import FER_INPUTS, JointOptions, check_fer_options, route_sr_gradient
+from srfer_plugin.models.joint_learning import (
+    FER_INPUTS,
+    JointOptions,
+    check_fer_options,
+    frozen_copy,
+    route_sr_gradient,
+)
 from srfer_plugin.utils.checkpoint import weights_fingerprint
 
 
@@ -47,6 +53,10 @@ class FERGuidance:
         prediction_opt: ``PredictionConsistencyLoss`` on ``network_fer`` logits (``l_pred``).
         fer_opt: classification loss (e.g. ``FERCrossEntropyLoss``) for joint learning (``l_fer``); needs
             ``train_network_fer: true`` and ``optim_fer``.
+        fer_distill_opt: joint learning: keeps the adapted classifier's reading of HR faces close to the starting
+            classifier's (``l_fer_distill``: e.g. ``PredictionConsistencyLoss`` between the trained classifier's
+            and a frozen copy's logits on the HR batch), so that a small training set is not overfit and HR faces
+            not forgotten; needs ``fer_opt``.
         fer_inputs: images the classification loss sees, ``[sr, hr]`` (default) or ``[sr]``.
         joint_opt: ``sr_grad_weight`` (share of ``fer_opt``'s gradient reaching ``net_g`` through the SR face,
             default 0) and ``fer_frozen_iters`` (iterations with the classifier frozen, default 0).
@@ -66,7 +76,7 @@ class FERGuidance:
         load_network: The model's ``load_network(net, path, strict, param_key)``.
     """
 
-    LOSS_OPTIONS: tuple[str, ...] = ('attention_opt', 'prediction_opt', 'fer_opt')
+    LOSS_OPTIONS: tuple[str, ...] = ('attention_opt', 'prediction_opt', 'fer_opt', 'fer_distill_opt')
 
     def __init__(
         self,
@@ -82,13 +92,16 @@ class FERGuidance:
         self.joint = joint_opt.train_network_fer
         self.net = model_to_device(build_network({**opt['network_fer'], 'freeze': not self.joint}), wrap=self.joint)
         self.bare = self.net.module if isinstance(self.net, (DataParallel, DistributedDataParallel)) else self.net
+        train_opt = opt['train'] if self.is_train else {}
+        # fer_distill_opt's teacher: the classifier as network_fer.checkpoint gives it, copied before a resume
+        # loads the adapted weights
+        self.teacher = frozen_copy(self.bare) if self.joint and train_opt.get('fer_distill_opt') else None
         self._load_resumed_weights(load_network)
         self.trains = self.joint and self.is_train  # see set_phase
         self.net.train(self.trains)
         self.trained_parameters = [param for param in self.bare.parameters() if param.requires_grad]
         self.fingerprint = None if self.joint else weights_fingerprint(self.net)
-        train_opt = opt['train'] if self.is_train else {}
-        self.cri_att, self.cri_pred, self.cri_fer = (
+        self.cri_att, self.cri_pred, self.cri_fer, self.cri_distill = (
             build_loss(train_opt[key]).to(device) if train_opt.get(key) else None for key in self.LOSS_OPTIONS
         )
         self.fer_inputs = tuple(train_opt.get('fer_inputs', FER_INPUTS))
@@ -236,33 +249,44 @@ class FERGuidance:
         sr: ClassifierOutput | None,
         hr: ClassifierOutput | None,
         labels: torch.Tensor | None,
+        hr_images: torch.Tensor | None = None,
     ) -> OrderedDict:
-        """Joint learning's ``l_fer`` on the faces of ``fer_inputs``; nothing without ``fer_opt`` or in the warm-up.
+        """Joint learning's ``l_fer`` on the faces of ``fer_inputs`` and ``l_fer_distill`` (``fer_distill_opt``);
+        nothing without ``fer_opt`` or in the warm-up.
 
-        On SR faces it reaches ``net_g`` with ``joint_opt.sr_grad_weight`` times its gradient: unless the weight
-        is 1, the classifier reads the SR batch again through :func:`route_sr_gradient`.
+        On SR faces ``l_fer`` reaches ``net_g`` with ``joint_opt.sr_grad_weight`` times its gradient: unless the
+        weight is 1, the classifier reads the SR batch again through :func:`route_sr_gradient`. ``l_fer_distill``
+        compares the trained classifier's logits on the HR batch with its frozen starting copy's.
 
         Args:
             sr_images: The SR batch.
             sr: :meth:`classify` of the SR batch.
             hr: :meth:`reference` of the HR batch.
             labels: The expression labels of the batch.
+            hr_images: The HR batch (needed by ``fer_distill_opt``).
 
         Returns:
-            ``l_fer``, or nothing.
+            ``l_fer`` (and ``l_fer_distill``), or nothing.
         """
         if not self.classification_due:
             return OrderedDict()
         if labels is None:
             raise KeyError('train.fer_opt needs labels: the training dataset must return "label"')
-        l_fer = 0
+        losses = OrderedDict(l_fer=0)
         if 'sr' in self.fer_inputs:
             weight = self.joint_opt.sr_grad_weight
             logits = sr.logits if weight == 1 else self._forward(route_sr_gradient(sr_images, weight)).logits
-            l_fer = self.cri_fer(logits, labels)
+            losses['l_fer'] = self.cri_fer(logits, labels)
         if 'hr' in self.fer_inputs:
-            l_fer = l_fer + self.cri_fer(hr.logits, labels)
-        return OrderedDict(l_fer=l_fer)
+            losses['l_fer'] = losses['l_fer'] + self.cri_fer(hr.logits, labels)
+        if self.cri_distill is not None:
+            if hr_images is None:
+                raise ValueError('train.fer_distill_opt: classification_loss needs the HR batch (hr_images)')
+            student = hr.logits if 'hr' in self.fer_inputs else self._forward(hr_images).logits
+            with torch.no_grad():
+                _, teacher = self.teacher(hr_images)
+            losses['l_fer_distill'] = self.cri_distill(student, teacher)
+        return losses
 
     @property
     def consistency(self) -> bool:

@@ -1,4 +1,5 @@
-"""Joint learning of SR-FER: option checks, the gradient routing of ``fer_opt`` and the classifier's scheduler.
+"""Joint learning of SR-FER: option checks, the gradient routing of ``fer_opt``, the classifier's scheduler and the
+frozen copy ``fer_distill_opt`` distils from.
 
 An SR-FER model (``SRFERModel``) trains the classifier (``train.train_network_fer: true``) with ``train.fer_opt``.
 The classification loss on the SR face also reaches ``network_g`` through the SR image;
@@ -20,6 +21,7 @@ from basicsr.utils import get_root_logger
 from srfer_plugin.utils.renamed_options import check_renamed_options
 
 FER_INPUTS = ('sr', 'hr')
+CLASSIFIER_LOSSES = ('fer_opt', 'fer_distill_opt')  # the losses that train the classifier only
 JOINT_OPT_KEYS = ('sr_grad_weight', 'fer_frozen_iters')
 # Share of fer_opt's gradient that reaches network_g through the SR face: 0 = the classifier alone learns from it
 # (a classification loss outweighs the pixel loss by far and costs PSNR when it steers network_g).
@@ -79,6 +81,19 @@ def route_sr_gradient(image: torch.Tensor, weight: float) -> torch.Tensor:
     return _ScaleGradient.apply(image, float(weight))
 
 
+def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``net`` without gradients that reads a batch as the training ``net`` does (the teacher of
+    ``fer_distill_opt``): in training mode, so BatchNorm normalises by the batch's statistics as the student's
+    does, without tracking them, so its buffers stay those of the copied weights."""
+    teacher = deepcopy(net).train()
+    for param in teacher.parameters():
+        param.requires_grad_(False)
+    for module in teacher.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.track_running_stats = False
+    return teacher
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, train_opt: dict, key: str
 ) -> torch.optim.lr_scheduler.LRScheduler:
@@ -120,10 +135,12 @@ def check_fer_options(opt: dict, loss_options: Sequence[str]) -> JointOptions:
         raise ValueError(f'train.fer_inputs: {sorted(bad_inputs)} not in {FER_INPUTS}')
     train_network_g = read_bool(train_opt, 'train_network_g', True)
     if not read_bool(train_opt, 'train_network_fer', False):
-        if train_opt.get('fer_opt'):
-            raise ValueError(
-                'train.fer_opt trains the classifier: set train.train_network_fer: true and train.optim_fer'
-            )
+        for key in CLASSIFIER_LOSSES:
+            if train_opt.get(key):
+                raise ValueError(
+                    f'train.{key} trains the classifier: set train.train_network_fer: true, train.fer_opt and '
+                    'train.optim_fer'
+                )
         joint_keys = [
             f'train.{key}' for key in ('joint_opt', 'optim_fer', 'scheduler_fer') if train_opt.get(key) is not None
         ]
@@ -137,7 +154,7 @@ def check_fer_options(opt: dict, loss_options: Sequence[str]) -> JointOptions:
     if not (train_opt.get('fer_opt') and train_opt.get('optim_fer')):
         raise ValueError('train.train_network_fer: true needs train.fer_opt and train.optim_fer (joint learning)')
     joint = _read_joint_opt(train_opt)
-    other_losses = [f'train.{key}' for key in loss_options if key != 'fer_opt' and train_opt.get(key)]
+    other_losses = [f'train.{key}' for key in loss_options if key not in CLASSIFIER_LOSSES and train_opt.get(key)]
     total_iter = train_opt.get('total_iter')
     if total_iter is not None and joint.fer_frozen_iters >= int(total_iter):
         raise ValueError(
@@ -147,7 +164,8 @@ def check_fer_options(opt: dict, loss_options: Sequence[str]) -> JointOptions:
     if joint.fer_frozen_iters > 0 and not other_losses:
         raise ValueError(
             f'train.joint_opt.fer_frozen_iters ({joint.fer_frozen_iters}): nothing trains while the classifier is '
-            f'frozen (fer_opt is off then, and no other loss of {", ".join(k for k in loss_options if k != "fer_opt")} '
+            f'frozen (fer_opt is off then, and no other loss of '
+            f'{", ".join(k for k in loss_options if k not in CLASSIFIER_LOSSES)} '
             'is set)'
         )
     if not joint.train_network_g:

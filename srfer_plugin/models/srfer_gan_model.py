@@ -47,7 +47,9 @@ class SRFERGANModel(SRFERModel, SafeSRGANModel):
                 sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt, self.hr_keys)
                 losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
                 weights = self.fer.weigh_consistency(losses, self.output, current_iter)  # consistency_weights
-                losses.update(self.fer.classification_loss(self.output, sr_read, hr_read, self.label))  # l_fer
+                losses.update(  # l_fer, l_fer_distill
+                    self.fer.classification_loss(self.output, sr_read, hr_read, self.label, self.gt)
+                )
             generator_stepped = self.backward_and_step(losses, self.generator_optimizers(), current_iter)
             generator_log = OrderedDict(self.log_dict, **weights)
         else:

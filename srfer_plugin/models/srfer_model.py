@@ -38,9 +38,9 @@ class SRFERModel(SafeSRModel):
         train_network_g: false loads ``net_g`` from ``path.pretrain_network_g`` and keeps it fixed; only the
             classifier trains (``fer_opt``). Default true.
 
-    Log keys: ``l_pix`` (and ``l_percep``/``l_style``), ``l_att``, ``l_pred``, ``l_fer``. Validation adds ``acc``
-    (FER accuracy on SR), ``acc_hr`` and ``acc_bicubic`` to the SR metrics; a test run writes the per-class reports
-    of ``srfer_plugin/utils/fer_report.py``.
+    Log keys: ``l_pix`` (and ``l_percep``/``l_style``), ``l_att``, ``l_pred``, ``l_fer``, ``l_fer_distill``.
+    Validation adds ``acc`` (FER accuracy on SR), ``acc_hr`` and ``acc_bicubic`` to the SR metrics; a test run writes
+    the per-class reports of ``srfer_plugin/utils/fer_report.py``.
     """
 
     LOSS_OPTIONS = SafeSRModel.LOSS_OPTIONS + FERGuidance.LOSS_OPTIONS
@@ -98,9 +98,9 @@ class SRFERModel(SafeSRModel):
         """One SR-FER training step: SR forward, SR losses, the classifier's losses, backward and step.
 
         The consistency losses see the SR face with its full gradient to ``net_g`` and the HR face as the target.
-        In joint learning the classifier trains on all of them after its frozen start (``joint_opt.fer_frozen_iters``),
-        and
-        ``l_fer`` reaches ``net_g`` with ``joint_opt.sr_grad_weight`` times its gradient; with
+        In joint learning the classifier trains on all of them after its frozen start (``joint_opt.fer_frozen_iters``);
+        ``l_fer`` reaches ``net_g`` with ``joint_opt.sr_grad_weight`` times its gradient, and ``l_fer_distill``
+        (``fer_distill_opt``) keeps the classifier's HR readings near its starting copy's. With
         ``train_network_g: false``, ``net_g`` runs without gradients and only the classifier steps.
         """
         self.fer.begin_step(current_iter)
@@ -110,7 +110,7 @@ class SRFERModel(SafeSRModel):
             sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt, self.hr_keys)
             losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
             weights = self.fer.weigh_consistency(losses, self.output, current_iter)  # consistency_weights
-            losses.update(self.fer.classification_loss(self.output, sr_read, hr_read, self.label))  # l_fer
+            losses.update(self.fer.classification_loss(self.output, sr_read, hr_read, self.label, self.gt))  # l_fer
         if self.backward_and_step(losses, self.optimizers, current_iter):
             self.amp.update()
             self.update_ema()

@@ -161,49 +161,19 @@ def verdict_lines(summaries: dict, conditions: list[tuple[int, str]]) -> tuple[l
     return sentences, table
 
 
-def write_report(
-    rows: list[dict[str, Any]], out: str, command: str, fers: list[Classifier], cells: list[BaselineCell]
-) -> None:
-    """Write ``benchmark.csv``, ``benchmark_mean.csv`` and ``benchmark.md`` of a baselines run.
+def result_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The findings of a baselines run: where SR-FER is not the best choice, then per condition the accuracy of each
+    face type under each classifier, the differences against SR-FER and the PSNR/SSIM of the SR faces.
 
     Args:
-        rows: The rows so far (``run_cell``'s, in cell order).
-        out: Output folder.
-        command: The command line, quoted in ``benchmark.md``.
-        fers: The run's classifiers (with weights).
-        cells: The planned cells (their role and degradation are added to the rows of the same index).
+        rows: Benchmark rows with ``role`` and ``test_degradation`` (``benchmark.csv``'s).
+
+    Returns:
+        Markdown lines (``##`` sections).
     """
-    rows = [dict(row, role=cell.role, test_degradation=cell.degradation) for row, cell in zip(rows, cells)]
-    columns = row_columns(rows)
-    columns = columns[: columns.index('method') + 1] + ('role',) + columns[columns.index('method') + 1 :]
-    with open(os.path.join(out, 'benchmark.csv'), 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
-        writer.writeheader()
-        writer.writerows(rows)
     conditions = _conditions(rows)
     summaries = face_summaries(rows)
-    roles_of = {}
-    for cell in cells:
-        roles_of.setdefault(cell.fer.label, {}).setdefault(cell.role, []).append(f'x{cell.scale} {cell.degradation}')
-    hr_acc = {r['fer']: r['acc_hr'] for r in rows if r.get('status') == 'done'}
-    lines = ['# SR-FER baselines: classifiers trained on low-resolution faces', '', f'Command: `{command}`', '']
-    lines += ['## Classifiers', '']
-    body = []
-    for c in fers:
-        for role, where in roles_of.get(c.label, {}).items():
-            conds = ', '.join(dict.fromkeys(where))
-            body.append([c.label, ROLE_TITLES[role], conds, display_path(c.config), display_path(c.checkpoint),
-                         hr_acc.get(c.label)])  # fmt: skip
-    lines += markdown_table(['fer', 'role', 'conditions', 'config', 'checkpoint', 'acc_hr'], body)
-    lines += [
-        '',
-        'acc_hr: accuracy (%) on the HR test faces. Faces: '
-        + '; '.join(f'{FACE_TITLES[f]} = {describe(f)}' for f in FACES)
-        + '. Each condition trains its SR networks on its degradation at its scale and tests on the same.',
-        '',
-        '## Where SR-FER is not the best choice',
-        '',
-    ]
+    lines = ['## Where SR-FER is not the best choice', '']
     sentences, table = verdict_lines(summaries, conditions)
     lines += [f'- {s}' for s in sentences] or ['- no finished cells yet']
     lines += ['', 'Best faces per classifier (mean accuracy, %):', '']
@@ -245,6 +215,49 @@ def write_report(
         if sr:
             lines += ['PSNR/SSIM (Y channel, scale pixels cropped; the same under every classifier):', '']
             lines += markdown_table(['faces', 'psnr', 'ssim'], sr) + ['']
+    return lines
+
+
+def write_report(
+    rows: list[dict[str, Any]], out: str, command: str, fers: list[Classifier], cells: list[BaselineCell]
+) -> None:
+    """Write ``benchmark.csv``, ``benchmark_mean.csv`` and ``benchmark.md`` of a baselines run.
+
+    Args:
+        rows: The rows so far (``run_cell``'s, in cell order).
+        out: Output folder.
+        command: The command line, quoted in ``benchmark.md``.
+        fers: The run's classifiers (with weights).
+        cells: The planned cells (their role and degradation are added to the rows of the same index).
+    """
+    rows = [dict(row, role=cell.role, test_degradation=cell.degradation) for row, cell in zip(rows, cells)]
+    columns = row_columns(rows)
+    columns = columns[: columns.index('method') + 1] + ('role',) + columns[columns.index('method') + 1 :]
+    with open(os.path.join(out, 'benchmark.csv'), 'w', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+    roles_of = {}
+    for cell in cells:
+        roles_of.setdefault(cell.fer.label, {}).setdefault(cell.role, []).append(f'x{cell.scale} {cell.degradation}')
+    hr_acc = {r['fer']: r['acc_hr'] for r in rows if r.get('status') == 'done'}
+    lines = ['# SR-FER baselines: classifiers trained on low-resolution faces', '', f'Command: `{command}`', '']
+    lines += ['## Classifiers', '']
+    body = []
+    for c in fers:
+        for role, where in roles_of.get(c.label, {}).items():
+            conds = ', '.join(dict.fromkeys(where))
+            body.append([c.label, ROLE_TITLES[role], conds, display_path(c.config), display_path(c.checkpoint),
+                         hr_acc.get(c.label)])  # fmt: skip
+    lines += markdown_table(['fer', 'role', 'conditions', 'config', 'checkpoint', 'acc_hr'], body)
+    lines += [
+        '',
+        'acc_hr: accuracy (%) on the HR test faces. Faces: '
+        + '; '.join(f'{FACE_TITLES[f]} = {describe(f)}' for f in FACES)
+        + '. Each condition trains its SR networks on its degradation at its scale and tests on the same.',
+        '',
+    ]
+    lines += result_lines(rows)
     lines += ['## Cells', '']
     lines += markdown_table(list(columns), [[row.get(c) for c in columns] for row in rows])
     lines += [
@@ -260,7 +273,7 @@ def write_report(
     with open(os.path.join(out, 'benchmark_mean.csv'), 'w', newline='', encoding='utf-8') as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
         writer.writeheader()
-        for scale, degradation in conditions:
+        for scale, degradation in _conditions(rows):
             done = _done(rows, scale, degradation)
             for s in aggregate_rows(done):
                 role = next(r['role'] for r in done if r['fer'] == s['fer'])

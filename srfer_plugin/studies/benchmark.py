@@ -68,7 +68,7 @@ def pretrain_classifier(config: str, data_root: str, exp_root: str) -> str:
 
 
 def prepare_data_and_classifiers(
-    preset: str, classifiers: list[Classifier], data_root: str | None, exp_root: str
+    preset: str, classifiers: list[Classifier], data_root: str | None, exp_root: str, train_faces: int | None = None
 ) -> tuple[str, list[Classifier]]:
     """The dataset root and the classifiers with their weights, before any SR training starts.
 
@@ -80,6 +80,8 @@ def prepare_data_and_classifiers(
         classifiers: The resolved ``--fer`` entries.
         data_root: ``--data-root`` (None: the preset's).
         exp_root: Folder of ``datasets/`` and ``experiments/`` (absolute).
+        train_faces: ``cpu-small`` with the demo's classifier: a smaller training set of the synthetic faces, with a
+            classifier pre-trained on it alone (:func:`synthetic.prepare_data_and_classifier`).
 
     Returns:
         ``(data_root, classifiers)``: an absolute path, and the classifiers with absolute checkpoints.
@@ -94,8 +96,10 @@ def prepare_data_and_classifiers(
     def demo_cache(fer: Classifier) -> bool:
         return fer.checkpoint is None and os.path.realpath(fer.config) == demo_config
 
-    if any(demo_cache(c) for c in classifiers):
-        data_root, fer = synthetic.prepare_data_and_classifier('default', exp_root, data_root)  # the demo's cache
+    if train_faces and not all(demo_cache(c) for c in classifiers):
+        raise ValueError("--train-faces pre-trains the demo's classifier on the smaller set: give no other classifier")
+    if any(demo_cache(c) for c in classifiers):  # the demo's cache
+        data_root, fer = synthetic.prepare_data_and_classifier('default', exp_root, data_root, train_faces=train_faces)
         classifiers = [dataclasses.replace(c, checkpoint=fer['fer_final']) if demo_cache(c) else c for c in classifiers]
     elif data_root:
         data_root = os.path.abspath(data_root)

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from srfer_plugin.studies.baselines_report import result_lines
 from srfer_plugin.studies.benchmark_options import REPO_ROOT
 from srfer_plugin.studies.benchmark_report import comparison, markdown_table, seed_sections
 
@@ -41,6 +42,7 @@ TRAINED: dict[str, str] = {
     'warmup_300': '`both_joint` with the classifier frozen for the first 300 iterations (`fer_frozen_iters: 300`)',
     'fer_lr_1e-4': '`both_joint` with classifier Adam 1e-4 (the joint recipe)',
     'plain_finetuned_lr_1e-4': '`plain_finetuned` with classifier Adam 1e-4',
+    'distill_1': '`fer_lr_1e-4` + distillation from the starting classifier on HR faces (`fer_distill_opt`, weight 1)',
     'bicubic': 'bicubic upsampling (nothing trained)',
     'plain_sr': 'plain SR (L1) on blind_face',
     'srfer': 'L1 + attention 0.1 + prediction 0.001 on blind_face',
@@ -75,11 +77,20 @@ def read_rows(docs: str, name: str) -> list[dict[str, Any]]:
         return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def study(name: str, references: tuple[str, ...]) -> Callable[[str], list[str]]:
-    """A study preset's block: mean ± std per variant and the differences against ``references``."""
+# The joint rows of the runs on fewer training faces, named as the present joint preset names them.
+TRAINED_NOW: dict[str, str] = {
+    **TRAINED,
+    'both_joint': f'`both` + {JOINT}, classifier Adam 1e-4 (the joint recipe)',
+    'distill_1': '`both_joint` + distillation from the starting classifier on HR faces (`fer_distill_opt`, weight 1)',
+}
+
+
+def study(name: str, references: tuple[str, ...], trained: dict[str, str] = TRAINED) -> Callable[[str], list[str]]:
+    """A study preset's block: mean ± std per variant and the differences against ``references`` (rows described
+    by ``trained``)."""
 
     def block(docs: str) -> list[str]:
-        lines, _ = seed_sections(read_rows(docs, name), references, TRAINED)
+        lines, _ = seed_sections(read_rows(docs, name), references, trained)
         # seed_sections titles its tables for a page of their own; here they sit under a section of this page.
         return [f'**{line[3:]}**' if line.startswith('## ') else line for line in lines]
 
@@ -105,9 +116,16 @@ def cpu_small(docs: str) -> list[str]:
     return [*markdown_table(list(CELL_COLUMNS), [[r[c] for c in CELL_COLUMNS] for r in rows]), '']
 
 
+def baselines_block(docs: str) -> list[str]:
+    """The baselines preset: where SR-FER is not the best choice, and accuracy per face type and classifier."""
+    lines = result_lines(read_rows(docs, 'benchmark_baselines.csv'))
+    return [f'**{line[3:]}**' if line.startswith('## ') else line for line in lines]
+
+
 BLOCKS: dict[str, Callable[[str], list[str]]] = {
     'ablation': study('benchmark_ablation.csv', ('both', 'none')),
     'joint': study('benchmark_joint.csv', ('both_joint', 'both')),
+    'baselines': baselines_block,
     'gan': study('benchmark_gan.csv', ('plain_sr', 'esrgan')),
     'classifiers': classifier_axis,
     'cpu-small': cpu_small,

@@ -22,13 +22,14 @@ ATT = synthetic.DEMO_SRFER_LOSSES['attention_opt']['loss_weight']  # 0.1
 PRED = synthetic.DEMO_SRFER_LOSSES['prediction_opt']['loss_weight']  # 0.001
 ALL_STAGES = (0, 1, 2, 3)
 # Joint-learning settings a variant may override (name part of its trainings), and the demo's values of them.
-JOINT_KNOBS = {'sr_grad_weight': 'g', 'fer_frozen_iters': 'w', 'fer_lr': 'lr'}
+JOINT_KNOBS = {'sr_grad_weight': 'g', 'fer_frozen_iters': 'w', 'fer_lr': 'lr', 'fer_distill': 'kd'}
 # The joint overrides each method takes: plain_finetuned trains the classifier alone, so only its learning rate
 JOINT_OVERRIDES = {'srfer_joint': tuple(JOINT_KNOBS), 'plain_finetuned': ('fer_lr',)}
 JOINT_DEFAULTS = {
     'sr_grad_weight': synthetic.DEMO_JOINT_LEARNING['joint_opt']['sr_grad_weight'],
     'fer_frozen_iters': synthetic.DEMO_JOINT_LEARNING['joint_opt']['fer_frozen_iters'],
     'fer_lr': synthetic.DEMO_JOINT_LEARNING['optim_fer']['lr'],
+    'fer_distill': 0.0,  # no fer_distill_opt
 }
 BACKBONE, SCALE = 'RCAN', 4  # synthetic.DEMO_NETWORK_G
 
@@ -45,7 +46,8 @@ class Variant:
         stages: ``network_fer.stages`` (the taps the attention loss compares).
         stage_weights: ``attention_opt.stage_weights`` (None: 1 per stage).
         joint: Overrides of the demo's joint learning (``srfer_joint`` only): any of ``sr_grad_weight`` and
-            ``fer_frozen_iters`` (``joint_opt``) and ``fer_lr`` (``optim_fer.lr``), as ``((key, value), ...)``.
+            ``fer_frozen_iters`` (``joint_opt``), ``fer_lr`` (``optim_fer.lr``) and ``fer_distill`` (the weight
+            of :data:`~srfer_plugin.studies.synthetic.DEMO_FER_DISTILL`), as ``((key, value), ...)``.
         init: The variant whose trained network this one starts from (``plain_finetuned``, the GAN methods).
         degradation: The training set's degradation scenario.
         iters_share: Its iterations as a share of the preset's (GAN fine-tuning: :data:`GAN_SHARE`).
@@ -144,19 +146,25 @@ class Variant:
         joint = ''
         if self.method == 'srfer_joint':
             settings = dict(JOINT_DEFAULTS, **dict(self.joint))
+            distill = settings['fer_distill']
             joint = (
                 f' + joint learning (CE on SR and HR; sr_grad_weight {settings["sr_grad_weight"]:g}, '
-                f'fer_frozen_iters {settings["fer_frozen_iters"]:g}, classifier lr {settings["fer_lr"]:g})'
+                f'fer_frozen_iters {settings["fer_frozen_iters"]:g}, classifier lr {settings["fer_lr"]:g}'
+                + (f'; distillation from the starting classifier on HR faces, weight {distill:g}' if distill else '')
+                + ')'
             )
         if self.method == 'srfer_esrgan':
             return f'ESRGAN fine-tuning of {self.init} (L1 + relativistic GAN) + ' + ' + '.join(parts) + scenario
         return 'L1 + ' + ' + '.join(parts) + joint + scenario
 
     def apply_joint(self, opt: dict[str, Any]) -> None:
-        """Write the joint overrides into the ``train`` section of ``opt`` (``joint_opt``, ``optim_fer.lr``)."""
+        """Write the joint overrides into the ``train`` section of ``opt`` (``joint_opt``, ``optim_fer.lr``,
+        ``fer_distill_opt``)."""
         for knob, value in self.joint:
             if knob == 'fer_lr':
                 opt['train']['optim_fer']['lr'] = value
+            elif knob == 'fer_distill':
+                opt['train']['fer_distill_opt'] = dict(synthetic.DEMO_FER_DISTILL, loss_weight=value)
             else:
                 opt['train']['joint_opt'][knob] = int(value) if knob == 'fer_frozen_iters' else value
 
@@ -252,6 +260,7 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             *(_joint_variant(f'sr_grad_{g:g}', sr_grad_weight=g) for g in (0.1, 1.0)),
             _joint_variant('warmup_300', fer_frozen_iters=300),
             _joint_variant('fer_lr_1e-5', fer_lr=1e-5),
+            _joint_variant('distill_1', fer_distill=1.0),
             PLAIN_FINETUNED,
             Variant('plain_finetuned_lr_1e-5', 'plain_finetuned', init='none', joint=(('fer_lr', 1e-5),)),
         ),
@@ -348,6 +357,7 @@ def plan_study_cells(
     seeds: list[int] | tuple[int, ...],
     iters: int | None = None,
     variants: list[str] | tuple[str, ...] | None = None,
+    train_faces: int | None = None,
 ) -> list[Cell]:
     """Every cell of a study preset, seed by seed, each seed's variants in the preset's order.
 
@@ -357,6 +367,7 @@ def plan_study_cells(
         seeds: ``manual_seed`` of the trainings.
         iters: ``train.total_iter`` (None: :data:`STUDY_ITERS`).
         variants: Names of the variants to run (:func:`select_variants`); None: all.
+        train_faces: A smaller training set (``--train-faces``): ``_train<N>`` in the cell and training names.
 
     Returns:
         The cells; a cell that starts from another variant's network (``init``: ``plain_finetuned``, the GAN
@@ -366,7 +377,7 @@ def plan_study_cells(
     study = STUDY_PRESETS[preset]
     cells: list[Cell] = []
     for seed in seeds:
-        end = f'{iters_suffix(iters)}_seed{seed}'
+        end = f'{iters_suffix(iters)}{synthetic.train_faces_suffix(train_faces)}_seed{seed}'
         for v in select_variants(preset, variants):
             init_from = f'bench_study_{study.variant(v.init).key()}{end}' if v.init else None
             if init_from and init_from not in {c.train_name for c in cells}:

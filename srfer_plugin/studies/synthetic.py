@@ -13,9 +13,11 @@ import os
 from typing import Any
 
 from srfer_plugin import fer_pretrain
+from srfer_plugin.data.fer_layout import FER7_CLASSES
 from srfer_plugin.synthetic import ensure_synthetic_dataset
 from srfer_plugin.utils.shipped_options import shipped_path
 
+NUM_CLASSES = len(FER7_CLASSES)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Presets: sizes of the synthetic data, FER pre-training epochs and SR iterations.
@@ -53,6 +55,9 @@ DEMO_JOINT_LEARNING: dict[str, Any] = {
     'optim_fer': {'type': 'Adam', 'lr': 1e-4},
     'joint_opt': {'sr_grad_weight': 0.0, 'fer_frozen_iters': 0},
 }
+# Joint learning's guard against overfitting a small set (train.fer_distill_opt): the trained classifier's logits on
+# HR faces kept close to its frozen starting copy's (knowledge distillation at T = 2, T^2-scaled KL).
+DEMO_FER_DISTILL: dict[str, Any] = {'type': 'PredictionConsistencyLoss', 'loss_weight': 1.0, 'temperature': 2.0}
 # GAN fine-tuning of an L1-trained network_g, as ESRGAN starts from its PSNR-oriented network: ESRGAN's relativistic
 # losses (SafeESRGANModel / SRFERESRGANModel) with Real-ESRGAN's U-Net discriminator (size-agnostic; BasicSR's
 # VGG-style one takes 128 or 256 px only; 16 features instead of 64, for CPU) and Real-ESRGAN's GAN weight. No
@@ -223,18 +228,37 @@ def sr_options(
     return opt
 
 
-def default_data_root(exp_root: str, preset_name: str) -> str:
-    """The cached synthetic dataset of a preset: ``<exp_root>/datasets/synthetic_fer_<preset_name>``."""
-    return os.path.join(exp_root, 'datasets', f'synthetic_fer_{preset_name}')
+def default_data_root(exp_root: str, preset_name: str, train_faces: int | None = None) -> str:
+    """The cached synthetic dataset of a preset: ``<exp_root>/datasets/synthetic_fer_<preset_name>[_train<N>]``."""
+    return os.path.join(exp_root, 'datasets', f'synthetic_fer_{preset_name}{train_faces_suffix(train_faces)}')
 
 
-def ensure_faces(preset_name: str, data_root: str, prefix: str = '') -> str:
+def train_faces_suffix(train_faces: int | None) -> str:
+    """``_train<N>`` in the names of a smaller training set's data, classifier and trainings, else empty."""
+    return f'_train{train_faces}' if train_faces else ''
+
+
+def check_train_faces(preset_name: str, train_faces: int) -> None:
+    """Raise ValueError naming ``--train-faces`` unless it is a multiple of the 7 classes within the preset's set."""
+    most = PRESETS[preset_name]['num_train'] * NUM_CLASSES
+    if train_faces % NUM_CLASSES or not 0 < train_faces <= most:
+        raise ValueError(
+            f'--train-faces must be a multiple of the {NUM_CLASSES} classes between {NUM_CLASSES} and {most} (the '
+            f'full training set); got {train_faces}'
+        )
+
+
+def ensure_faces(preset_name: str, data_root: str, prefix: str = '', train_faces: int | None = None) -> str:
     """Generate (or reuse) the synthetic faces of a preset (112 px, seed 0) in ``data_root``.
+
+    Every face is drawn from its own split and index, so a smaller training set (``train_faces``) holds the first
+    faces of the full one, class-balanced, with the same validation and test faces.
 
     Args:
         preset_name: A key of :data:`PRESETS` (its split sizes).
         data_root: Dataset folder.
         prefix: Text put before the progress line.
+        train_faces: Training faces (a multiple of 7; default: the preset's).
 
     Returns:
         ``data_root``.
@@ -242,6 +266,9 @@ def ensure_faces(preset_name: str, data_root: str, prefix: str = '') -> str:
     preset = PRESETS[preset_name]
     print(f'{prefix}synthetic faces -> {data_root}', flush=True)
     sizes = {key: preset[key] for key in ('num_train', 'num_val', 'num_test')}
+    if train_faces:
+        check_train_faces(preset_name, train_faces)
+        sizes['num_train'] = train_faces // NUM_CLASSES
     ensure_synthetic_dataset(data_root, seed=0, size=112, **sizes)
     return data_root
 
@@ -276,22 +303,28 @@ def pretrain_fer(
 
 
 def prepare_data_and_classifier(
-    preset_name: str, exp_root: str, data_root: str | None = None, step_prefix: tuple[str, str] = ('', '')
+    preset_name: str,
+    exp_root: str,
+    data_root: str | None = None,
+    step_prefix: tuple[str, str] = ('', ''),
+    train_faces: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Synthetic faces and the FER classifier pre-trained on them (both cached; the benchmark shares them).
 
     Args:
         preset_name: ``default`` or ``quick`` (see :data:`PRESETS`).
         exp_root: Folder holding ``datasets/`` and ``experiments/``.
-        data_root: Dataset folder (default: ``<exp_root>/datasets/synthetic_fer_<preset_name>``).
+        data_root: Dataset folder (default: ``<exp_root>/datasets/synthetic_fer_<preset_name>[_train<N>]``).
         step_prefix: Text put before the two progress lines.
+        train_faces: A smaller training set (:func:`ensure_faces`); the classifier is pre-trained on it alone
+            (``experiments/demo_fer_<preset_name>_train<N>``), as a classifier of a small real set would be.
 
     Returns:
         ``(data_root, fer)``: ``fer`` is :func:`srfer_plugin.fer_pretrain.train_fer`'s result (``fer_final``,
         ``accuracy_top1``, ``classes``).
     """
-    data_root = os.path.abspath(data_root or default_data_root(exp_root, preset_name))
-    ensure_faces(preset_name, data_root, step_prefix[0])
-    fer_dir = os.path.join(exp_root, 'experiments', f'demo_fer_{preset_name}')
+    data_root = os.path.abspath(data_root or default_data_root(exp_root, preset_name, train_faces))
+    ensure_faces(preset_name, data_root, step_prefix[0], train_faces)
+    fer_dir = os.path.join(exp_root, 'experiments', f'demo_fer_{preset_name}{train_faces_suffix(train_faces)}')
     fer = pretrain_fer(repo_path(FER_DEMO_CONFIG), fer_dir, data_root, preset_name, step_prefix[1], FER_DEMO_CONFIG)
     return data_root, fer

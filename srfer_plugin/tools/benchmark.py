@@ -89,6 +89,7 @@ from srfer_plugin.studies.study_presets import (
     run_seeds,
     select_variants,
 )
+from srfer_plugin.studies.synthetic import check_train_faces
 
 FER_HELP = (
     'FER classifiers, each CONFIG[=CHECKPOINT][@SIZE]: an mmpretrain config file, or a shipped one by name '
@@ -125,6 +126,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument('--iters', type=int, default=None, help='training iterations per cell (preset default)')
     parser.add_argument(
+        '--train-faces',
+        type=int,
+        default=None,
+        metavar='N',
+        help='study presets: train on the first N synthetic training faces (a multiple of 7, e.g. 1001), with the '
+        "demo's classifier pre-trained on them alone; names get _train<N>. Default: all 2,100",
+    )
+    parser.add_argument(
         '--preset', choices=sorted(PRESETS) + list(STUDY_PRESETS) + [baselines.PRESET], default='cpu-small'
     )
     seeds = parser.add_mutually_exclusive_group()
@@ -141,6 +150,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f'--iters must be >= 1, got {args.iters}')
     if args.degradations is not None and not baselines.is_baselines(args.preset):
         parser.error(f'--degradations chooses the conditions of --preset {baselines.PRESET}, not of {args.preset}')
+    if args.train_faces is not None:
+        if not is_study(args.preset):
+            parser.error(f'--train-faces sets the training set of a study preset, not of --preset {args.preset}')
+        if args.data_root or args.fer_checkpoint:
+            parser.error('--train-faces makes its own data and classifier: drop --data-root and --fer-checkpoint')
+        try:
+            check_train_faces('default', args.train_faces)
+        except ValueError as err:
+            parser.error(str(err))
     if baselines.is_baselines(args.preset):
         return _parse_baselines(parser, args)
     if is_study(args.preset):
@@ -190,12 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(out, exist_ok=True)
     exp_root = os.path.abspath(args.exp_root)
     data_preset_name = 'cpu-small' if baselines.is_baselines(args.preset) else data_preset(args.preset)
-    data_root, classifiers = prepare_data_and_classifiers(data_preset_name, args.classifiers, args.data_root, exp_root)
+    data_root, classifiers = prepare_data_and_classifiers(
+        data_preset_name, args.classifiers, args.data_root, exp_root, args.train_faces
+    )
     run = BenchmarkRun(args.preset, out, exp_root, data_root, args.iters)
     if baselines.is_baselines(args.preset):
         cells = baselines.plan_cells(classifiers, args.seed_values, args.iters, args.scales, args.degradations)
     elif is_study(args.preset):
-        cells = plan_study_cells(args.preset, classifiers[0], args.seed_values, args.iters, args.variants)
+        cells = plan_study_cells(
+            args.preset, classifiers[0], args.seed_values, args.iters, args.variants, args.train_faces
+        )
     else:
         cells = plan_cells(args.preset, classifiers, args.backbones, args.scales, args.methods, args.seed_values)
     run_benchmark(run, cells, command, classifiers)

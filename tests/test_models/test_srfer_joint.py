@@ -1,5 +1,5 @@
 """Joint learning options of SRFERModel: gradient routing, the classifier's frozen start, scheduler_fer,
-train_network_g, renamed keys."""
+train_network_g, distillation from the starting classifier, renamed keys."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
 from fer_fixtures import model_options
 
-from srfer_plugin.models import fer_guidance
+from srfer_plugin.losses.consistency_loss import PredictionConsistencyLoss
+from srfer_plugin.models import fer_guidance, joint_learning
 from srfer_plugin.models.joint_learning import DEFAULT_SR_GRAD_WEIGHT, route_sr_gradient
 from srfer_plugin.train_loop.option_checks import check_options
 from srfer_plugin.utils.checkpoint import safe_load
@@ -276,6 +277,10 @@ BAD_OPTIONS = {
         _change(frozen_g=True, joint_opt={'sr_grad_weight': 1.0}),
         r'train\.joint_opt\.sr_grad_weight \(1\.0\) has no effect with train\.train_network_g',
     ),
+    'fer_distill_opt_frozen_fer': (
+        _change(frozen_fer=True, fer_distill_opt={'type': 'PredictionConsistencyLoss', 'temperature': 2.0}),
+        r'train\.fer_distill_opt trains the classifier: set train\.train_network_fer: true',
+    ),
     'scheduler_fer_type': (
         _change(scheduler_fer={'type': 'StepLR', 'step_size': 1}),
         r"train\.scheduler_fer\.type: 'StepLR' is not one of",
@@ -290,6 +295,84 @@ def test_bad_joint_options_fail_before_training_naming_their_keys(case, tiny_fer
     change(opt)
     with pytest.raises(ValueError, match=message):
         build_model(opt)
+
+
+DISTILL = {'type': 'PredictionConsistencyLoss', 'loss_weight': 1.0, 'temperature': 2.0}
+
+
+def _hr_divergence(model, start: torch.nn.Module, batch: dict) -> float:
+    """KL between the starting classifier's and the model's classifier's predictions on the HR batch, both read as
+    the training reads them (batch statistics)."""
+    with torch.no_grad():
+        now = joint_learning.frozen_copy(model.fer.bare)
+        return float(PredictionConsistencyLoss(temperature=2.0)(now(batch['gt'])[1], start(batch['gt'])[1]))
+
+
+def test_fer_distill_keeps_hr_readings_near_the_starting_classifier(tiny_fer_root, tmp_path, batch):
+    """``fer_distill_opt``: a frozen copy of the starting classifier is the teacher on HR faces; ``l_fer_distill``
+    is logged and the trained classifier's HR predictions drift less than without it."""
+    drift = {}
+    for name, weight in (('plain', None), ('distill', 1.0)):
+        train = {'optim_fer': {'type': 'Adam', 'lr': 1e-3}}
+        if weight:
+            train['fer_distill_opt'] = dict(DISTILL, loss_weight=weight)
+        opt = joint_options(tiny_fer_root, str(tmp_path / name), **train)
+        torch.manual_seed(0)
+        model = build_model(opt)
+        starting_classifier = joint_learning.frozen_copy(model.fer.bare)
+        if weight:
+            start = _state(model.fer.teacher)
+            assert _same(model.net_fer, start) and not any(p.requires_grad for p in model.fer.teacher.parameters())
+        for current_iter in range(1, 5):
+            model.feed_data(batch)
+            model.optimize_parameters(current_iter)
+            log = model.get_current_log()
+            assert ('l_fer_distill' in log) == bool(weight)
+            if weight and current_iter == 1:
+                assert log['l_fer_distill'] == pytest.approx(0, abs=1e-6), 'student and teacher start the same'
+            if weight and current_iter == 2:
+                assert log['l_fer_distill'] > 0
+        if weight:
+            assert _same(model.fer.teacher, start), 'the teacher must stay the starting classifier'
+            assert not _same(model.net_fer, start), 'the classifier must still train'
+        drift[name] = _hr_divergence(model, starting_classifier, batch)
+    assert drift['distill'] < 0.25 * drift['plain'], drift  # measured: 0.21 against 7.9
+
+
+def test_fer_distill_teacher_is_the_starting_classifier_after_resume(tiny_fer_root, tmp_path, batch):
+    opt = joint_options(tiny_fer_root, str(tmp_path), fer_distill_opt=DISTILL)
+    opt['network_fer']['checkpoint'] = str(tmp_path / 'fer.pth')
+    torch.save(
+        {'state_dict': build_network({**opt['network_fer'], 'checkpoint': None}).model.state_dict()},
+        opt['network_fer']['checkpoint'],
+    )
+    model = build_model(copy.deepcopy(opt))
+    start = _state(model.net_fer)
+    for current_iter in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(current_iter)
+    for folder in ('models', 'training_states'):
+        os.makedirs(opt['path'][folder])
+    model.save(epoch=0, current_iter=2)
+    adapted = _state(model.net_fer)
+    resumed_opt = copy.deepcopy(opt)
+    resumed_opt['path']['resume_state'] = os.path.join(opt['path']['training_states'], '2.state')
+    resumed = build_model(resumed_opt)
+    assert _same(resumed.net_fer, adapted), 'the trained classifier resumes from its own file'
+    assert _same(resumed.fer.teacher, start), 'the teacher is network_fer.checkpoint, not the resumed weights'
+
+
+def test_fer_distill_trains_the_classifier_alone_with_train_network_g_false(tiny_fer_root, tmp_path, batch):
+    opt = joint_options(
+        tiny_fer_root, str(tmp_path), SR_LOSSES, fer_inputs=['sr'], train_network_g=False, fer_distill_opt=DISTILL
+    )
+    torch.manual_seed(1)
+    opt['path']['pretrain_network_g'] = str(tmp_path / 'plain_sr.pth')
+    torch.save({'params': build_network(opt['network_g']).state_dict()}, opt['path']['pretrain_network_g'])
+    model = build_model(opt)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert set(model.get_current_log()) == {'l_fer', 'l_fer_distill'}
 
 
 def test_reports_name_the_classifier_state(tiny_fer_root, tmp_path):

@@ -42,11 +42,15 @@ def test_presets_and_seeds_parse(cli, capsys):
     matrix = parse(['--preset', 'cpu-small'])
     assert matrix.seed_values == [0] and matrix.backbones == ['RCAN', 'EDSR', 'SwinIR', 'RRDBNet', 'MSRResNet']
     assert parse(['--preset', 'paper', '--seeds', '3', '--scales', '4']).seed_values == [0, 1, 2]
+    assert parse(['--preset', 'joint', '--train-faces', '1001']).train_faces == 1001
     for argv, message in (
         (['--seeds', '2', '--seed-list', '1'], 'not allowed with argument'),
         (['--preset', 'ablation', '--seeds', '0'], '--seeds must be >= 1'),
         (['--preset', 'ablation', '--backbones', 'EDSR'], "--preset ablation trains the demo's RCAN x4"),
         (['--preset', 'weights', '--fer', 'options/fer/resnet18_fer7.py'], "['--fer']"),
+        (['--preset', 'joint', '--train-faces', '1000'], '--train-faces must be a multiple of the 7 classes'),
+        (['--preset', 'cpu-small', '--train-faces', '1001'], '--train-faces sets the training set of a study preset'),
+        (['--preset', 'joint', '--train-faces', '1001', '--data-root', 'x'], 'drop --data-root and --fer-checkpoint'),
     ):
         with pytest.raises(SystemExit):
             parse(argv)
@@ -65,7 +69,7 @@ def test_ablation_run_without_training(cli, tmp_path, monkeypatch):
     trained: list[str] = []
     evaluated: dict[str, Any] = {}
 
-    def demo_prepare(preset, exp_root, root):
+    def demo_prepare(preset, exp_root, root, train_faces=None):
         return root, {'fer_final': '/cache/demo_fer_default/fer_final.pth'}
 
     def run_training(opt_path, exp_root, log_path):
@@ -178,7 +182,8 @@ def test_gan_run_without_training(cli, tmp_path, monkeypatch):
         return {'acc': 60.0, 'acc_hr': 86.9, 'acc_bicubic': 40.0, 'psnr': 28.0, 'ssim': 0.7, 'niqe': 6.5}, 1
 
     monkeypatch.setattr(
-        'srfer_plugin.studies.synthetic.prepare_data_and_classifier', lambda p, e, root: (root, {'fer_final': '/f'})
+        'srfer_plugin.studies.synthetic.prepare_data_and_classifier',
+        lambda p, e, root, train_faces=None: (root, {'fer_final': '/f'}),
     )
     monkeypatch.setattr(bench_lib, 'run_training', run_training)
     monkeypatch.setattr(bench_lib, 'evaluate_cell', evaluate_cell)

@@ -138,7 +138,7 @@ def test_classifier_axis_end_to_end(benchmark_cli, tmp_path, monkeypatch, capsys
     third_weights = _touch(tmp_path / 'mobile.pth')
     calls: dict[str, list] = {'demo': [], 'pretrain': [], 'train': [], 'eval': []}
 
-    def demo_prepare(preset, exp_root, root):
+    def demo_prepare(preset, exp_root, root, train_faces=None):
         calls['demo'].append((preset, exp_root, root))
         return root, {'fer_final': '/cache/demo_fer_default/fer_final.pth'}
 

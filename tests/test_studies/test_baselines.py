@@ -162,7 +162,7 @@ def test_run_without_training(tmp_path, monkeypatch):
         (data_root / f'meta_info_{split}.txt').write_text('')
     pretrained, trained, evaluated = [], [], []
 
-    def demo_prepare(preset, exp_root, root):
+    def demo_prepare(preset, exp_root, root, train_faces=None):
         return root, {'fer_final': '/cache/demo_fer_default/fer_final.pth'}
 
     def pretrain_classifier(config, root, exp_root):

@@ -158,11 +158,17 @@ def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
         'sr_grad_1': (1.0, 0, 1e-4),
         'warmup_300': (0.0, 300, 1e-4),
         'fer_lr_1e-5': (0.0, 0, 1e-5),
+        'distill_1': (0.0, 0, 1e-4),
     }
+    distill = opts[next(c.name for c in cells if c.method == 'distill_1')]['train']['fer_distill_opt']
+    assert distill == synthetic.DEMO_FER_DISTILL and distill is not synthetic.DEMO_FER_DISTILL
+    assert all('fer_distill_opt' not in o['train'] for n, o in opts.items() if not n.startswith('bench_joint_distill'))
     names = {c.method: c.train_name for c in cells}
     assert names['both_joint'] == 'bench_study_att0.1_pred0.001_joint_lr0.0001_seed0', "the ablation's, reused"
     assert names['sr_grad_1'] == 'bench_study_att0.1_pred0.001_joint_g1_lr0.0001_seed0'
     assert names['fer_lr_1e-5'] == 'bench_study_att0.1_pred0.001_joint_lr1e-05_seed0'
+    assert names['distill_1'] == 'bench_study_att0.1_pred0.001_joint_kd1_lr0.0001_seed0'
+    assert 'distillation from the starting classifier on HR faces, weight 1' in sp.descriptions('joint')['distill_1']
     assert len(set(names.values())) == len(names)
     finetuned = opts[next(c.name for c in cells if c.method == 'plain_finetuned_lr_1e-5')]['train']
     assert finetuned['train_network_g'] is False and finetuned['optim_fer']['lr'] == 1e-5
@@ -187,6 +193,30 @@ def test_iterations_other_than_the_default_are_in_the_names(fer, tmp_path):
     assert all(opt['train']['total_iter'] == 300 for opt in opts.values())
     assert opts[cells[-1].name]['path']['pretrain_network_g'] == network_path(str(tmp_path), cells[0].train_name)
     assert sp.plan_study_cells('ablation', fer, [0], iters=sp.STUDY_ITERS)[0].name == 'bench_ablation_none_seed0'
+
+
+def test_a_smaller_training_set_is_in_the_names(fer, tmp_path):
+    cells = sp.plan_study_cells('joint', fer, [1], variants=['both_joint'], train_faces=1001)
+    assert [c.train_name for c in cells] == ['bench_study_att0.1_pred0.001_joint_lr0.0001_train1001_seed1']
+    assert cells[0].name == 'bench_joint_both_joint_train1001_seed1'
+    assert synthetic.default_data_root('/e', 'default', 1001) == '/e/datasets/synthetic_fer_default_train1001'
+    for bad in (1000, 0, 2107):
+        with pytest.raises(ValueError, match=rf'--train-faces must be a multiple of the 7 classes .*got {bad}'):
+            synthetic.check_train_faces('default', bad)
+
+
+def test_a_smaller_training_set_is_the_first_faces_of_the_full_one(tmp_path):
+    """Same validation and test faces, and the first training faces of each class, byte for byte."""
+    full = synthetic.ensure_faces('quick', str(tmp_path / 'full'))
+    small = synthetic.ensure_faces('quick', str(tmp_path / 'small'), train_faces=14)
+    for split, count in (('train', 14), ('val', 70), ('test', 140)):
+        with open(os.path.join(small, f'meta_info_{split}.txt'), encoding='utf-8') as f:
+            lines = f.read().splitlines()
+        assert len(lines) == count, split
+        for line in lines:
+            rel_path = line.split()[0]
+            with open(os.path.join(small, rel_path), 'rb') as a, open(os.path.join(full, rel_path), 'rb') as b:
+                assert a.read() == b.read(), rel_path
 
 
 def test_run_seeds():
