@@ -86,6 +86,7 @@ setup(
         # selenium drives the system's chromium (Debian: chromium chromium-driver) in the web page's browser test.
         'dev': [
             'pytest>=7',
+            'pytest-xdist>=3',  # the README's test command runs two worker processes (-n 2)
             'ruff>=0.5',
             'onnx>=1.16',
             'onnxruntime>=1.17',

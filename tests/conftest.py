@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,14 @@ from fer_fixtures import make_tiny_fer_dataset
 
 import srfer_plugin  # noqa: F401  (registration)
 
-torch.set_num_threads(2)
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # pytest -n 2: each worker computes on one core (two threads each would oversubscribe two cores, where OpenMP's
+    # barriers make ops up to 100x slower); subprocesses (CLI runs) inherit one thread.
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    os.environ.setdefault('MKL_NUM_THREADS', '1')
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(scope='session', autouse=True)

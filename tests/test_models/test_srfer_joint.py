@@ -308,21 +308,28 @@ def _hr_divergence(model, start: torch.nn.Module, batch: dict) -> float:
         return float(PredictionConsistencyLoss(temperature=2.0)(now(batch['gt'])[1], start(batch['gt'])[1]))
 
 
-def test_fer_distill_keeps_hr_readings_near_the_starting_classifier(tiny_fer_root, tmp_path, batch):
-    """``fer_distill_opt``: a frozen copy of the starting classifier is the teacher on HR faces; ``l_fer_distill``
-    is logged and the trained classifier's HR predictions drift less than without it."""
+def test_fer_distill_keeps_hr_readings_near_the_starting_classifier_also_after_resume(tiny_fer_root, tmp_path, batch):
+    """``fer_distill_opt``: a frozen copy of the starting classifier (``network_fer.checkpoint``, also on resume) is
+    the teacher on HR faces; ``l_fer_distill`` is logged and the trained classifier's HR predictions drift less
+    than without it."""
+    checkpoint = str(tmp_path / 'fer.pth')
+    opt = joint_options(tiny_fer_root, str(tmp_path))
+    torch.manual_seed(0)
+    torch.save({'state_dict': build_network({**opt['network_fer'], 'checkpoint': None}).model.state_dict()}, checkpoint)
     drift = {}
-    for name, weight in (('plain', None), ('distill', 1.0)):
+    for name, weight in (('plain', None), ('distill', 5.0)):
         train = {'optim_fer': {'type': 'Adam', 'lr': 1e-3}}
         if weight:
             train['fer_distill_opt'] = dict(DISTILL, loss_weight=weight)
         opt = joint_options(tiny_fer_root, str(tmp_path / name), **train)
+        opt['network_fer']['checkpoint'] = checkpoint
         torch.manual_seed(0)
-        model = build_model(opt)
+        model = build_model(copy.deepcopy(opt))
         starting_classifier = joint_learning.frozen_copy(model.fer.bare)
+        start = _state(model.net_fer)
         if weight:
-            start = _state(model.fer.teacher)
-            assert _same(model.net_fer, start) and not any(p.requires_grad for p in model.fer.teacher.parameters())
+            assert _same(model.fer.teacher, start)
+            assert not any(p.requires_grad for p in model.fer.teacher.parameters())
         for current_iter in range(1, 5):
             model.feed_data(batch)
             model.optimize_parameters(current_iter)
@@ -332,32 +339,17 @@ def test_fer_distill_keeps_hr_readings_near_the_starting_classifier(tiny_fer_roo
                 assert log['l_fer_distill'] == pytest.approx(0, abs=1e-6), 'student and teacher start the same'
             if weight and current_iter == 2:
                 assert log['l_fer_distill'] > 0
-        if weight:
-            assert _same(model.fer.teacher, start), 'the teacher must stay the starting classifier'
-            assert not _same(model.net_fer, start), 'the classifier must still train'
+                for folder in ('models', 'training_states'):
+                    os.makedirs(opt['path'][folder])
+                model.save(epoch=0, current_iter=2)
+                adapted = _state(model.net_fer)
         drift[name] = _hr_divergence(model, starting_classifier, batch)
-    assert drift['distill'] < 0.25 * drift['plain'], drift  # measured: 0.21 against 7.9
+    assert _same(model.fer.teacher, start), 'the teacher must stay the starting classifier'
+    assert not _same(model.net_fer, start), 'the classifier must still train'
+    assert drift['distill'] < 0.5 * drift['plain'], drift  # measured: 0.26 against 9.3 (chaotic on 12 faces)
 
-
-def test_fer_distill_teacher_is_the_starting_classifier_after_resume(tiny_fer_root, tmp_path, batch):
-    opt = joint_options(tiny_fer_root, str(tmp_path), fer_distill_opt=DISTILL)
-    opt['network_fer']['checkpoint'] = str(tmp_path / 'fer.pth')
-    torch.save(
-        {'state_dict': build_network({**opt['network_fer'], 'checkpoint': None}).model.state_dict()},
-        opt['network_fer']['checkpoint'],
-    )
-    model = build_model(copy.deepcopy(opt))
-    start = _state(model.net_fer)
-    for current_iter in (1, 2):
-        model.feed_data(batch)
-        model.optimize_parameters(current_iter)
-    for folder in ('models', 'training_states'):
-        os.makedirs(opt['path'][folder])
-    model.save(epoch=0, current_iter=2)
-    adapted = _state(model.net_fer)
-    resumed_opt = copy.deepcopy(opt)
-    resumed_opt['path']['resume_state'] = os.path.join(opt['path']['training_states'], '2.state')
-    resumed = build_model(resumed_opt)
+    opt['path']['resume_state'] = os.path.join(opt['path']['training_states'], '2.state')
+    resumed = build_model(opt)
     assert _same(resumed.net_fer, adapted), 'the trained classifier resumes from its own file'
     assert _same(resumed.fer.teacher, start), 'the teacher is network_fer.checkpoint, not the resumed weights'
 

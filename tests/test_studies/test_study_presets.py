@@ -205,11 +205,14 @@ def test_a_smaller_training_set_is_in_the_names(fer, tmp_path):
             synthetic.check_train_faces('default', bad)
 
 
-def test_a_smaller_training_set_is_the_first_faces_of_the_full_one(tmp_path):
+def test_a_smaller_training_set_is_the_first_faces_of_the_full_one(tmp_path, monkeypatch):
     """Same validation and test faces, and the first training faces of each class, byte for byte."""
+    monkeypatch.setitem(
+        synthetic.PRESETS, 'quick', dict(synthetic.PRESETS['quick'], num_train=3, num_val=1, num_test=1)
+    )
     full = synthetic.ensure_faces('quick', str(tmp_path / 'full'))
     small = synthetic.ensure_faces('quick', str(tmp_path / 'small'), train_faces=14)
-    for split, count in (('train', 14), ('val', 70), ('test', 140)):
+    for split, count in (('train', 14), ('val', 7), ('test', 7)):
         with open(os.path.join(small, f'meta_info_{split}.txt'), encoding='utf-8') as f:
             lines = f.read().splitlines()
         assert len(lines) == count, split
