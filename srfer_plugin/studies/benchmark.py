@@ -143,10 +143,12 @@ def evaluate_cell(
         and the parameter count of ``network_g``.
     """
     opt = evaluation_options(
-        data_root, fer.checkpoint, net_g_path, results_root, network_g, scale, fer.config, fer_weights,
-        degradation, extra_metrics,
+        data_root, fer.checkpoint, net_g_path, results_root, network_g, scale, fer.config, None, degradation,
+        extra_metrics,
     )  # fmt: skip
     opt['network_fer'] = fer_network_options(opt['network_fer'], fer)
+    if fer_weights:  # after fer_network_options, which gives the section the classifier's own weights
+        opt['network_fer']['checkpoint'] = fer_weights
     metrics, model = run_evaluation(opt)
     params = sum(p.numel() for p in model.get_bare_model(model.net_g).parameters())
     return metrics, int(params)

@@ -125,6 +125,7 @@ def baselines_block(docs: str) -> list[str]:
 BLOCKS: dict[str, Callable[[str], list[str]]] = {
     'ablation': study('benchmark_ablation.csv', ('both', 'none')),
     'joint': study('benchmark_joint.csv', ('both_joint', 'both')),
+    'joint-1001': study('benchmark_joint_train1001.csv', ('both_joint', 'both'), TRAINED_NOW),
     'baselines': baselines_block,
     'gan': study('benchmark_gan.csv', ('plain_sr', 'esrgan')),
     'classifiers': classifier_axis,

@@ -157,3 +157,28 @@ def test_cells_of_several_classifiers(tmp_path):
             assert 'input_size' not in net_fer and net_fer['stages'] == [0, 1, 2, 3]
         else:
             assert net_fer['input_size'] == 224 and 'stages' not in net_fer, "MMPretrainFER's default stages"
+
+
+@pytest.mark.parametrize('fer_weights', [None, '/w/net_fer_latest.pth'])
+def test_an_adapted_cell_is_scored_by_its_fine_tuned_classifier(fer_weights, monkeypatch):
+    """The classifier a joint training fine-tuned (``fer_weights``) scores its cell, not the pre-trained one."""
+    from srfer_plugin.studies import benchmark as bench_lib
+
+    seen = {}
+
+    class Model:
+        net_g = torch.nn.Conv2d(3, 3, 1)
+
+        def get_bare_model(self, net):
+            return net
+
+    def run_evaluation(opt):
+        seen.update(opt['network_fer'])
+        return {'acc': 1.0}, Model()
+
+    monkeypatch.setattr(bench_lib, 'run_evaluation', run_evaluation)
+    (fer,) = cells_lib.resolve_classifiers('cpu-small', None, None)
+    fer = dataclasses.replace(fer, checkpoint='/w/fer_final.pth')
+    metrics, params = bench_lib.evaluate_cell('/d', fer, '/w/net_g.pth', '/r', {'type': 'RCAN'}, 4, fer_weights)
+    assert seen['checkpoint'] == (fer_weights or '/w/fer_final.pth') and params == 12
+    assert seen['config'] == fer.config
