@@ -8,7 +8,6 @@ condition naming the best pipeline, stating plainly where SR-FER is not it. The 
 
 from __future__ import annotations
 
-import csv
 import os
 from typing import Any
 
@@ -32,7 +31,14 @@ from srfer_plugin.studies.baselines import (
     describe,
 )
 from srfer_plugin.studies.benchmark_cells import Classifier
-from srfer_plugin.studies.benchmark_report import DIGITS, SPREAD_NOTE, display_path, markdown_table, row_columns
+from srfer_plugin.studies.benchmark_report import (
+    DIGITS,
+    SPREAD_NOTE,
+    display_path,
+    markdown_table,
+    row_columns,
+    write_csv,
+)
 
 
 def _conditions(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
@@ -233,10 +239,7 @@ def write_report(
     rows = [dict(row, role=cell.role, test_degradation=cell.degradation) for row, cell in zip(rows, cells)]
     columns = row_columns(rows)
     columns = columns[: columns.index('method') + 1] + ('role',) + columns[columns.index('method') + 1 :]
-    with open(os.path.join(out, 'benchmark.csv'), 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(os.path.join(out, 'benchmark.csv'), columns, rows)
     roles_of = {}
     for cell in cells:
         roles_of.setdefault(cell.fer.label, {}).setdefault(cell.role, []).append(f'x{cell.scale} {cell.degradation}')
@@ -270,11 +273,10 @@ def write_report(
         f.write('\n'.join(lines))
     fields = [*VARIANT_KEYS, 'role', 'test_degradation', 'n', 'seeds']
     fields += [f'{m}_{s}' for m in METRICS for s in ('mean', 'std')]
-    with open(os.path.join(out, 'benchmark_mean.csv'), 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
-        writer.writeheader()
-        for scale, degradation in _conditions(rows):
-            done = _done(rows, scale, degradation)
-            for s in aggregate_rows(done):
-                role = next(r['role'] for r in done if r['fer'] == s['fer'])
-                writer.writerow(dict(s, role=role, test_degradation=degradation, seeds=' '.join(map(str, s['seeds']))))
+    means = []
+    for scale, degradation in _conditions(rows):
+        done = _done(rows, scale, degradation)
+        for s in aggregate_rows(done):
+            role = next(r['role'] for r in done if r['fer'] == s['fer'])
+            means.append(dict(s, role=role, test_degradation=degradation, seeds=' '.join(map(str, s['seeds']))))
+    write_csv(os.path.join(out, 'benchmark_mean.csv'), fields, means)

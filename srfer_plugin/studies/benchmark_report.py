@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from srfer_plugin.studies.aggregate import (
@@ -147,6 +148,14 @@ def seed_sections(
     return lines, summaries
 
 
+def write_csv(path: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Write ``rows`` to the CSV file ``path`` with the header ``columns`` (keys outside them are left out)."""
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_tables(
     rows: list[dict[str, Any]],
     out: str,
@@ -170,10 +179,7 @@ def write_tables(
         descriptions: ``{method: what it trains}`` of a study preset; None for a matrix preset.
     """
     columns = row_columns(rows)
-    with open(os.path.join(out, 'benchmark.csv'), 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(os.path.join(out, 'benchmark.csv'), columns, rows)
     hr_acc = {}
     for row in rows:
         if row.get('status') == 'done' and row.get('classifier', 'frozen') == 'frozen':
@@ -222,11 +228,9 @@ def write_tables(
     if descriptions is not None or several_seeds:
         section, summaries = seed_sections(rows, references, descriptions)
         lines += section
-        with open(os.path.join(out, 'benchmark_mean.csv'), 'w', newline='', encoding='utf-8') as f:
-            fields = [*VARIANT_KEYS, 'n', 'seeds', *(f'{m}_{s}' for m in row_metrics(rows) for s in ('mean', 'std'))]
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
-            writer.writeheader()
-            writer.writerows(dict(s, seeds=' '.join(map(str, s['seeds']))) for s in summaries)
+        fields = [*VARIANT_KEYS, 'n', 'seeds', *(f'{m}_{s}' for m in row_metrics(rows) for s in ('mean', 'std'))]
+        means = [dict(s, seeds=' '.join(map(str, s['seeds']))) for s in summaries]
+        write_csv(os.path.join(out, 'benchmark_mean.csv'), fields, means)
     with open(os.path.join(out, 'benchmark.md'), 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines))
 
