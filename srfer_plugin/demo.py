@@ -50,7 +50,6 @@ from srfer_plugin.studies.synthetic import (
     sr_options,
 )
 from srfer_plugin.utils.formatting import format_value
-from srfer_plugin.utils.shipped_options import resolve_path
 
 METHODS = ('hr', 'bicubic', 'plain_sr', 'srfer')
 FULL_METHODS = (*METHODS, 'srfer_joint', 'lr_classifier')  # --full
@@ -279,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     fer_checkpoint = fer['fer_final']
     if args.full:
         lr_fer = pretrain_fer(
-            resolve_path(LR_CLASSIFIER_CONFIG),
+            LR_CLASSIFIER_CONFIG,
             os.path.join(exp_root, 'experiments', f'demo_fer_{tag}_lr_x4'),
             data_root,
             tag,
@@ -320,6 +319,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         }
     test_set = build_dataset(dict(dataset_options(data_root, 'test', 'test'), phase='test', scale=4))
     rows['bicubic'].update(evaluate_bicubic(test_set))
+    if args.full:  # the LR-trained classifier reads the bicubic faces
+        rows['lr_classifier'].update({k: rows['bicubic'].get(k) for k in ('psnr', 'ssim')})
     flags = ''.join(f' --{flag}' for flag in ('quick', 'full') if getattr(args, flag))
     settings = {
         'command': f'python -m srfer_plugin.demo{flags} --seed {args.seed}',
@@ -336,7 +337,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.full:
         settings['srfer_joint'] = {'joint_learning': DEMO_JOINT_LEARNING, 'scored_by': 'its net_fer_latest.pth'}
         settings['lr_classifier'] = {'fer_config': LR_CLASSIFIER_CONFIG, 'faces': 'bicubic'}
-        rows['lr_classifier'].update({k: rows['bicubic'].get(k) for k in ('psnr', 'ssim')})
     write_report(out_dir, rows, settings)
     plot_faces(
         os.path.join(out_dir, 'faces.png'),
