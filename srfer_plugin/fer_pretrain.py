@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import hashlib
 import json
 import os
 import os.path as osp
@@ -281,6 +282,15 @@ def _checkpoint_paths(work_dir: str) -> dict[str, str | None]:
     return {'last': last, 'best': best[-1] if best else None}
 
 
+def config_digest(config: str) -> str:
+    """SHA-256 of an mmpretrain config's content with its ``_base_`` files merged in (not of its path), so the same
+    config reads the same from any checkout and an edited one, or an edited base, reads differently."""
+    from mmengine.config import Config
+
+    content = Config.fromfile(resolve_path(config)).to_dict()
+    return hashlib.sha256(json.dumps(_plain(content), sort_keys=True, default=repr).encode()).hexdigest()
+
+
 def _plain(value: Any) -> Any:
     """Convert numpy/torch scalars and containers into plain Python types."""
     if isinstance(value, dict):
@@ -307,7 +317,8 @@ def train_fer(
 
     Args:
         config: mmpretrain config file, or a shipped one by name (``srfer::fer/resnet18_fer7.py``).
-        reuse: Return the summary of an earlier run with the same settings instead of training again.
+        reuse: Return the summary of an earlier run with the same settings (config content, data root, cfg_options,
+            seed, epochs, start checkpoint) instead of training again.
         pretrained: Checkpoint (path or URL) to start from, e.g. ImageNet weights; tensors that do not fit the model
             (the 1000-class head) are skipped. Replaces the config's ``load_from``; a config ``load_from`` is read
             the same safe way (:func:`prepare_init_weights`).
@@ -321,7 +332,7 @@ def train_fer(
     data_root = build_options.get('data_root')
     settings = _plain(
         {
-            'config': osp.abspath(config),
+            'config_sha256': config_digest(config),
             'data_root': osp.abspath(data_root) if data_root else None,
             'cfg_options': build_options.get('cfg_options') or {},
             'seed': build_options.get('seed'),

@@ -91,6 +91,34 @@ def test_plain_checkpoint_loads_without_allow_listing(trained):
     assert not torch.equal(fresh['head.fc.weight'], ckpt['state_dict']['head.fc.weight'])
 
 
+def test_reuse_follows_the_config_content_not_its_path(trained, tiny_dataset, tmp_path, monkeypatch, capsys):
+    """The same config from another checkout reuses the run; an edited _base_ file trains again."""
+    import shutil
+
+    from mmengine.runner import Runner
+
+    from srfer_plugin.fer_pretrain import train_fer
+
+    work_dir, _ = trained
+    with open(os.path.join(work_dir, 'fer_test_accuracy.json')) as f:
+        earlier = json.load(f)
+    checkout = tmp_path / 'other_checkout'
+    shutil.copytree(os.path.join(REPO, 'options', 'fer'), checkout)
+    copied = str(checkout / os.path.basename(TINY_CONFIG))
+
+    def no_training(*args, **kwargs):
+        raise RuntimeError('trains again')
+
+    monkeypatch.setattr(Runner, 'from_cfg', no_training)
+    options = dict(work_dir=work_dir, data_root=tiny_dataset, device='cpu', cfg_options={'train_cfg.max_epochs': 2})
+    assert train_fer(copied, reuse=True, **options) == earlier
+    assert 'reusing' in capsys.readouterr().out
+    base = checkout / 'resnet18_fer7.py'
+    base.write_text(base.read_text() + '\nauto_scale_lr = dict(base_batch_size=64)\n')
+    with pytest.raises(RuntimeError, match='trains again'):
+        train_fer(copied, reuse=True, **options)
+
+
 def test_cli_overrides_reach_the_config(tiny_dataset):
     train_fer = SimpleNamespace(**runpy.run_path(os.path.join(REPO, 'scripts', 'train_fer.py')))  # not as __main__
     from srfer_plugin.fer_pretrain import build_config

@@ -20,11 +20,14 @@ import torch
 import yaml
 
 from srfer_plugin.studies.benchmark_options import plain_variant
-from srfer_plugin.studies.synthetic import DEMO_NETWORK_G
+from srfer_plugin.studies.synthetic import DEMO_NETWORK_G, DEMO_SRFER_LOSSES, FER_DEMO_CONFIG, repo_path
 from srfer_plugin.utils.shipped_options import resolve_path
 
 HR_SIZE = 112
 CACHED = 'SRFERModel+cache'  # the SR-FER model with train.cache_hr_reference
+# ``network`` of model_options: the option file's networks, the demo's small RCAN with the option file's classifier,
+# or the demo's pairing (small RCAN, slim ResNet-18 classifier and the demo's consistency losses).
+NETWORKS = ('recipe', 'demo-small', 'demo')
 
 
 def resolve_device(device: str) -> str:
@@ -37,7 +40,7 @@ def resolve_device(device: str) -> str:
 
 
 def model_options(
-    opt_path: str, work_dir: str, device: str, demo_network: bool = False, **train_options: Any
+    opt_path: str, work_dir: str, device: str, network: str = 'recipe', **train_options: Any
 ) -> dict[str, dict[str, Any]]:
     """Options (as ``parse_options`` returns them) of the plain twin and the SR-FER model, in that order.
 
@@ -46,21 +49,28 @@ def model_options(
             by name (``srfer::train_RCAN_srfer_x4.yml``).
         work_dir: Folder of the models' experiment paths.
         device: ``cpu`` or ``cuda``.
-        demo_network: Replace ``network_g`` by the demo's small RCAN.
+        network: One of :data:`NETWORKS`.
         **train_options: ``train`` keys set in both models (``use_amp``, ``amp_dtype``, ``channels_last``).
 
     Returns:
         ``{model_type: options}``.
 
     Raises:
-        ValueError: The file is not SR-FER options.
+        ValueError: The file is not SR-FER options, or ``network`` is unknown.
     """
+    if network not in NETWORKS:
+        raise ValueError(f'network {network!r} not in {NETWORKS}')
     with open(resolve_path(opt_path), encoding='utf-8') as f:
         srfer = yaml.safe_load(f)
     if srfer.get('model_type') != 'SRFERModel' or 'network_fer' not in srfer:
         raise ValueError(f'{opt_path}: needs model_type SRFERModel and a network_fer section')
-    if demo_network:
+    if network != 'recipe':
         srfer['network_g'] = copy.deepcopy(DEMO_NETWORK_G)
+    if network == 'demo':
+        srfer['network_fer'].update(config=repo_path(FER_DEMO_CONFIG), checkpoint=None)
+        for key in ('attention_opt', 'prediction_opt'):
+            srfer['train'].pop(key, None)
+        srfer['train'].update(copy.deepcopy(DEMO_SRFER_LOSSES))
     srfer['network_g']['upscale' if 'upscale' in srfer['network_g'] else 'scale'] = srfer['scale']
     fer = srfer['network_fer']
     fer['config'] = os.path.abspath(resolve_path(fer['config']))
@@ -134,7 +144,7 @@ def measure(
     batch_size: int,
     steps: int,
     warmup: int,
-    demo_network: bool = False,
+    network: str = 'recipe',
     hr_cache: bool = True,
     **train_options: Any,
 ) -> dict[str, Any]:
@@ -149,7 +159,7 @@ def measure(
         batch_size: Faces per step (112 px HR, LR by bicubic downsampling).
         steps: Timed steps per model.
         warmup: Untimed steps per model first.
-        demo_network: Use the demo's small RCAN as ``network_g``.
+        network: One of :data:`NETWORKS`.
         hr_cache: Also time the SR-FER model with ``train.cache_hr_reference`` (``SRFERModel+cache``).
         **train_options: ``train`` keys of both models (``use_amp``, ``amp_dtype``, ``channels_last``).
 
@@ -161,7 +171,7 @@ def measure(
     from basicsr.models import build_model
 
     with tempfile.TemporaryDirectory() as work_dir:
-        options = model_options(opt_path, work_dir, device, demo_network, **train_options)
+        options = model_options(opt_path, work_dir, device, network, **train_options)
         plain_name, srfer_name = list(options)
         if hr_cache:
             cached = copy.deepcopy(options[srfer_name])
@@ -195,6 +205,7 @@ def measure(
         'device': torch.cuda.get_device_name() if device == 'cuda' else f'cpu, {torch.get_num_threads()} threads',
         'network_g': srfer_opt['network_g']['type'],
         'network_g_params': sum(p.numel() for p in net_g.parameters()),
+        'network_fer': os.path.basename(srfer_opt['network_fer']['config']),
         'batch': batch_size,
         'hr_size': HR_SIZE,
         'scale': scale,
@@ -224,7 +235,7 @@ def measure_inference(
     batch_size: int,
     steps: int,
     warmup: int,
-    demo_network: bool = False,
+    network: str = 'recipe',
     lr_size: int | None = None,
 ) -> dict[str, Any]:
     """Faces per second of inference (SR + classification) on the CPU: torch against onnxruntime, in one process.
@@ -239,7 +250,7 @@ def measure_inference(
         batch_size: Faces per batch.
         steps: Timed batches per backend.
         warmup: Untimed batches per backend first.
-        demo_network: Use the demo's small RCAN as ``network_g``.
+        network: One of :data:`NETWORKS`.
         lr_size: LR side (default: the 112 px HR size over the scale).
 
     Returns:
@@ -252,7 +263,7 @@ def measure_inference(
     from srfer_plugin.predictor import SRFERPredictor, build_fer_network
 
     with tempfile.TemporaryDirectory() as work_dir:
-        opt = model_options(opt_path, work_dir, 'cpu', demo_network)['SRFERModel']
+        opt = model_options(opt_path, work_dir, 'cpu', network)['SRFERModel']
         network_g, network_fer, scale = opt['network_g'], dict(opt['network_fer']), int(opt['scale'])
         torch.manual_seed(0)
         predictor = SRFERPredictor(

@@ -3,7 +3,8 @@
 Example::
 
     srfer benchmark-speed                               # full RCAN (the recipe), batch 16
-    srfer benchmark-speed --network demo-small          # the demo's small RCAN
+    srfer benchmark-speed --network demo-small          # the demo's small RCAN, the recipe's ResNet-18
+    srfer benchmark-speed --network demo                # the demo's pairing: small RCAN, slim ResNet-18
     srfer benchmark-speed --device cuda --use-amp --channels-last
     srfer benchmark-speed --inference --network demo-small --batch 8   # inference faces/s: torch vs onnxruntime
 
@@ -40,15 +41,20 @@ from typing import Any
 import torch
 
 from srfer_plugin.studies.benchmark_options import RECIPE_NAME
-from srfer_plugin.studies.speed import CACHED, measure, measure_inference, resolve_device
+from srfer_plugin.studies.speed import CACHED, NETWORKS, measure, measure_inference, resolve_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description='Training-step time and memory: SRFERModel vs SafeSRModel.')
     parser.add_argument('--opt', default=RECIPE_NAME, help='SR-FER option file (network_g, network_fer, losses)')
-    parser.add_argument('--network', choices=('recipe', 'demo-small'), default='recipe',
-                        help="network_g: the option file's, or the demo's small RCAN")  # fmt: skip
+    parser.add_argument(
+        '--network',
+        choices=NETWORKS,
+        default='recipe',
+        help="the option file's networks; demo-small: the demo's small RCAN with the option file's classifier; "
+        "demo: the demo's small RCAN, slim ResNet-18 and consistency losses",
+    )
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--steps', type=int, default=10, help='timed steps per model')
     parser.add_argument('--warmup', type=int, default=3, help='untimed steps per model first')
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.batch,
             args.steps,
             args.warmup,
-            demo_network=args.network == 'demo-small',
+            network=args.network,
             hr_cache=not args.no_hr_cache,
             use_amp=args.use_amp,
             amp_dtype=args.amp_dtype,
@@ -96,8 +102,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     plain, srfer = list(results['models'])[:2]
     print(
-        f'{results["network_g"]} ({results["network_g_params"] / 1e6:.2f}M params) x{results["scale"]}, batch '
-        f'{args.batch}, {results["hr_size"]}px HR, {results["device"]}, {args.steps} timed steps per model'
+        f'{results["network_g"]} ({results["network_g_params"] / 1e6:.2f}M params) x{results["scale"]} + '
+        f'{results["network_fer"]}, batch {args.batch}, {results["hr_size"]}px HR, {results["device"]}, '
+        f'{args.steps} timed steps per model'
     )
     print(f'{"model":<17} {"median s/step":>14} {"mean s/step":>12} {"peak MiB/step":>14}')
     for name, row in results['models'].items():
@@ -124,7 +131,7 @@ def inference_main(args: argparse.Namespace, argv: list[str] | None = None) -> d
         torch.set_num_threads(args.threads)
     results: dict[str, Any] = {
         'command': 'srfer benchmark-speed ' + ' '.join(sys.argv[1:] if argv is None else argv),
-        **measure_inference(args.opt, args.batch, args.steps, args.warmup, args.network == 'demo-small', args.lr_size),
+        **measure_inference(args.opt, args.batch, args.steps, args.warmup, args.network, args.lr_size),
     }
     print(
         f'inference: {results["network_g"]} ({results["network_g_params"] / 1e6:.2f}M params) x{results["scale"]} + '

@@ -252,15 +252,36 @@ def test_speed_benchmark_runs_both_models_side_by_side(tmp_path, capsys):
     """Structure only (no timing assertions): both models step, ratios are reported and written."""
     benchmark_speed = load_script('benchmark_speed')
     out = tmp_path / 'speed.json'
-    argv = ['--network', 'demo-small', '--batch', '2', '--steps', '1', '--warmup', '0', '--device', 'cpu',
+    argv = ['--network', 'demo', '--batch', '2', '--steps', '1', '--warmup', '0', '--device', 'cpu',
             '--json', str(out)]  # fmt: skip
     results = benchmark_speed['main'](argv)
     assert set(results['models']) == {'SafeSRModel', 'SRFERModel', 'SRFERModel+cache'}
+    assert results['network_fer'] == 'resnet18slim_fer7_demo.py'
     assert results['network_g_params'] > 0 and results['time_ratio'] > 0 and results['batch'] == 2
     assert results['cached_time_ratio'] > 0 and results['cache_mib_per_10k_faces'] > 0
     assert json.loads(out.read_text())['time_ratio'] == results['time_ratio']
     printed = capsys.readouterr().out
     assert 'ratio SRFERModel / SafeSRModel: time' in printed and 'ratio SRFERModel+cache / SafeSRModel' in printed
+
+
+def test_speed_benchmark_networks_replace_what_they_name(tmp_path):
+    """demo-small swaps network_g only; demo also swaps the classifier and the consistency losses."""
+    from srfer_plugin.studies.speed import model_options
+    from srfer_plugin.studies.synthetic import DEMO_NETWORK_G, DEMO_SRFER_LOSSES
+
+    recipe = model_options(mbo.RECIPE_NAME, str(tmp_path), 'cpu')['SRFERModel']
+    small = model_options(mbo.RECIPE_NAME, str(tmp_path), 'cpu', 'demo-small')['SRFERModel']
+    demo = model_options(mbo.RECIPE_NAME, str(tmp_path), 'cpu', 'demo')['SRFERModel']
+    assert recipe['network_g']['num_feat'] != DEMO_NETWORK_G['num_feat']
+    assert small['network_g'] == demo['network_g'] == DEMO_NETWORK_G
+    assert small['network_fer']['config'] == recipe['network_fer']['config']
+    assert small['train']['attention_opt'] == recipe['train']['attention_opt']
+    assert demo['network_fer']['config'].endswith('resnet18slim_fer7_demo.py')
+    assert demo['network_fer']['checkpoint'] is None
+    for key, loss in DEMO_SRFER_LOSSES.items():
+        assert demo['train'][key] == loss
+    with pytest.raises(ValueError, match="network 'tiny' not in"):
+        model_options(mbo.RECIPE_NAME, str(tmp_path), 'cpu', 'tiny')
 
 
 def test_speed_benchmark_needs_srfer_options(tmp_path):
