@@ -117,14 +117,16 @@ def seed_sections(
     Args:
         rows: Benchmark rows (:data:`COLUMNS`).
         references: Methods the other variants are compared with, in order.
-        descriptions: ``{method: what it trains}`` of a study preset (a column of the tables), or None.
+        descriptions: ``{method: what it trains}`` of a study preset (a column of the tables; the tables then show
+            ``fer`` only when the rows have several classifiers), or None.
 
     Returns:
         ``(lines, summaries)``: the Markdown lines and :func:`.aggregate.aggregate_rows`' summaries.
     """
     metrics = row_metrics(rows)
     summaries = aggregate_rows(rows, metrics)
-    lead = ['method', 'classifier'] if descriptions is not None else list(VARIANT_KEYS)
+    several_fers = len({row.get('fer') for row in rows}) > 1  # a study preset with --fer: name the classifier
+    lead = (['fer'] * several_fers + ['method', 'classifier']) if descriptions is not None else list(VARIANT_KEYS)
 
     def first(item: dict[str, Any]) -> list[Any]:
         return [item[k] for k in lead] + ([descriptions.get(item['method'], '')] if descriptions is not None else [])

@@ -10,6 +10,7 @@ count; cells (``bench_<preset>_<variant>[_it<N>]_seed<k>``) are evaluated per pr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from srfer_plugin.studies import synthetic
@@ -32,6 +33,7 @@ JOINT_DEFAULTS = {
     'fer_distill': 0.0,  # no fer_distill_opt
 }
 BACKBONE, SCALE = 'RCAN', 4  # synthetic.DEMO_NETWORK_G
+CLASSIFIER_FREE = ('plain_sr', 'esrgan', 'bicubic')  # methods whose training does not use the classifier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Variant:
         pred: Prediction-consistency weight, or None for no prediction loss.
         stages: ``network_fer.stages`` (the taps the attention loss compares).
         stage_weights: ``attention_opt.stage_weights`` (None: 1 per stage).
+        shares: ``att`` and ``pred`` are gradient shares of ``train.consistency_weights`` (rule
+            ``gradient_share``), not hand-set weights.
         joint: Overrides of the demo's joint learning (``srfer_joint`` only): any of ``sr_grad_weight`` and
             ``fer_frozen_iters`` (``joint_opt``), ``fer_lr`` (``optim_fer.lr``) and ``fer_distill`` (the weight
             of :data:`~srfer_plugin.studies.synthetic.DEMO_FER_DISTILL`), as ``((key, value), ...)``.
@@ -59,6 +63,7 @@ class Variant:
     pred: float | None = None
     stages: tuple[int, ...] = ALL_STAGES
     stage_weights: tuple[float, ...] | None = None
+    shares: bool = False
     joint: tuple[tuple[str, float], ...] = ()
     init: str | None = None
     degradation: str = 'bicubic'
@@ -98,6 +103,8 @@ class Variant:
                 parts.append('sw' + '-'.join(f'{w:g}' for w in self.stage_weights))
         if self.pred is not None:
             parts.append(f'pred{self.pred:g}')
+        if self.shares:
+            parts.append('gshare')
         if self.method == 'srfer_joint':
             parts.append('joint')
             parts.extend(self._joint_name_parts())
@@ -115,15 +122,24 @@ class Variant:
         return parts
 
     def losses(self) -> dict[str, Any]:
-        """The ``attention_opt``/``prediction_opt`` sections (the demo's, with this variant's weights)."""
+        """The ``attention_opt``/``prediction_opt`` sections (the demo's, with this variant's weights; without a
+        ``loss_weight`` when the weights come from gradient shares, :meth:`consistency_weights`)."""
         losses: dict[str, Any] = {}
-        if self.att is not None:
-            losses['attention_opt'] = dict(synthetic.DEMO_SRFER_LOSSES['attention_opt'], loss_weight=self.att)
-            if self.stage_weights is not None:
-                losses['attention_opt']['stage_weights'] = list(self.stage_weights)
-        if self.pred is not None:
-            losses['prediction_opt'] = dict(synthetic.DEMO_SRFER_LOSSES['prediction_opt'], loss_weight=self.pred)
+        for key, weight in (('attention_opt', self.att), ('prediction_opt', self.pred)):
+            if weight is not None:
+                losses[key] = dict(synthetic.DEMO_SRFER_LOSSES[key], loss_weight=weight)
+                if self.shares:
+                    del losses[key]['loss_weight']
+        if self.stage_weights is not None and 'attention_opt' in losses:
+            losses['attention_opt']['stage_weights'] = list(self.stage_weights)
         return losses
+
+    def consistency_weights(self) -> dict[str, Any] | None:
+        """``train.consistency_weights`` of a variant with gradient shares, else None."""
+        if not self.shares:
+            return None
+        shares = {term: share for term, share in (('l_att', self.att), ('l_pred', self.pred)) if share is not None}
+        return {'rule': 'gradient_share', 'shares': shares}
 
     def describe(self) -> str:
         """One line for the tables: the losses and what trains (and on what, when not bicubic)."""
@@ -138,11 +154,14 @@ class Variant:
         if self.method == 'esrgan':
             return f'ESRGAN fine-tuning of {self.init} (L1 + relativistic GAN){scenario}'
         parts = []
+        share = ' share' if self.shares else ''
         if self.att is not None:
             weights = f' x {list(self.stage_weights)}' if self.stage_weights is not None else ''
-            parts.append(f'att {self.att:g} on stages {list(self.stages)}{weights}')
+            parts.append(f'att{share} {self.att:g} on stages {list(self.stages)}{weights}')
         if self.pred is not None:
-            parts.append(f'pred {self.pred:g}')
+            parts.append(f'pred{share} {self.pred:g}')
+        if self.shares:
+            parts[-1] += ' (weights from gradient shares of l_pix: train.consistency_weights)'
         joint = ''
         if self.method == 'srfer_joint':
             settings = dict(JOINT_DEFAULTS, **dict(self.joint))
@@ -195,6 +214,10 @@ ATTENTION = Variant('attention', att=ATT)
 BOTH = Variant('both', att=ATT, pred=PRED)  # the demo's SR-FER
 STAGE_WEIGHTS = {'deep_weighted': (0.4, 0.8, 1.2, 1.6), 'shallow_weighted': (1.6, 1.2, 0.8, 0.4)}  # sum 4, as 1 each
 WEIGHT_GRID = ((0.03, ATT, 0.3), (0.0003, PRED, 0.003))  # attention x prediction weights around the demo's
+# The gradient shares of l_pix that the demo's weights give on the demo's classifier (srfer gradient-shares, 20
+# batches): the automatic rule with them needs no tuning per classifier.
+AUTO_SHARES = (1.15, 0.007)
+AUTO = Variant('auto', att=AUTO_SHARES[0], pred=AUTO_SHARES[1], shares=True)
 
 
 BOTH_JOINT = Variant('both_joint', 'srfer_joint', att=ATT, pred=PRED)  # the demo's joint learning
@@ -248,7 +271,7 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
         ('both',),
     ),
     'weights': StudyPreset(
-        (NONE, *(_grid_variant(a, p) for a in WEIGHT_GRID[0] for p in WEIGHT_GRID[1])),
+        (NONE, *(_grid_variant(a, p) for a in WEIGHT_GRID[0] for p in WEIGHT_GRID[1]), AUTO),
         ('both',),
     ),
     # How to set joint learning: where the classification loss's gradient goes, a warm-up, the classifier's LR.
@@ -353,17 +376,19 @@ def select_variants(preset: str, names: list[str] | tuple[str, ...] | None = Non
 
 def plan_study_cells(
     preset: str,
-    fer: Classifier,
+    classifiers: Sequence[Classifier],
     seeds: list[int] | tuple[int, ...],
     iters: int | None = None,
     variants: list[str] | tuple[str, ...] | None = None,
     train_faces: int | None = None,
 ) -> list[Cell]:
-    """Every cell of a study preset, seed by seed, each seed's variants in the preset's order.
+    """Every cell of a study preset, seed by seed and classifier by classifier, each in the preset's variant order.
 
     Args:
         preset: A key of :data:`STUDY_PRESETS`.
-        fer: The demo's classifier (with its weights).
+        classifiers: The classifiers (with their weights): the demo's (the names of earlier runs) and any others
+            (``--fer``), whose cell and training names end in their tag. A training that needs no classifier
+            (plain SR and its GAN fine-tuning) is shared by all of them.
         seeds: ``manual_seed`` of the trainings.
         iters: ``train.total_iter`` (None: :data:`STUDY_ITERS`).
         variants: Names of the variants to run (:func:`select_variants`); None: all.
@@ -371,20 +396,28 @@ def plan_study_cells(
 
     Returns:
         The cells; a cell that starts from another variant's network (``init``: ``plain_finetuned``, the GAN
-        methods) comes after that variant's cell of its seed (``init_from``). The ``bicubic`` cell trains nothing
-        (``train_name`` empty).
+        methods) comes after that variant's cell of its seed and classifier (``init_from``). The ``bicubic`` cell
+        trains nothing (``train_name`` empty).
     """
     study = STUDY_PRESETS[preset]
     cells: list[Cell] = []
     for seed in seeds:
         end = f'{iters_suffix(iters)}{synthetic.train_faces_suffix(train_faces)}_seed{seed}'
-        for v in select_variants(preset, variants):
-            init_from = f'bench_study_{study.variant(v.init).key()}{end}' if v.init else None
-            if init_from and init_from not in {c.train_name for c in cells}:
-                raise ValueError(f'{preset}: {v.name} needs the {v.init} cell of seed {seed} before it')
-            name = f'bench_{preset}_{v.name}{end}'
-            train_name = f'bench_study_{v.key()}{end}' if v.trains else ''
-            cells.append(Cell(name, train_name, BACKBONE, SCALE, v.name, fer, seed, v.classifier, init_from))
+        for fer in classifiers:
+            tag = f'_{fer.tag}' if fer.tag else ''
+
+            def train_name(v: Variant, tag: str = tag, end: str = end) -> str:
+                return f'bench_study_{v.key()}{"" if v.method in CLASSIFIER_FREE else tag}{end}'
+
+            for v in select_variants(preset, variants):
+                init_from = train_name(study.variant(v.init)) if v.init else None
+                if init_from and init_from not in {c.train_name for c in cells}:
+                    raise ValueError(f'{preset}: {v.name} needs the {v.init} cell of seed {seed} before it')
+                name = f'bench_{preset}_{v.name}{tag}{end}'
+                cells.append(
+                    Cell(name, train_name(v) if v.trains else '', BACKBONE, SCALE, v.name, fer, seed, v.classifier,
+                         init_from)
+                )  # fmt: skip
     return cells
 
 
@@ -420,6 +453,8 @@ def study_options(cell: Cell, preset: str, iters: int | None, data_root: str, ex
     )
     opt['name'] = cell.train_name
     v.apply_joint(opt)
+    if v.shares:
+        opt['train']['consistency_weights'] = v.consistency_weights()
     if 'network_fer' in opt:
         opt['network_fer'] = fer_network_options(opt['network_fer'], cell.fer)
     return opt

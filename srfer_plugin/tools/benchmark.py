@@ -93,12 +93,12 @@ from srfer_plugin.studies.synthetic import check_train_faces
 
 FER_HELP = (
     'FER classifiers, each CONFIG[=CHECKPOINT][@SIZE]: an mmpretrain config file, or a shipped one by name '
-    '(srfer::fer/*.py; srfer list-options fer lists them), optionally its weights (cpu-small pre-trains a '
-    'classifier given without them; paper needs them except for its own classifier) and network_fer.input_size '
-    '(N or HxW: faces '
-    'are resized to it before the classifier; default: fed as they are), e.g. srfer::fer/deit-tiny_fer7.py@112 '
-    "or my_fer.py=work_dirs/my_fer/fer_final.pth. Default: the preset's own classifier, with the cell names of "
-    'earlier runs; other classifiers add their config stem (and _in<SIZE>) to their cell names'
+    '(srfer::fer/*.py; srfer list-options fer lists them), optionally its weights (cpu-small and the study presets '
+    'pre-train a classifier given without them; paper needs them except for its own classifier) and '
+    'network_fer.input_size (N or HxW: faces are resized to it before the classifier; default: fed as they are), '
+    "e.g. srfer::fer/deit-tiny_fer7.py@112 or my_fer.py=work_dirs/my_fer/fer_final.pth. Default: the preset's own "
+    'classifier, with the cell names of earlier runs; other classifiers add their config stem (and _in<SIZE>) to '
+    'their cell and training names'
 )
 
 
@@ -162,9 +162,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if baselines.is_baselines(args.preset):
         return _parse_baselines(parser, args)
     if is_study(args.preset):
-        given = [f'--{k}' for k in ('backbones', 'scales', 'methods', 'fer') if getattr(args, k) is not None]
+        given = [f'--{k}' for k in ('backbones', 'scales', 'methods') if getattr(args, k) is not None]
         if given:
-            parser.error(f"--preset {args.preset} trains the demo's RCAN x4 with the demo's classifier: drop {given}")
+            parser.error(f"--preset {args.preset} trains the demo's RCAN x4: drop {given}")
+        if args.fer and args.train_faces is not None:
+            parser.error("--train-faces pre-trains the demo's classifier on the smaller set: drop --fer")
     elif args.variants:
         parser.error(f'--variants chooses variants of a study preset (ablation, stages, weights), not of {args.preset}')
     else:
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = baselines.plan_cells(classifiers, args.seed_values, args.iters, args.scales, args.degradations)
     elif is_study(args.preset):
         cells = plan_study_cells(
-            args.preset, classifiers[0], args.seed_values, args.iters, args.variants, args.train_faces
+            args.preset, classifiers, args.seed_values, args.iters, args.variants, args.train_faces
         )
     else:
         cells = plan_cells(args.preset, classifiers, args.backbones, args.scales, args.methods, args.seed_values)

@@ -43,11 +43,18 @@ def test_presets_and_seeds_parse(cli, capsys):
     assert matrix.seed_values == [0] and matrix.backbones == ['RCAN', 'EDSR', 'SwinIR', 'RRDBNet', 'MSRResNet']
     assert parse(['--preset', 'paper', '--seeds', '3', '--scales', '4']).seed_values == [0, 1, 2]
     assert parse(['--preset', 'joint', '--train-faces', '1001']).train_faces == 1001
+    axis = parse(
+        ['--preset', 'weights', '--fer', 'srfer::fer/resnet18slim_fer7_demo.py', 'srfer::fer/resnet18_fer7.py']
+    )
+    assert [(c.label, c.tag, c.own) for c in axis.classifiers] == [
+        ('resnet18slim_fer7_demo', '', True),
+        ('resnet18_fer7', 'resnet18_fer7', False),
+    ]
     for argv, message in (
         (['--seeds', '2', '--seed-list', '1'], 'not allowed with argument'),
         (['--preset', 'ablation', '--seeds', '0'], '--seeds must be >= 1'),
         (['--preset', 'ablation', '--backbones', 'EDSR'], "--preset ablation trains the demo's RCAN x4"),
-        (['--preset', 'weights', '--fer', 'options/fer/resnet18_fer7.py'], "['--fer']"),
+        (['--preset', 'weights', '--train-faces', '1001', '--fer', 'srfer::fer/resnet18_fer7.py'], 'drop --fer'),
         (['--preset', 'joint', '--train-faces', '1000'], '--train-faces must be a multiple of the 7 classes'),
         (['--preset', 'cpu-small', '--train-faces', '1001'], '--train-faces sets the training set of a study preset'),
         (['--preset', 'joint', '--train-faces', '1001', '--data-root', 'x'], 'drop --data-root and --fer-checkpoint'),
@@ -154,7 +161,7 @@ def test_ablation_run_without_training(cli, tmp_path, monkeypatch):
 
 def test_plain_finetuned_needs_its_plain_network(tmp_path):
     (fer,) = resolve_classifiers('cpu-small', None, None)  # its weights are not read before training
-    cell = study_presets.plan_study_cells('ablation', fer, [0])[-1]
+    cell = study_presets.plan_study_cells('ablation', [fer], [0])[-1]
     run = bench_lib.BenchmarkRun('ablation', str(tmp_path / 'out'), str(tmp_path), str(tmp_path / 'faces'))
     with pytest.raises(RuntimeError, match='starts from the network of bench_study_plain_seed0'):
         bench_lib.run_cell(run, cell)

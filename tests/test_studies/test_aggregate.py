@@ -91,6 +91,17 @@ def test_study_report_tables(tmp_path):
     assert [r['classifier'] for r in rows[9:12]] == ['adapted'] * 3 and rows[0]['seed'] == '0'
 
 
+def test_study_report_names_the_classifier_when_there_are_several(tmp_path):
+    other = [dict(row, fer='mobilenet', acc=row['acc'] - 10) for row in ROWS if row['method'] in ('none', 'both')]
+    descriptions = {'none': 'plain SR (L1)', 'both': 'L1 + att + pred'}
+    write_tables(ROWS[:6] + other, str(tmp_path), 'srfer benchmark --preset weights', [], ('both',), descriptions)
+    md = (tmp_path / 'benchmark.md').read_text()
+    assert '| fer | method | classifier | trains | n |' in md
+    assert '| mobilenet | none | frozen | plain SR (L1) | 3 | 55.00 ± 1.00 |' in md
+    assert '| demo | none | frozen | plain SR (L1) | 3/3 | -13.00 |' in md, 'each classifier against its own reference'
+    assert '| mobilenet | none | frozen | plain SR (L1) | 3/3 | -13.00 |' in md
+
+
 def test_matrix_report_with_seeds(tmp_path):
     rows = [_row(m, s, acc) for s in (0, 1) for m, acc in (('plain', 60.0 + s), ('srfer', 70.0 + 2 * s))]
     write_tables(rows[:2], str(tmp_path), 'one seed')

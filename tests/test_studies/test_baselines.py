@@ -42,7 +42,7 @@ def test_classifiers_of_the_conditions():
     ]  # fmt: skip
     assert all(os.path.isfile(c.config) and c.checkpoint is None and c.own for c in fers)
     hr = fers[0]
-    own = sp.plan_study_cells('ablation', dataclasses.replace(hr, checkpoint='/w'), [0])[0].fer
+    own = sp.plan_study_cells('ablation', [dataclasses.replace(hr, checkpoint='/w')], [0])[0].fer
     assert (hr.config, hr.tag) == (own.config, ''), "the HR classifier is the studies' (the demo's)"
     assert [c.label for c in bl.classifiers([8], ['blind_face'])] == [
         STEMS['hr'], f'{STEMS["lr_x8"]}_blind', f'{STEMS["multires"]}_blind',
@@ -78,8 +78,8 @@ def test_planned_cells(fers):
             assert all((c.guide.label if c.guide else None) == guide for c in row)
     assert len({c.train_name for c in cells}) == 2 * 4 * 3
     # x4 trainings are the studies': plain SR and SR-FER of the ablation (bicubic) and of the gan preset (blind)
-    ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', fers[0], [1])}
-    gan = {c.method: c.train_name for c in sp.plan_study_cells('gan', fers[0], [1])}
+    ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', fers[:1], [1])}
+    gan = {c.method: c.train_name for c in sp.plan_study_cells('gan', fers[:1], [1])}
     assert by_name['bench_baselines_x4_bicubic_plain_by_lr_seed1'].train_name == ablation['none']
     assert by_name['bench_baselines_x4_bicubic_srfer_by_hr_seed1'].train_name == ablation['both']
     assert by_name['bench_baselines_x4_blind_face_plain_by_hr_seed1'].train_name == gan['plain_sr']
@@ -105,7 +105,7 @@ def test_cell_options(fers, tmp_path):
 
     # x4 bicubic plain SR and SR-FER are the ablation's trainings, option for option
     for ours, theirs in (('plain', 'none'), ('srfer', 'both')):
-        study_cell = next(c for c in sp.plan_study_cells('ablation', fers[0], [1]) if c.method == theirs)
+        study_cell = next(c for c in sp.plan_study_cells('ablation', fers[:1], [1]) if c.method == theirs)
         study = sp.study_options(study_cell, 'ablation', None, data, str(tmp_path))
         assert options(f'bench_baselines_x4_bicubic_{ours}_by_lr_seed1') == study
     x8 = options('bench_baselines_x8_blind_face_srfer_multires_by_hr_seed1')

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from srfer_plugin.models.consistency_weights import ConsistencyWeights
 from srfer_plugin.studies import benchmark_cells as cells_lib
 from srfer_plugin.studies import study_presets as sp
 from srfer_plugin.studies import synthetic
@@ -32,7 +33,7 @@ def _options(cells, preset, tmp_path, iters=None):
 
 
 def test_ablation_cells_and_order(fer):
-    cells = sp.plan_study_cells('ablation', fer, sp.run_seeds('ablation'))
+    cells = sp.plan_study_cells('ablation', [fer], sp.run_seeds('ablation'))
     variants = ['none', 'attention', 'prediction', 'both', 'both_joint', 'plain_finetuned']
     assert [c.name for c in cells] == [f'bench_ablation_{v}_seed{s}' for s in (0, 1, 2) for v in variants]
     assert [c.seed for c in cells] == [s for s in (0, 1, 2) for _ in variants]
@@ -55,7 +56,7 @@ def test_ablation_cells_and_order(fer):
 
 
 def test_ablation_options(fer, tmp_path):
-    cells = sp.plan_study_cells('ablation', fer, [1])
+    cells = sp.plan_study_cells('ablation', [fer], [1])
     opts = _options(cells, 'ablation', tmp_path)
     demo = {m: synthetic.sr_options(m, str(tmp_path / 'faces'), fer.checkpoint, 1000, 1, 'ablation') for m in
             ('plain_sr', 'srfer')}  # fmt: skip
@@ -96,7 +97,7 @@ def test_ablation_options(fer, tmp_path):
 
 
 def test_stages_preset(fer, tmp_path):
-    cells = sp.plan_study_cells('stages', fer, [0])
+    cells = sp.plan_study_cells('stages', [fer], [0])
     names = ['none', 'stage0', 'stage1', 'stage2', 'stage3', 'attention', 'deep_weighted', 'shallow_weighted', 'both']
     assert [c.method for c in cells] == names
     opts = _options(cells, 'stages', tmp_path)
@@ -115,7 +116,7 @@ def test_stages_preset(fer, tmp_path):
     ]
     assert sp.STUDY_PRESETS['stages'].references == ('both',)
     # trainings shared with the ablation: trained once per seed
-    ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', fer, [0])}
+    ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', [fer], [0])}
     stages = {c.method: c.train_name for c in cells}
     assert stages['attention'] == ablation['attention'] and stages['both'] == ablation['both']
     assert stages['none'] == ablation['none'] == 'bench_study_plain_seed0'
@@ -123,11 +124,11 @@ def test_stages_preset(fer, tmp_path):
 
 
 def test_weights_preset(fer, tmp_path):
-    cells = sp.plan_study_cells('weights', fer, [2])
-    assert len(cells) == 1 + 9 and cells[0].method == 'none'
+    cells = sp.plan_study_cells('weights', [fer], [2])
+    assert len(cells) == 1 + 9 + 1 and cells[0].method == 'none' and cells[-1].method == 'auto'
     opts = _options(cells, 'weights', tmp_path)
     grid = set()
-    for cell in cells[1:]:
+    for cell in cells[1:-1]:
         train = opts[cell.name]['train']
         grid.add((train['attention_opt']['loss_weight'], train['prediction_opt']['loss_weight']))
         assert opts[cell.name]['network_fer']['stages'] == [0, 1, 2, 3]
@@ -139,8 +140,46 @@ def test_weights_preset(fer, tmp_path):
     assert 'bench_weights_att0.3_pred0.0003_seed2' in {c.name for c in cells}
 
 
+def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
+    (cell,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto'])
+    assert cell.train_name == 'bench_study_att1.15_pred0.007_gshare_seed0'
+    train = sp.study_options(cell, 'weights', None, str(tmp_path / 'faces'), str(tmp_path))['train']
+    assert train['consistency_weights'] == {'rule': 'gradient_share', 'shares': {'l_att': 1.15, 'l_pred': 0.007}}
+    assert 'loss_weight' not in train['attention_opt'] and 'loss_weight' not in train['prediction_opt']
+    ConsistencyWeights(train['consistency_weights'], train)  # the model accepts the section as written
+    assert 'gradient shares' in sp.descriptions('weights')['auto']
+    assert (
+        'consistency_weights'
+        not in sp.study_options(
+            sp.plan_study_cells('weights', [fer], [0], variants=['both'])[0],
+            'weights',
+            None,
+            str(tmp_path),
+            str(tmp_path),
+        )['train']
+    )
+
+
+def test_study_presets_take_other_classifiers(fer, tmp_path):
+    other = cells_lib.Classifier('/c/mobilenet.py', '/w/mobilenet.pth', None, 'mobilenet', 'mobilenet', own=False)
+    cells = sp.plan_study_cells('ablation', [fer, other], [1])
+    names = {(c.fer.label, c.method): (c.name, c.train_name, c.init_from) for c in cells}
+    # plain SR does not use the classifier: trained once, scored by each
+    assert names[('mobilenet', 'none')] == ('bench_ablation_none_mobilenet_seed1', 'bench_study_plain_seed1', None)
+    assert names[('mobilenet', 'both')][1] == 'bench_study_att0.1_pred0.001_mobilenet_seed1'
+    assert names[(fer.label, 'both')][1] == 'bench_study_att0.1_pred0.001_seed1'
+    finetuned = names[('mobilenet', 'plain_finetuned')]
+    assert finetuned[1] == 'bench_study_plain_finetuned_lr0.0001_mobilenet_seed1'
+    assert finetuned[2] == 'bench_study_plain_seed1'
+    opts = _options([c for c in cells if c.fer is other], 'ablation', tmp_path)
+    network_fer = opts['bench_ablation_both_mobilenet_seed1']['network_fer']
+    assert network_fer['config'] == '/c/mobilenet.py' and network_fer['checkpoint'] == '/w/mobilenet.pth'
+    assert 'stages' not in network_fer  # the classifier's own default taps
+    assert len({c.name for c in cells}) == len(cells)
+
+
 def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
-    cells = sp.plan_study_cells('joint', fer, [0])
+    cells = sp.plan_study_cells('joint', [fer], [0])
     opts = _options(cells, 'joint', tmp_path)
     settings = {}
     for cell in cells:
@@ -187,16 +226,16 @@ def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
 
 
 def test_iterations_other_than_the_default_are_in_the_names(fer, tmp_path):
-    cells = sp.plan_study_cells('ablation', fer, [0], iters=300)
+    cells = sp.plan_study_cells('ablation', [fer], [0], iters=300)
     assert cells[0].name == 'bench_ablation_none_it300_seed0' and cells[0].train_name == 'bench_study_plain_it300_seed0'
     opts = _options(cells, 'ablation', tmp_path, iters=300)
     assert all(opt['train']['total_iter'] == 300 for opt in opts.values())
     assert opts[cells[-1].name]['path']['pretrain_network_g'] == network_path(str(tmp_path), cells[0].train_name)
-    assert sp.plan_study_cells('ablation', fer, [0], iters=sp.STUDY_ITERS)[0].name == 'bench_ablation_none_seed0'
+    assert sp.plan_study_cells('ablation', [fer], [0], iters=sp.STUDY_ITERS)[0].name == 'bench_ablation_none_seed0'
 
 
 def test_a_smaller_training_set_is_in_the_names(fer, tmp_path):
-    cells = sp.plan_study_cells('joint', fer, [1], variants=['both_joint'], train_faces=1001)
+    cells = sp.plan_study_cells('joint', [fer], [1], variants=['both_joint'], train_faces=1001)
     assert [c.train_name for c in cells] == ['bench_study_att0.1_pred0.001_joint_lr0.0001_train1001_seed1']
     assert cells[0].name == 'bench_joint_both_joint_train1001_seed1'
     assert synthetic.default_data_root('/e', 'default', 1001) == '/e/datasets/synthetic_fer_default_train1001'
@@ -267,7 +306,7 @@ def test_sr_options_methods(tmp_path):
 
 
 def test_variants_filter_keeps_order_and_the_plain_run_finetuning_needs(fer):
-    cells = sp.plan_study_cells('ablation', fer, [1], variants=['both_joint', 'plain_finetuned', 'both'])
+    cells = sp.plan_study_cells('ablation', [fer], [1], variants=['both_joint', 'plain_finetuned', 'both'])
     assert [c.method for c in cells] == ['none', 'both', 'both_joint', 'plain_finetuned']
     assert cells[-1].init_from == cells[0].train_name
     with pytest.raises(ValueError, match=r"--variants: \['bogus'\] not in the variants of --preset stages"):
@@ -276,7 +315,7 @@ def test_variants_filter_keeps_order_and_the_plain_run_finetuning_needs(fer):
 
 
 def test_gan_preset_cells_start_from_their_l1_networks_and_reuse_the_ablation(fer, tmp_path):
-    cells = sp.plan_study_cells('gan', fer, [1])
+    cells = sp.plan_study_cells('gan', [fer], [1])
     by_method = {c.method: c for c in cells}
     assert [c.method for c in cells] == [
         'bicubic', 'plain_sr', 'srfer', 'esrgan', 'srfer_esrgan',
@@ -285,7 +324,7 @@ def test_gan_preset_cells_start_from_their_l1_networks_and_reuse_the_ablation(fe
     assert by_method['bicubic'].train_name == '' and by_method['bicubic'].init_from is None
     assert by_method['esrgan'].init_from == by_method['plain_sr'].train_name == 'bench_study_plain_blind_face_seed1'
     assert by_method['srfer_esrgan'].init_from == by_method['srfer'].train_name
-    ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', fer, [1])}
+    ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', [fer], [1])}
     assert by_method['plain_sr_trained_bicubic'].train_name == ablation['none'], 'bicubic L1 trainings are shared'
     assert by_method['srfer_trained_bicubic'].train_name == ablation['both']
     opts = _options(cells, 'gan', tmp_path)
@@ -301,7 +340,7 @@ def test_gan_preset_cells_start_from_their_l1_networks_and_reuse_the_ablation(fe
     assert plain_gan['datasets']['train']['degradation'] == {'type': 'bicubic'}
     study = sp.STUDY_PRESETS['gan']
     assert study.test_degradation == 'blind_face' and study.extra_metrics == ('niqe',)
-    assert [c.method for c in sp.plan_study_cells('gan', fer, [0], variants=['srfer_esrgan'])] == [
+    assert [c.method for c in sp.plan_study_cells('gan', [fer], [0], variants=['srfer_esrgan'])] == [
         'srfer',
         'srfer_esrgan',
     ], 'a GAN variant brings the L1 variant it starts from'
