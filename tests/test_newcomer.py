@@ -12,7 +12,7 @@ import pytest
 import yaml
 from fer_fixtures import REPO_ROOT
 
-from srfer_plugin.studies.synthetic import DEMO_JOINT_LEARNING
+from srfer_plugin.studies.synthetic import DEMO_FER_DISTILL, DEMO_JOINT_LEARNING
 
 DATASETS_DOC = os.path.join(REPO_ROOT, 'docs', 'datasets.md')
 JOINT_RECIPE = 'train_RCAN_srfer_joint_x4.yml'
@@ -87,6 +87,7 @@ def test_the_demo_joint_default_is_the_joint_recipe():
     assert DEMO_JOINT_LEARNING['optim_fer']['type'] == train['optim_fer']['type']
     assert DEMO_JOINT_LEARNING['optim_fer']['lr'] == pytest.approx(float(train['optim_fer']['lr'])) == 1e-4
     assert DEMO_JOINT_LEARNING['joint_opt'] == train['joint_opt']
+    assert train['fer_distill_opt'] == DEMO_FER_DISTILL, "the recipe's distillation is the joint preset's distill_1"
     assert DEMO_JOINT_LEARNING['fer_opt'] == train['fer_opt']
     assert DEMO_JOINT_LEARNING['fer_inputs'] == train['fer_inputs']
 

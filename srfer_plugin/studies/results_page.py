@@ -40,7 +40,7 @@ TRAINED: dict[str, str] = {
     'sr_grad_0.1': '`both_joint` with `sr_grad_weight` 0.1',
     'sr_grad_1': '`both_joint` with `sr_grad_weight` 1',
     'warmup_300': '`both_joint` with the classifier frozen for the first 300 iterations (`fer_frozen_iters: 300`)',
-    'fer_lr_1e-4': '`both_joint` with classifier Adam 1e-4 (the joint recipe)',
+    'fer_lr_1e-4': '`both_joint` with classifier Adam 1e-4 (the joint recipe without distillation)',
     'plain_finetuned_lr_1e-4': '`plain_finetuned` with classifier Adam 1e-4',
     'distill_1': '`fer_lr_1e-4` + distillation from the starting classifier on HR faces (`fer_distill_opt`, weight 1)',
     'bicubic': 'bicubic upsampling (nothing trained)',
@@ -77,11 +77,12 @@ def read_rows(docs: str, name: str) -> list[dict[str, Any]]:
         return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-# The joint rows of the runs on fewer training faces, named as the present joint preset names them.
+# The joint rows of the runs with this version's classifier pre-training, named as the present joint preset names them.
 TRAINED_NOW: dict[str, str] = {
     **TRAINED,
-    'both_joint': f'`both` + {JOINT}, classifier Adam 1e-4 (the joint recipe)',
-    'distill_1': '`both_joint` + distillation from the starting classifier on HR faces (`fer_distill_opt`, weight 1)',
+    'both_joint': f'`both` + {JOINT}, classifier Adam 1e-4 (the joint recipe without distillation)',
+    'distill_1': '`both_joint` + distillation from the starting classifier on HR faces (`fer_distill_opt`, weight 1; '
+    'the joint recipe)',
 }
 
 
@@ -126,6 +127,7 @@ BLOCKS: dict[str, Callable[[str], list[str]]] = {
     'ablation': study('benchmark_ablation.csv', ('both', 'none')),
     'joint': study('benchmark_joint.csv', ('both_joint', 'both')),
     'joint-1001': study('benchmark_joint_train1001.csv', ('both_joint', 'both'), TRAINED_NOW),
+    'joint-distill': study('benchmark_joint_distill.csv', ('both_joint', 'both'), TRAINED_NOW),
     'baselines': baselines_block,
     'gan': study('benchmark_gan.csv', ('plain_sr', 'esrgan')),
     'classifiers': classifier_axis,
