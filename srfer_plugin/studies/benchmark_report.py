@@ -300,18 +300,21 @@ def plot(rows: list[dict[str, Any]], out: str) -> str:
 def plot_means(rows: list[dict[str, Any]], out: str) -> str:
     """A study's accuracy per variant, mean ± std over seeds (adapted classifiers hatched): ``benchmark_acc.png``.
 
-    The HR and bicubic lines are the frozen classifier's. Returns the path written under ``out``.
+    The HR and bicubic lines are the frozen classifier's, drawn when there is one classifier; with several, each bar
+    is labelled with its classifier too. Returns the path written under ``out``.
     """
     summaries = aggregate_rows(rows)
+    several_fers = len({s['fer'] for s in summaries}) > 1
     fig, ax = _pyplot().subplots(figsize=(1.0 + 0.7 * max(len(summaries), 1), 3.6))
     for i, s in enumerate(summaries):
         hatch = '//' if s['classifier'] == 'adapted' else None
         ax.bar(i, s['acc_mean'], yerr=s['acc_std'] or 0.0, capsize=3, color='#55a868', hatch=hatch, edgecolor='k')
-    frozen = [s for s in summaries if s['classifier'] == 'frozen']
+    frozen = [s for s in summaries if s['classifier'] == 'frozen' and not several_fers]
     for key, style, label in (('acc_hr_mean', '--', 'HR'), ('acc_bicubic_mean', ':', 'bicubic')):
         if frozen:
             ax.axhline(frozen[0][key], linestyle=style, color='k', label=f'{label} (frozen classifier)')
-    ax.set_xticks(range(len(summaries)), [s['method'] for s in summaries], rotation=45, ha='right', fontsize=8)
+    labels = [f'{s["method"]} ({s["fer"]})' if several_fers else s['method'] for s in summaries]
+    ax.set_xticks(range(len(summaries)), labels, rotation=45, ha='right', fontsize=8)
     ax.set_ylabel('FER accuracy (%), mean ± std')
     ax.grid(alpha=0.3, axis='y')
     if frozen:

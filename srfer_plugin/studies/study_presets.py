@@ -214,8 +214,9 @@ ATTENTION = Variant('attention', att=ATT)
 BOTH = Variant('both', att=ATT, pred=PRED)  # the demo's SR-FER
 STAGE_WEIGHTS = {'deep_weighted': (0.4, 0.8, 1.2, 1.6), 'shallow_weighted': (1.6, 1.2, 0.8, 0.4)}  # sum 4, as 1 each
 WEIGHT_GRID = ((0.03, ATT, 0.3), (0.0003, PRED, 0.003))  # attention x prediction weights around the demo's
-# The gradient shares of l_pix that the demo's weights give on the demo's classifier (srfer gradient-shares, 20
-# batches): the automatic rule with them needs no tuning per classifier.
+# The gradient shares of l_pix that the demo's weights (attention 0.1, prediction 0.001) give with the quick demo's
+# classifier and plain-SR network (srfer gradient-shares, 20 batches; docs/results.md): the automatic rule sets
+# every classifier's weights from these shares.
 AUTO_SHARES = (1.15, 0.007)
 AUTO = Variant('auto', att=AUTO_SHARES[0], pred=AUTO_SHARES[1], shares=True)
 
@@ -374,6 +375,36 @@ def select_variants(preset: str, names: list[str] | tuple[str, ...] | None = Non
     return tuple(v for v in variants if v.name in wanted)
 
 
+def check_study_classifiers(
+    preset: str,
+    classifiers: Sequence[Classifier],
+    variants: list[str] | tuple[str, ...] | None = None,
+    train_faces: int | None = None,
+) -> None:
+    """Refuse classifiers that a study preset's variants cannot run with, before anything trains.
+
+    Args:
+        preset: A key of :data:`STUDY_PRESETS`.
+        classifiers: The ``--fer`` classifiers.
+        variants: ``--variants`` (None: all).
+        train_faces: ``--train-faces``.
+
+    Raises:
+        ValueError: ``--train-faces`` with another classifier than the demo's (it pre-trains that one on the smaller
+            set), or a variant that picks the demo classifier's taps by index (one stage, stage weights)
+            with another classifier.
+    """
+    if train_faces is not None and any(not c.own or c.input_size for c in classifiers):
+        raise ValueError("--train-faces pre-trains the demo's classifier on the smaller set: drop the other --fer")
+    tapped = [v.name for v in select_variants(preset, variants) if v.stages != ALL_STAGES or v.stage_weights]
+    others = [c.label for c in classifiers if not c.own]
+    if tapped and others:
+        raise ValueError(
+            f"--preset {preset}: variants {tapped} pick the demo classifier's taps by index, which {others} do "
+            "not have; run them with the demo's classifier, or choose other --variants"
+        )
+
+
 def plan_study_cells(
     preset: str,
     classifiers: Sequence[Classifier],
@@ -399,6 +430,7 @@ def plan_study_cells(
         methods) comes after that variant's cell of its seed and classifier (``init_from``). The ``bicubic`` cell
         trains nothing (``train_name`` empty).
     """
+    check_study_classifiers(preset, classifiers, variants, train_faces)
     study = STUDY_PRESETS[preset]
     cells: list[Cell] = []
     for seed in seeds:

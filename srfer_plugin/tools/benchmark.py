@@ -12,11 +12,12 @@ Example::
     srfer benchmark --preset baselines                     # SR-FER against LR-trained classifiers, 3 seeds
 
 Presets: ``paper`` and ``cpu-small`` are the backbone x scale matrices (below); ``ablation``, ``stages`` and
-``weights`` are the SR-FER study on the demo's synthetic faces (RCAN x4, the demo's classifier,
-``srfer_plugin.studies.study_presets``): plain SR, each consistency loss alone, both, joint learning and the
-plain-SR network with the classifier fine-tuned (``ablation``); attention on single stages, on all, and with stage
-weights (``stages``); a 3 x 3 grid of attention x prediction weights around the demo's (``weights``). Joint cells
-are scored by the classifier their training fine-tuned (``classifier`` column ``adapted``).
+``weights`` are the SR-FER study on the demo's synthetic faces (RCAN x4, the demo's classifier or the ``--fer``
+classifiers, ``srfer_plugin.studies.study_presets``): plain SR, each consistency loss alone, both, joint learning
+and the plain-SR network with the classifier fine-tuned (``ablation``); attention on single stages, on all, and with
+stage weights (``stages``); a 3 x 3 grid of attention x prediction weights around the demo's and the gradient-share
+rule (``weights``). Joint cells are scored by the classifier their training fine-tuned (``classifier`` column
+``adapted``).
 
 ``baselines`` (``srfer_plugin.studies.baselines``) answers "why not train the classifier on low-resolution faces?":
 at x4 and x8 (``--scales``) on bicubic and ``blind_face`` test faces (``--degradations``), the accuracy of bicubic,
@@ -57,7 +58,8 @@ Data and classifier weights:
   (``srfer::fer/resnet18slim_fer7_demo.py``) is the demo's cached one (shared with ``python -m srfer_plugin.demo``
   through ``--exp-root``); any other config without ``=CHECKPOINT`` is pre-trained on the same faces for the demo's
   epochs (``srfer_plugin.fer_pretrain.train_fer``, cached in ``<exp-root>/experiments/bench_fer_<config stem>``).
-  The study presets use the demo's classifier only (``--fer-checkpoint`` gives it other weights).
+  The study presets use the demo's classifier (``--fer-checkpoint`` gives it other weights) or the ``--fer``
+  classifiers; ``stages`` keeps to the demo's, whose four taps its variants pick.
 * ``paper``: the dataset and classifier of ``srfer::train_RCAN_srfer_x4.yml`` (``--data-root`` and
   ``--fer-checkpoint`` override them); other classifiers need ``CONFIG=CHECKPOINT``. Everything must exist
   before anything trains.
@@ -83,6 +85,7 @@ from srfer_plugin.studies.benchmark_options import BACKBONES, METHODS, PRESETS, 
 from srfer_plugin.studies.study_presets import (
     STUDY_PRESETS,
     STUDY_SEEDS,
+    check_study_classifiers,
     data_preset,
     is_study,
     plan_study_cells,
@@ -165,8 +168,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         given = [f'--{k}' for k in ('backbones', 'scales', 'methods') if getattr(args, k) is not None]
         if given:
             parser.error(f"--preset {args.preset} trains the demo's RCAN x4: drop {given}")
-        if args.fer and args.train_faces is not None:
-            parser.error("--train-faces pre-trains the demo's classifier on the smaller set: drop --fer")
     elif args.variants:
         parser.error(f'--variants chooses variants of a study preset (ablation, stages, weights), not of {args.preset}')
     else:
@@ -175,9 +176,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.methods = args.methods or list(METHODS)
     try:
         args.seed_values = run_seeds(args.preset, args.seeds, args.seed_list)
+        args.classifiers = resolve_classifiers(data_preset(args.preset), args.fer, args.fer_checkpoint)
         if is_study(args.preset):
             select_variants(args.preset, args.variants)
-        args.classifiers = resolve_classifiers(data_preset(args.preset), args.fer, args.fer_checkpoint)
+            check_study_classifiers(args.preset, args.classifiers, args.variants, args.train_faces)
     except ValueError as err:
         parser.error(str(err))
     return args

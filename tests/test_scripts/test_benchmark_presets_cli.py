@@ -46,6 +46,8 @@ def test_presets_and_seeds_parse(cli, capsys):
     axis = parse(
         ['--preset', 'weights', '--fer', 'srfer::fer/resnet18slim_fer7_demo.py', 'srfer::fer/resnet18_fer7.py']
     )
+    assert parse(['--preset', 'joint', '--train-faces', '1001', '--fer', 'srfer::fer/resnet18slim_fer7_demo.py'])
+    assert parse(['--preset', 'stages', '--variants', 'attention', '--fer', 'srfer::fer/resnet18_fer7.py'])
     assert [(c.label, c.tag, c.own) for c in axis.classifiers] == [
         ('resnet18slim_fer7_demo', '', True),
         ('resnet18_fer7', 'resnet18_fer7', False),
@@ -54,7 +56,8 @@ def test_presets_and_seeds_parse(cli, capsys):
         (['--seeds', '2', '--seed-list', '1'], 'not allowed with argument'),
         (['--preset', 'ablation', '--seeds', '0'], '--seeds must be >= 1'),
         (['--preset', 'ablation', '--backbones', 'EDSR'], "--preset ablation trains the demo's RCAN x4"),
-        (['--preset', 'weights', '--train-faces', '1001', '--fer', 'srfer::fer/resnet18_fer7.py'], 'drop --fer'),
+        (['--preset', 'weights', '--train-faces', '1001', '--fer', 'srfer::fer/resnet18_fer7.py'], 'drop the other'),
+        (['--preset', 'stages', '--fer', 'srfer::fer/resnet18_fer7.py'], "pick the demo classifier's taps by index"),
         (['--preset', 'joint', '--train-faces', '1000'], '--train-faces must be a multiple of the 7 classes'),
         (['--preset', 'cpu-small', '--train-faces', '1001'], '--train-faces sets the training set of a study preset'),
         (['--preset', 'joint', '--train-faces', '1001', '--data-root', 'x'], 'drop --data-root and --fer-checkpoint'),
