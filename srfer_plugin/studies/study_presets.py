@@ -33,7 +33,6 @@ JOINT_DEFAULTS = {
     'fer_distill': 0.0,  # no fer_distill_opt
 }
 BACKBONE, SCALE = 'RCAN', 4  # synthetic.DEMO_NETWORK_G
-CLASSIFIER_FREE = ('plain_sr', 'esrgan', 'bicubic')  # methods whose training does not use the classifier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +82,11 @@ class Variant:
         return 'adapted' if self.method in synthetic.JOINT_METHODS else 'frozen'
 
     @property
+    def uses_classifier(self) -> bool:
+        """False for plain SR, its GAN fine-tuning and bicubic: their training is the same under every classifier."""
+        return self.method not in ('plain_sr', 'esrgan', 'bicubic')
+
+    @property
     def trains(self) -> bool:
         """False for the ``bicubic`` row (interpolation, nothing trained)."""
         return self.method != 'bicubic'
@@ -128,7 +132,7 @@ class Variant:
         for key, weight in (('attention_opt', self.att), ('prediction_opt', self.pred)):
             if weight is not None:
                 losses[key] = dict(synthetic.DEMO_SRFER_LOSSES[key], loss_weight=weight)
-                if self.shares:
+                if self.shares:  # the demo's sections carry a weight; the rule sets it instead
                     del losses[key]['loss_weight']
         if self.stage_weights is not None and 'attention_opt' in losses:
             losses['attention_opt']['stage_weights'] = list(self.stage_weights)
@@ -433,24 +437,26 @@ def plan_study_cells(
     check_study_classifiers(preset, classifiers, variants, train_faces)
     study = STUDY_PRESETS[preset]
     cells: list[Cell] = []
+    chosen = select_variants(preset, variants)
     for seed in seeds:
         end = f'{iters_suffix(iters)}{synthetic.train_faces_suffix(train_faces)}_seed{seed}'
         for fer in classifiers:
             tag = f'_{fer.tag}' if fer.tag else ''
-
-            def train_name(v: Variant, tag: str = tag, end: str = end) -> str:
-                return f'bench_study_{v.key()}{"" if v.method in CLASSIFIER_FREE else tag}{end}'
-
-            for v in select_variants(preset, variants):
-                init_from = train_name(study.variant(v.init)) if v.init else None
+            for v in chosen:
+                init_from = _training_name(study.variant(v.init), tag, end) if v.init else None
                 if init_from and init_from not in {c.train_name for c in cells}:
                     raise ValueError(f'{preset}: {v.name} needs the {v.init} cell of seed {seed} before it')
-                name = f'bench_{preset}_{v.name}{tag}{end}'
+                train_name = _training_name(v, tag, end) if v.trains else ''
                 cells.append(
-                    Cell(name, train_name(v) if v.trains else '', BACKBONE, SCALE, v.name, fer, seed, v.classifier,
-                         init_from)
+                    Cell(f'bench_{preset}_{v.name}{tag}{end}', train_name, BACKBONE, SCALE, v.name, fer, seed,
+                         v.classifier, init_from)
                 )  # fmt: skip
     return cells
+
+
+def _training_name(variant: Variant, tag: str, end: str) -> str:
+    """``bench_study_<key>[_<classifier tag>]<end>``: the tag only where the training uses the classifier."""
+    return f'bench_study_{variant.key()}{tag if variant.uses_classifier else ""}{end}'
 
 
 def study_options(cell: Cell, preset: str, iters: int | None, data_root: str, exp_root: str) -> dict[str, Any]:
@@ -485,8 +491,9 @@ def study_options(cell: Cell, preset: str, iters: int | None, data_root: str, ex
     )
     opt['name'] = cell.train_name
     v.apply_joint(opt)
-    if v.shares:
-        opt['train']['consistency_weights'] = v.consistency_weights()
+    consistency_weights = v.consistency_weights()
+    if consistency_weights:
+        opt['train']['consistency_weights'] = consistency_weights
     if 'network_fer' in opt:
         opt['network_fer'] = fer_network_options(opt['network_fer'], cell.fer)
     return opt
