@@ -10,7 +10,8 @@ Modules:
     benchmark_options: the benchmark's option templates and cells (``scripts/make_benchmark_options.py``).
     benchmark_cells: the benchmark's classifiers and cells, and each cell's options.
     benchmark: preparing, training and evaluating the cells of a benchmark run (``srfer benchmark``).
-    study_presets: the SR-FER study as benchmark presets (``ablation``, ``stages``, ``weights``), with seeds.
+    study_variants: the SR-FER study's presets (``ablation``, ``stages``, ``weights``, ``joint``, ``gan``) and variants.
+    study_presets: their cells (variant x seed x classifier) and options.
     benchmark_report: the benchmark's CSV and Markdown tables and its plot.
     aggregate: mean ± std over seeds per cell variant, and differences against a reference variant.
     speed: training-step time and memory of SRFERModel against its plain twin (``srfer benchmark-speed``).

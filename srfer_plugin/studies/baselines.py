@@ -32,7 +32,8 @@ from typing import Any
 
 from srfer_plugin.studies import synthetic
 from srfer_plugin.studies.benchmark_cells import Cell, Classifier, fer_network_options
-from srfer_plugin.studies.study_presets import ATT, PRED, STUDY_ITERS, STUDY_SEEDS, Variant, iters_suffix
+from srfer_plugin.studies.study_presets import iters_suffix
+from srfer_plugin.studies.study_variants import ATT, PRED, STUDY_ITERS, STUDY_SEEDS, Variant
 from srfer_plugin.utils.shipped_options import resolve_path
 
 PRESET = 'baselines'
@@ -224,7 +225,7 @@ def cell_options(cell: BaselineCell, iters: int | None, data_root: str) -> dict[
 
     Args:
         cell: A cell of :func:`plan_cells`.
-        iters: ``train.total_iter`` (None: :data:`~srfer_plugin.studies.study_presets.STUDY_ITERS`).
+        iters: ``train.total_iter`` (None: :data:`~srfer_plugin.studies.study_variants.STUDY_ITERS`).
         data_root: The synthetic faces.
 
     Returns:

@@ -17,6 +17,7 @@ from srfer_plugin.studies import baselines as bl
 from srfer_plugin.studies import baselines_report as blr
 from srfer_plugin.studies import benchmark as bench_lib
 from srfer_plugin.studies import study_presets as sp
+from srfer_plugin.studies import study_variants as sv
 from srfer_plugin.studies import synthetic
 from srfer_plugin.tools import benchmark as cli
 
@@ -110,7 +111,7 @@ def test_cell_options(fers, tmp_path):
         assert options(f'bench_baselines_x4_bicubic_{ours}_by_lr_seed1') == study
     x8 = options('bench_baselines_x8_blind_face_srfer_multires_by_hr_seed1')
     assert x8['scale'] == 8 and x8['network_g']['upscale'] == 8 and x8['manual_seed'] == 1
-    assert x8['datasets']['train']['degradation'] == 'blind_face' and x8['train']['total_iter'] == sp.STUDY_ITERS
+    assert x8['datasets']['train']['degradation'] == 'blind_face' and x8['train']['total_iter'] == sv.STUDY_ITERS
     assert x8['network_fer']['config'] == fers[-1].config and x8['network_fer']['checkpoint'] == fers[-1].checkpoint
     assert x8['network_fer']['stages'] == [0, 1, 2, 3], "the demo's taps: the guide is the demo's network"
     assert {k: x8['train'][k] for k in ('attention_opt', 'prediction_opt')} == synthetic.DEMO_SRFER_LOSSES

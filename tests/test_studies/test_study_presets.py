@@ -13,6 +13,7 @@ import pytest
 from srfer_plugin.models.consistency_weights import ConsistencyWeights
 from srfer_plugin.studies import benchmark_cells as cells_lib
 from srfer_plugin.studies import study_presets as sp
+from srfer_plugin.studies import study_variants as sv
 from srfer_plugin.studies import synthetic
 from srfer_plugin.studies.runner import network_path
 
@@ -107,14 +108,14 @@ def test_stages_preset(fer, tmp_path):
         assert opt['train']['attention_opt'] == synthetic.DEMO_SRFER_LOSSES['attention_opt']
     assert opts['bench_stages_attention_seed0']['network_fer']['stages'] == [0, 1, 2, 3]
     deep = opts['bench_stages_deep_weighted_seed0']['train']['attention_opt']
-    assert deep['stage_weights'] == [0.4, 0.8, 1.2, 1.6] and deep['loss_weight'] == sp.ATT
+    assert deep['stage_weights'] == [0.4, 0.8, 1.2, 1.6] and deep['loss_weight'] == sv.ATT
     assert opts['bench_stages_shallow_weighted_seed0']['train']['attention_opt']['stage_weights'] == [
         1.6,
         1.2,
         0.8,
         0.4,
     ]
-    assert sp.STUDY_PRESETS['stages'].references == ('both',)
+    assert sv.STUDY_PRESETS['stages'].references == ('both',)
     # trainings shared with the ablation: trained once per seed
     ablation = {c.method: c.train_name for c in sp.plan_study_cells('ablation', [fer], [0])}
     stages = {c.method: c.train_name for c in cells}
@@ -125,10 +126,11 @@ def test_stages_preset(fer, tmp_path):
 
 def test_weights_preset(fer, tmp_path):
     cells = sp.plan_study_cells('weights', [fer], [2])
-    assert len(cells) == 1 + 9 + 1 and cells[0].method == 'none' and cells[-1].method == 'auto'
+    assert len(cells) == 1 + 9 + 2 and cells[0].method == 'none'
+    assert [c.method for c in cells[-2:]] == ['auto', 'auto_full']
     opts = _options(cells, 'weights', tmp_path)
     grid = set()
-    for cell in cells[1:-1]:
+    for cell in cells[1:-2]:
         train = opts[cell.name]['train']
         grid.add((train['attention_opt']['loss_weight'], train['prediction_opt']['loss_weight']))
         assert opts[cell.name]['network_fer']['stages'] == [0, 1, 2, 3]
@@ -148,6 +150,8 @@ def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
     assert 'loss_weight' not in train['attention_opt'] and 'loss_weight' not in train['prediction_opt']
     ConsistencyWeights(train['consistency_weights'], train)  # the model accepts the section as written
     assert 'gradient shares' in sp.descriptions('weights')['auto']
+    (full,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_full'])
+    assert full.train_name == 'bench_study_att0.47_pred4.2_gshare_seed0'
     assert (
         'consistency_weights'
         not in sp.study_options(
@@ -218,11 +222,11 @@ def test_joint_preset_sweeps_routing_warmup_and_classifier_lr(fer, tmp_path):
     )
     assert 'sr_grad_weight 1,' in sp.descriptions('joint')['sr_grad_1']
     with pytest.raises(ValueError, match='srfer_joint'):
-        sp.Variant('bad', 'srfer', att=0.1, joint=(('fer_frozen_iters', 5),))
+        sv.Variant('bad', 'srfer', att=0.1, joint=(('fer_frozen_iters', 5),))
     with pytest.raises(ValueError, match=r"\['fer_frozen_iters'\] need .*plain_finetuned \(key 'fer_lr'\)"):
-        sp.Variant('bad', 'plain_finetuned', init='none', joint=(('fer_frozen_iters', 5),))
+        sv.Variant('bad', 'plain_finetuned', init='none', joint=(('fer_frozen_iters', 5),))
     with pytest.raises(ValueError, match='sr_grad_weight'):
-        sp.Variant('bad', 'srfer_joint', att=0.1, joint=(('fer_momentum', 0.9),))
+        sv.Variant('bad', 'srfer_joint', att=0.1, joint=(('fer_momentum', 0.9),))
 
 
 def test_iterations_other_than_the_default_are_in_the_names(fer, tmp_path):
@@ -231,7 +235,7 @@ def test_iterations_other_than_the_default_are_in_the_names(fer, tmp_path):
     opts = _options(cells, 'ablation', tmp_path, iters=300)
     assert all(opt['train']['total_iter'] == 300 for opt in opts.values())
     assert opts[cells[-1].name]['path']['pretrain_network_g'] == network_path(str(tmp_path), cells[0].train_name)
-    assert sp.plan_study_cells('ablation', [fer], [0], iters=sp.STUDY_ITERS)[0].name == 'bench_ablation_none_seed0'
+    assert sp.plan_study_cells('ablation', [fer], [0], iters=sv.STUDY_ITERS)[0].name == 'bench_ablation_none_seed0'
 
 
 def test_a_smaller_training_set_is_in_the_names(fer, tmp_path):
@@ -311,7 +315,7 @@ def test_variants_filter_keeps_order_and_the_plain_run_finetuning_needs(fer):
     assert cells[-1].init_from == cells[0].train_name
     with pytest.raises(ValueError, match=r"--variants: \['bogus'\] not in the variants of --preset stages"):
         sp.select_variants('stages', ['bogus'])
-    assert sp.select_variants('weights', None) == sp.STUDY_PRESETS['weights'].variants
+    assert sp.select_variants('weights', None) == sv.STUDY_PRESETS['weights'].variants
 
 
 def test_gan_preset_cells_start_from_their_l1_networks_and_reuse_the_ablation(fer, tmp_path):
@@ -338,7 +342,7 @@ def test_gan_preset_cells_start_from_their_l1_networks_and_reuse_the_ablation(fe
     plain_gan = opts[by_method['esrgan_trained_bicubic'].name]
     assert plain_gan['model_type'] == 'SafeESRGANModel' and 'network_fer' not in plain_gan
     assert plain_gan['datasets']['train']['degradation'] == {'type': 'bicubic'}
-    study = sp.STUDY_PRESETS['gan']
+    study = sv.STUDY_PRESETS['gan']
     assert study.test_degradation == 'blind_face' and study.extra_metrics == ('niqe',)
     assert [c.method for c in sp.plan_study_cells('gan', [fer], [0], variants=['srfer_esrgan'])] == [
         'srfer',
