@@ -147,7 +147,7 @@ def _check_model_options(opt: dict) -> None:
         return
     from basicsr.utils.registry import MODEL_REGISTRY
 
-    from srfer_plugin.models.fer_guidance import check_training_options
+    from srfer_plugin.models.fer_option_checks import check_training_options
 
     try:
         model_class = MODEL_REGISTRY.get(opt.get('model_type'))

@@ -1,0 +1,94 @@
+"""The checks of an SR-FER model's classifier options (``network_fer``, ``train``, datasets) that need no model.
+
+:func:`check_training_options` runs when the options are parsed, before BasicSR creates the experiment folder;
+:class:`~srfer_plugin.models.fer_guidance.FERGuidance` runs the others again as it builds.
+"""
+
+from __future__ import annotations
+
+import os
+
+from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes
+from srfer_plugin.models.consistency_weights import ConsistencyWeights
+from srfer_plugin.models.joint_learning import check_fer_options
+
+
+def hr_cache_enabled(opt: dict, train_opt: dict) -> bool:
+    """Whether ``train.cache_hr_reference`` is on, checked.
+
+    Raises:
+        ValueError: The value is not a boolean, the classifier is trained, no consistency loss reads the HR
+            face, or the training set is not a ``PairedFERDataset`` (whose faces are keyed by path and flip).
+    """
+    enabled = train_opt.get('cache_hr_reference', False)
+    if not isinstance(enabled, bool):
+        raise ValueError(f'train.cache_hr_reference must be true or false; got {enabled!r}')
+    if not enabled:
+        return False
+    if train_opt.get('train_network_fer') is True:
+        raise ValueError(
+            'train.cache_hr_reference: a classifier that trains (train.train_network_fer: true) reads HR faces '
+            'differently at every step; only a frozen classifier can be cached'
+        )
+    if not any(train_opt.get(key) for key in ('attention_opt', 'prediction_opt')):
+        raise ValueError('train.cache_hr_reference: no attention_opt or prediction_opt reads HR faces')
+    train_set = (opt.get('datasets') or {}).get('train')
+    dataset_type = (train_set or {}).get('type')
+    if train_set is not None and dataset_type != 'PairedFERDataset':  # none: the model is fed directly
+        raise ValueError(
+            f'train.cache_hr_reference needs datasets.train of type PairedFERDataset (its faces are known by '
+            f'path and flip, without random crops); got {dataset_type!r}'
+        )
+    return True
+
+
+def check_training_options(opt: dict, loss_options: tuple[str, ...]) -> None:
+    """Every classifier option a training reads, checked from the options alone (before any folder exists).
+
+    Args:
+        opt: The run's options.
+        loss_options: The ``train`` loss keys of the model.
+
+    Raises:
+        ValueError: An option is wrong, or ``network_fer.checkpoint`` names no file (the message names it).
+    """
+    check_fer_options(opt, loss_options)
+    train_opt = opt.get('train') or {}
+    hr_cache_enabled(opt, train_opt)
+    if train_opt.get('consistency_weights') is not None:
+        ConsistencyWeights(train_opt['consistency_weights'], train_opt)
+    checkpoint = opt['network_fer'].get('checkpoint')
+    if checkpoint is not None and not (isinstance(checkpoint, str) and os.path.isfile(checkpoint)):
+        raise ValueError(
+            f'network_fer.checkpoint: {checkpoint!r} is not a file; pre-train the classifier first (see README.md, '
+            'sections "Preparing datasets" and "Pre-train the classifier") or point the key at its weights'
+        )
+
+
+def check_dataset_classes(opt: dict, num_classes: int) -> None:
+    """Every FER dataset names ``num_classes`` classes, or (naming none) has labels in ``[0, num_classes)``.
+
+    Raises:
+        ValueError: A dataset's classes or labels do not fit the classifier (the message names the dataset).
+    """
+    for phase, dataset_opt in (opt.get('datasets') or {}).items():
+        if dataset_opt.get('type') != 'PairedFERDataset':
+            continue
+        try:
+            classes = resolve_classes(dataset_opt)
+        except (OSError, ValueError):
+            continue  # the dataset reports its own path errors
+        if classes is not None and len(classes) != num_classes:
+            raise ValueError(
+                f'datasets.{phase} has {len(classes)} classes {classes}, but network_fer.num_classes is {num_classes}'
+            )
+        meta_info = dataset_opt.get('meta_info_file')
+        if classes is None and meta_info and os.path.isfile(meta_info):
+            try:
+                keep_duplicates = dataset_opt.get('meta_info_duplicates') == 'keep'
+                read_meta_info(meta_info, num_classes, allow_duplicates=keep_duplicates)
+            except ValueError as err:
+                raise ValueError(
+                    f'datasets.{phase}.meta_info_file: {err}, the classes of network_fer (num_classes '
+                    f'{num_classes}); with no classes.txt beside it, labels must fit the classifier'
+                ) from err
