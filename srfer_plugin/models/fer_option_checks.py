@@ -1,7 +1,8 @@
 """The checks of an SR-FER model's classifier options (``network_fer``, ``train``, datasets) that need no model.
 
 :func:`check_training_options` runs when the options are parsed, before BasicSR creates the experiment folder;
-:class:`~srfer_plugin.models.fer_guidance.FERGuidance` runs the others again as it builds.
+:class:`~srfer_plugin.models.fer_guidance.FERGuidance` runs :func:`hr_cache_enabled` again and
+:func:`check_dataset_classes` (which needs the built classifier's ``num_classes``) as it builds.
 """
 
 from __future__ import annotations

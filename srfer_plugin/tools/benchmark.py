@@ -13,10 +13,10 @@ Example::
 
 Presets: ``paper`` and ``cpu-small`` are the backbone x scale matrices (below); ``ablation``, ``stages`` and
 ``weights`` are the SR-FER study on the demo's synthetic faces (RCAN x4, the demo's classifier or the ``--fer``
-classifiers, ``srfer_plugin.studies.study_presets``): plain SR, each consistency loss alone, both, joint learning
+classifiers, ``srfer_plugin.studies.study_variants``): plain SR, each consistency loss alone, both, joint learning
 and the plain-SR network with the classifier fine-tuned (``ablation``); attention on single stages, on all, and with
 stage weights (``stages``); a 3 x 3 grid of attention x prediction weights around the demo's and the gradient-share
-rule (``weights``). Joint cells are scored by the classifier their training fine-tuned (``classifier`` column
+rule at two sets of shares (``weights``). Joint cells are scored by the classifier their training fine-tuned (``classifier`` column
 ``adapted``).
 
 ``baselines`` (``srfer_plugin.studies.baselines``) answers "why not train the classifier on low-resolution faces?":
@@ -69,7 +69,7 @@ Outputs under ``--out`` (default ``results/benchmark_<preset>``): ``benchmark.cs
 variant), ``benchmark_mean.csv`` (mean and std per variant, with several seeds) and ``cells/<name>/``
 (options, training output, evaluation reports, ``result.json``). BasicSR writes ``experiments/<name>/`` under
 ``--exp-root``. The library behind this command line is ``srfer_plugin.studies`` (``benchmark``,
-``benchmark_cells``, ``study_presets``, ``benchmark_report``, ``aggregate``).
+``benchmark_cells``, ``study_variants``, ``study_presets``, ``benchmark_report``, ``aggregate``).
 """
 
 from __future__ import annotations
