@@ -16,8 +16,8 @@ Presets: ``paper`` and ``cpu-small`` are the backbone x scale matrices (below); 
 classifiers, ``srfer_plugin.studies.study_variants``): plain SR, each consistency loss alone, both, joint learning
 and the plain-SR network with the classifier fine-tuned (``ablation``); attention on single stages, on all, and with
 stage weights (``stages``); a 3 x 3 grid of attention x prediction weights around the demo's and the gradient-share
-rule at two sets of shares (``weights``). Joint cells are scored by the classifier their training fine-tuned (``classifier`` column
-``adapted``).
+rule at two sets of shares (``weights``). Joint cells are scored by the classifier their training fine-tuned
+(``classifier`` column ``adapted``).
 
 ``baselines`` (``srfer_plugin.studies.baselines``) answers "why not train the classifier on low-resolution faces?":
 at x4 and x8 (``--scales``) on bicubic and ``blind_face`` test faces (``--degradations``), the accuracy of bicubic,
