@@ -9,6 +9,7 @@ every run before seeds existed) keeps those names; other seeds add ``_seed<k>``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 from typing import Any
@@ -35,7 +36,9 @@ class Classifier:
         checkpoint: Weights (None until ``benchmark.prepare_data_and_classifiers`` provides them).
         input_size: ``network_fer.input_size`` (``N`` or ``(h, w)``), or None to feed the faces as they are.
         label: Its name in the tables: the config stem, with ``@SIZE``.
-        tag: Suffix of its cell names; empty for the preset's own classifier (the names of a run without --fer).
+        tag: Suffix of its cell names; empty for the preset's own classifier with its own weights (the names of a
+            run without --fer); weights given explicitly add ``_w<digest>`` of the file, so other weights never
+            reuse trainings guided by these.
         own: Whether ``config`` is the preset's own classifier config (whose ``network_fer.stages`` are kept).
     """
 
@@ -147,7 +150,8 @@ def resolve_classifiers(preset: str, entries: list[str] | None, fer_checkpoint: 
         stem = os.path.splitext(os.path.basename(path))[0]
         size = f'_in{size_text(input_size)}' if input_size else ''
         label = stem + (f'@{size_text(input_size)}' if input_size else '')
-        tag = '' if own and not input_size else re.sub(r'[^0-9A-Za-z]+', '_', stem) + size
+        weights = f'_w{weights_digest(checkpoint)}' if checkpoint else ''
+        tag = '' if own and not input_size and not weights else re.sub(r'[^0-9A-Za-z]+', '_', stem) + size + weights
         if any(label == c.label or tag == c.tag for c in classifiers):
             raise ValueError(f'--fer: classifier {label} is given twice (config stems and sizes must differ)')
         if checkpoint is None and preset == 'paper':
@@ -157,6 +161,15 @@ def resolve_classifiers(preset: str, entries: list[str] | None, fer_checkpoint: 
         checkpoint = os.path.abspath(checkpoint) if checkpoint else None
         classifiers.append(Classifier(path, checkpoint, input_size, label, tag, own))
     return classifiers
+
+
+def weights_digest(path: str, length: int = 8) -> str:
+    """The first ``length`` hex digits of the SHA-256 of the file at ``path`` (names the weights in cell names)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()[:length]
 
 
 def seed_suffix(seed: int) -> str:

@@ -120,13 +120,34 @@ def _touch(path) -> str:
     return str(path)
 
 
+def test_explicit_weights_never_share_trainings_with_other_weights(tmp_path):
+    """Weights given explicitly name the cells by the file's digest: the preset's own config with other weights does
+    not reuse the cached classifier's trainings, and two weight files of one config do not share theirs."""
+    first, second = tmp_path / 'a' / 'latest.pth', tmp_path / 'b' / 'latest.pth'
+    for path, content in ((first, b'first'), (second, b'second')):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    (default,) = cells_lib.resolve_classifiers('cpu-small', None, None)
+    (own_a,) = cells_lib.resolve_classifiers('cpu-small', None, str(first))
+    (own_b,) = cells_lib.resolve_classifiers('cpu-small', [f'{DEMO_FER}={second}'], None)
+    assert own_a.own and own_a.label == default.label
+    assert len({default.tag, own_a.tag, own_b.tag}) == 3 and default.tag == ''
+    names = {
+        fer.tag: cells_lib.plan_cells('cpu-small', [fer], ['RCAN'], [4], ['srfer'])[0].train_name
+        for fer in (default, own_a, own_b)
+    }
+    assert len(set(names.values())) == 3, names
+    (again,) = cells_lib.resolve_classifiers('cpu-small', None, str(first))
+    assert again.tag == own_a.tag, 'the same weights keep their names (a rerun resumes them)'
+
+
 def test_cells_of_several_classifiers(tmp_path):
     """--fer A B: SR-FER trains per classifier; plain trains once per backbone x scale, evaluated per classifier."""
     weights = _touch(tmp_path / 'other.pth')
     fers = cells_lib.resolve_classifiers('cpu-small', [DEMO_FER, f'{OTHER_FER}={weights}@224'], None)
     assert [(f.label, f.tag, f.own, f.input_size, f.checkpoint) for f in fers] == [
         ('resnet18slim_fer7_demo', '', True, None, None),
-        ('resnet18_fer7@224', 'resnet18_fer7_in224', False, 224, weights),
+        ('resnet18_fer7@224', 'resnet18_fer7_in224_we3b0c442', False, 224, weights),  # sha256 of the empty file
     ]
     fers[0] = dataclasses.replace(fers[0], checkpoint='/w/demo.pth')
     backbones, scales = ['RCAN', 'SwinIR'], [2, 4]
@@ -142,7 +163,7 @@ def test_cells_of_several_classifiers(tmp_path):
     assert [c.name for c in cells if c.fer is fers[0]] == [
         mbo.cell_name('cpu-small', b, s, m) for b in backbones for s in scales for m in mbo.METHODS
     ], 'the default classifier keeps its names'
-    assert all(c.name.endswith('_resnet18_fer7_in224') for c in cells if c.fer is fers[1])
+    assert all(c.name.endswith('_resnet18_fer7_in224_we3b0c442') for c in cells if c.fer is fers[1])
     plain_opts = {}
     for cell in cells:
         opt = cells_lib.cell_options(cell, 'cpu-small', 3, str(tmp_path))
