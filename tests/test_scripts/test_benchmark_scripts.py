@@ -19,6 +19,7 @@ import yaml
 from fer_fixtures import REPO_ROOT, synthetic_faces_and_random_fer
 
 from srfer_plugin.studies import benchmark as bench_lib
+from srfer_plugin.studies import benchmark_cells as cells_lib
 from srfer_plugin.studies import benchmark_options as mbo
 
 SCRIPTS = os.path.join(REPO_ROOT, 'scripts')
@@ -97,8 +98,8 @@ def test_benchmark_script_one_cell_and_skip_finished(benchmark_cli, bench_data, 
         assert 0 <= float(row['acc']) <= 100 and int(row['params']) > 0 and row['iters'] == '2'
     assert rows[0]['acc_hr'] == rows[1]['acc_hr'], 'one frozen classifier for every cell'
     assert rows[0]['params'] == rows[1]['params'], 'the same network_g in both methods'
-    srfer_opt = yaml.safe_load((out / 'cells' / 'bench_cpu_small_MSRResNet_x4_srfer' /
-                                'bench_cpu_small_MSRResNet_x4_srfer.yml').read_text())  # fmt: skip
+    srfer_name = f'bench_cpu_small_MSRResNet_x4_srfer_resnet18slim_fer7_demo_w{cells_lib.weights_digest(checkpoint)}'
+    srfer_opt = yaml.safe_load((out / 'cells' / srfer_name / f'{srfer_name}.yml').read_text())  # explicit weights
     assert srfer_opt['model_type'] == 'SRFERModel' and srfer_opt['network_fer']['checkpoint'] == checkpoint
     plain_opt = yaml.safe_load((out / 'cells' / 'bench_cpu_small_MSRResNet_x4_plain' /
                                 'bench_cpu_small_MSRResNet_x4_plain.yml').read_text())  # fmt: skip
@@ -186,7 +187,7 @@ def test_classifier_axis_end_to_end(benchmark_cli, tmp_path, monkeypatch, capsys
     assert evaluated_plain == [
         ('bench_cpu_small_RCAN_x8_plain', 'resnet18slim_fer7_demo'),
         ('bench_cpu_small_RCAN_x8_plain_resnet18_fer7_in112x96', 'resnet18_fer7@112x96'),
-        ('bench_cpu_small_RCAN_x8_plain_mobile_net_fer7', 'mobile-net_fer7'),
+        ('bench_cpu_small_RCAN_x8_plain_mobile_net_fer7_we3b0c442', 'mobile-net_fer7'),  # the empty file's digest
     ]
     assert {net_g for name, _, net_g in calls['eval'] if name.startswith('bench_cpu_small_RCAN_x8_plain')} == {
         str(exp_root / 'experiments' / 'bench_cpu_small_RCAN_x8_plain' / 'models' / 'net_g_latest.pth')
@@ -202,7 +203,7 @@ def test_classifier_axis_end_to_end(benchmark_cli, tmp_path, monkeypatch, capsys
     other = srfer_fer_options('bench_cpu_small_RCAN_x4_srfer_resnet18_fer7_in112x96')
     assert other['config'] == OTHER_FER and other['input_size'] == [112, 96]
     assert other['checkpoint'] == str(exp_root / 'experiments' / 'bench_fer_resnet18_fer7' / 'fer_final.pth')
-    third = srfer_fer_options('bench_cpu_small_RCAN_x4_srfer_mobile_net_fer7')
+    third = srfer_fer_options('bench_cpu_small_RCAN_x4_srfer_mobile_net_fer7_we3b0c442')
     assert (third['config'], third['checkpoint']) == (third_config, third_weights)
 
     with open(out / 'benchmark.csv', encoding='utf-8') as f:
