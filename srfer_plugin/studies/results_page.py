@@ -45,6 +45,8 @@ TRAINED: dict[str, str] = {
     'distill_1': '`fer_lr_1e-4` + distillation from the starting classifier on HR faces (`fer_distill_opt`, weight 1)',
     'auto': 'L1 + attention + prediction, weights from gradient shares 1.15 and 0.007 of `l_pix` (consistency_weights)',
     'auto_full': '`auto` with shares 0.47 and 4.2 (read with the demo classifier pre-trained in full)',
+    'auto_pred0.3': '`auto` with shares 1.15 and 0.3',
+    'auto_pred1': '`auto` with shares 1.15 and 1',
     'bicubic': 'bicubic upsampling (nothing trained)',
     'plain_sr': 'plain SR (L1) on blind_face',
     'srfer': 'L1 + attention 0.1 + prediction 0.001 on blind_face',

@@ -221,6 +221,11 @@ AUTO_SHARES = (1.15, 0.007)
 AUTO_FULL_SHARES = (0.47, 4.2)
 AUTO = Variant('auto', att=AUTO_SHARES[0], pred=AUTO_SHARES[1], shares=True)
 AUTO_FULL = Variant('auto_full', att=AUTO_FULL_SHARES[0], pred=AUTO_FULL_SHARES[1], shares=True)
+# Between the two: AUTO's attention share with a prediction share between AUTO's and AUTO_FULL's.
+AUTO_PRED_SHARES = (0.3, 1.0)
+AUTO_PRED = tuple(
+    Variant(f'auto_pred{p:g}', att=AUTO_SHARES[0], pred=p, shares=True) for p in AUTO_PRED_SHARES
+)  # fmt: skip
 
 
 BOTH_JOINT = Variant('both_joint', 'srfer_joint', att=ATT, pred=PRED)  # the demo's joint learning
@@ -274,7 +279,7 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
         ('both',),
     ),
     'weights': StudyPreset(
-        (NONE, *(_grid_variant(a, p) for a in WEIGHT_GRID[0] for p in WEIGHT_GRID[1]), AUTO, AUTO_FULL),
+        (NONE, *(_grid_variant(a, p) for a in WEIGHT_GRID[0] for p in WEIGHT_GRID[1]), AUTO, AUTO_FULL, *AUTO_PRED),
         ('both',),
     ),
     # How to set joint learning: where the classification loss's gradient goes, a warm-up, the classifier's LR.

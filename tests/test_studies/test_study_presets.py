@@ -126,11 +126,11 @@ def test_stages_preset(fer, tmp_path):
 
 def test_weights_preset(fer, tmp_path):
     cells = sp.plan_study_cells('weights', [fer], [2])
-    assert len(cells) == 1 + 9 + 2 and cells[0].method == 'none'
-    assert [c.method for c in cells[-2:]] == ['auto', 'auto_full']
+    assert len(cells) == 1 + 9 + 4 and cells[0].method == 'none'
+    assert [c.method for c in cells[-4:]] == ['auto', 'auto_full', 'auto_pred0.3', 'auto_pred1']
     opts = _options(cells, 'weights', tmp_path)
     grid = set()
-    for cell in cells[1:-2]:
+    for cell in cells[1:-4]:
         train = opts[cell.name]['train']
         grid.add((train['attention_opt']['loss_weight'], train['prediction_opt']['loss_weight']))
         assert opts[cell.name]['network_fer']['stages'] == [0, 1, 2, 3]
@@ -152,6 +152,8 @@ def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
     assert 'gradient shares' in sp.descriptions('weights')['auto']
     (full,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_full'])
     assert full.train_name == 'bench_study_att0.47_pred4.2_gshare_seed0'
+    (mid,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_pred0.3'])
+    assert mid.train_name == 'bench_study_att1.15_pred0.3_gshare_seed0'
     assert (
         'consistency_weights'
         not in sp.study_options(
