@@ -27,6 +27,7 @@ import argparse
 import csv
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -49,6 +50,7 @@ from srfer_plugin.studies.synthetic import (
     pretrain_fer,
     sr_options,
 )
+from srfer_plugin.synthetic import SyntheticRootError
 from srfer_plugin.utils.formatting import format_value
 
 METHODS = ('hr', 'bicubic', 'plain_sr', 'srfer')
@@ -70,7 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='seed of the SR trainings (data and FER stay fixed)')
     parser.add_argument('--sr-iters', type=int, help='SR training iterations (default: from the preset)')
     parser.add_argument('--out', default='results/demo', help='report folder')
-    parser.add_argument('--data-root', help='synthetic dataset folder (default: datasets/synthetic_fer[_quick])')
+    parser.add_argument(
+        '--data-root',
+        help='synthetic dataset folder: new, or written by the generator (default: datasets/synthetic_fer[_quick])',
+    )
     parser.add_argument('--exp-root', default='.', help='folder that receives experiments/ and tb_logger/')
     parser.add_argument('--num-grid-faces', type=int, default=6, help='faces in faces.png')
     return parser.parse_args(argv)
@@ -274,7 +279,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     trainings = ('plain_sr', 'srfer', 'srfer_joint') if args.full else ('plain_sr', 'srfer')
     steps = 3 + len(trainings) + args.full
-    data_root, fer = prepare_data_and_classifier(tag, exp_root, data_root, (f'[1/{steps}] ', f'[2/{steps}] '))
+    try:
+        data_root, fer = prepare_data_and_classifier(tag, exp_root, data_root, (f'[1/{steps}] ', f'[2/{steps}] '))
+    except SyntheticRootError as err:  # before any training: one line, no traceback
+        print(f'error: --data-root {err}', file=sys.stderr)
+        raise SystemExit(2) from None
     fer_checkpoint = fer['fer_final']
     if args.full:
         lr_fer = pretrain_fer(

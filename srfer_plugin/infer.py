@@ -305,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
         help='run the networks with torch, or with onnxruntime on the files of srfer export (--onnx)',
     )
     parser.add_argument('--onnx', help='folder written by srfer export (--backend onnxruntime)')
-    parser.add_argument('--batch-size', type=int, default=8, help='images per batch (same-size images only)')
-    parser.add_argument('--pad-multiple', type=int, help='pad LR sides to a multiple of this (default: window_size)')
+    parser.add_argument('--batch-size', type=at_least(1), default=8, help='images per batch (same-size images only)')
+    parser.add_argument('--pad-multiple', type=at_least(1), help='pad LR sides to a multiple (default: window_size)')
     parser.add_argument('--recursive', action='store_true', help='also read the sub-folders of input folders')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     wild = parser.add_argument_group(

@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_model_arguments(parser, no_fer_help='super-resolve only (no expressions)')
     parser.add_argument('--fer-size', type=int, help='resize SR to this size for the classifier (see srfer-infer)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--pad-multiple', type=int, help='pad LR sides to a multiple of this (default: window_size)')
+    parser.add_argument(
+        '--pad-multiple', type=infer.at_least(1), help='pad LR sides to a multiple of this (default: window_size)'
+    )
     parser.add_argument(
         '--min-face', type=infer.at_least(8), default=24, help='smallest face to detect in photos, in pixels'
     )

@@ -12,7 +12,8 @@ cut as squares around their boxes, resized to the LR size the SR network expects
   label_index, confidence, ``prob_<class>``...;
 - ``skipped.csv``: unreadable inputs and photos without a face (``no face found``), each also printed.
 
-An earlier run's outputs in ``OUT`` are first moved to ``OUT/archived_<time>/``, as in face-crop mode.
+An earlier run's outputs in ``OUT`` are first moved to ``OUT/archived_<time>/``, as in face-crop mode; and as
+there, a run whose inputs lie in those outputs (``-i DIR --recursive -o DIR/out`` run twice) is refused.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from srfer_plugin.data.fer_layout import IMAGE_EXTENSIONS
 from srfer_plugin.face_detection import FaceDetectorUnavailable, make_face_detector
 from srfer_plugin.predictor import FacePrediction, SRFERPredictor
 from srfer_plugin.utils.inference_io import read_lr_image
-from srfer_plugin.utils.inference_outputs import RowByRowCSV, move_to_archive, printable_text
+from srfer_plugin.utils.inference_outputs import RowByRowCSV, archive_earlier_outputs, printable_text
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv')
 OUTPUT_NAMES = ('faces.csv', 'skipped.csv', 'faces.csv.partial', 'skipped.csv.partial', 'annotated', 'faces')
@@ -131,14 +132,6 @@ def _stem(path: str, used: set[str]) -> str:
         name = f'{stem}_{n}'
     used.add(name)
     return name
-
-
-def archive_earlier(out_dir: str) -> list[str]:
-    """Move an earlier ``--detect`` run's outputs into ``OUT/archived_<time>/``; the names moved."""
-    earlier = [n for n in OUTPUT_NAMES if os.path.lexists(os.path.join(out_dir, n))]
-    if earlier:
-        move_to_archive(out_dir, earlier)
-    return earlier
 
 
 class WildRun:
@@ -274,12 +267,13 @@ def main_detect(args: argparse.Namespace) -> int:
                 predictor = predictor_from_args(args, device)
             else:
                 predictor = infer.build_predictor(args, opt, device)
-            archived = archive_earlier(args.output)
+            archived = archive_earlier_outputs(args.output, files, OUTPUT_NAMES)  # refused if it holds an input
         except (*infer.SETUP_ERRORS, FaceDetectorUnavailable) as err:
             print(f'error: {printable_text(str(err))}', file=sys.stderr)
             return 2
         if archived:
-            print(f'note: moved the earlier outputs ({", ".join(archived)}) to archived_<time>/', file=sys.stderr)
+            folder, names = archived
+            print(f'note: moved the earlier outputs ({", ".join(names)}) to {printable_text(folder)}', file=sys.stderr)
         summary = WildRun(predictor, detector, args.output, args).run(files, bad)
     finally:
         release_folder(args.output)

@@ -3,13 +3,19 @@
 The dataset is written in the layout of :mod:`srfer_plugin.data.fer_layout`. Image ``i`` of a split has label
 ``i % 7`` and is drawn from its own random stream ``(seed, split, i)`` (:func:`face_rng`), so a larger dataset
 with the same seed extends a smaller one.
+
+The generator only ever deletes or replaces what it wrote itself: its manifest ``synthetic_faces.json`` names
+the files of a set (``<split>/<class>/<split>_<index>.png`` below the recorded counts, ``classes.txt`` and the
+meta_info files). A folder holding anything else where the generator would write (a real dataset, the user's
+notes in ``train/``) is refused with :class:`SyntheticRootError` before anything is written or deleted. The
+manifest is written first, marked ``writing``, so an interrupted run is never taken for a complete set and its
+files stay the generator's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,11 +40,39 @@ MANIFEST_NAME = 'synthetic_faces.json'
 GENERATOR_ID = 'srfer_plugin.data.synthetic_faces'
 SPLITS: tuple[str, ...] = ('train', 'val', 'test')
 _SPLIT_IDS = {'train': 0, 'val': 1, 'test': 2}
+_SHOWN_FILES = 10
+
+
+class SyntheticRootError(ValueError):
+    """The dataset folder holds files the generator did not write; nothing was written or deleted.
+
+    Args:
+        root: The dataset folder.
+        foreign: Those files, relative to ``root`` (``/``-separated); empty when ``root`` is a file.
+    """
+
+    def __init__(self, root: str, foreign: list[str]) -> None:
+        self.root, self.foreign = root, foreign
+        more = len(foreign) - _SHOWN_FILES
+        shown = ', '.join(foreign[:_SHOWN_FILES] + ([f'... and {more} more'] if more > 0 else []))
+        what = (
+            f'holds {len(foreign)} file(s) the synthetic-face generator did not write (no {MANIFEST_NAME} of the '
+            f'generator lists them): {shown}. Generating there would delete or mix with them; nothing was written or '
+            'deleted. Move them out, or choose'
+            if foreign
+            else 'is a file, not a folder; nothing was written. Choose'
+        )
+        super().__init__(f'{root!r} {what} another (new or empty) folder for the synthetic faces')
 
 
 def face_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """Return the random stream of image ``index`` of ``split`` (independent of every other image)."""
     return np.random.default_rng([int(seed), _SPLIT_IDS.get(split, 3), int(index), GENERATOR_VERSION])
+
+
+def _image_path(split: str, class_name: str, index: int) -> str:
+    """The path of image ``index`` of ``split`` relative to the dataset root."""
+    return f'{split}/{class_name}/{split}_{index:06d}.png'
 
 
 def _settings(seed: int, size: int, counts: Mapping[str, int]) -> dict[str, Any]:
@@ -57,7 +91,7 @@ def write_synthetic_dataset(
 ) -> dict[str, Any]:
     """Generate the dataset into ``root`` (layout of :mod:`srfer_plugin.data.fer_layout`).
 
-    Existing split folders, meta_info files and the manifest in ``root`` are replaced; nothing else is touched.
+    An earlier set of the generator in ``root`` (any settings or version) is replaced; nothing else is touched.
 
     Args:
         root: Dataset root.
@@ -67,12 +101,20 @@ def write_synthetic_dataset(
 
     Returns:
         The manifest written to ``root/synthetic_faces.json``.
+
+    Raises:
+        ValueError: Invalid settings.
+        SyntheticRootError: ``root`` holds files the generator did not write where it would write (see
+            :func:`generated_files`); nothing was written or deleted.
     """
     counts = {'train': num_train, 'val': num_val, 'test': num_test}
     if min(counts.values()) < 0 or size < 16:
         raise ValueError(f'invalid dataset settings: size={size}, per-class counts={counts}')
+    earlier = generated_files(root)
     os.makedirs(root, exist_ok=True)
-    _remove_generated(root)
+    _remove_generated(root, earlier)
+    manifest = _settings(seed, size, counts)
+    _write_manifest(root, {**manifest, 'writing': True})  # before any image: these files are the generator's
     num_classes = len(FER7_CLASSES)
     write_classes(os.path.join(root, CLASSES_FILE), FER7_CLASSES)
     for split in SPLITS:
@@ -82,33 +124,126 @@ def write_synthetic_dataset(
         for index in range(counts[split] * num_classes):
             label = index % num_classes
             image, _, _ = generate_face(label, face_rng(seed, split, index), size)
-            rel_path = f'{split}/{FER7_CLASSES[label]}/{split}_{index:06d}.png'
+            rel_path = _image_path(split, FER7_CLASSES[label], index)
             if not cv2.imwrite(os.path.join(root, rel_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
                 raise OSError(f'could not write {os.path.join(root, rel_path)}')
             items.append((rel_path, label))
         write_meta_info(os.path.join(root, meta_info_name(split)), items)
-    manifest = _settings(seed, size, counts)
     manifest['num_images'] = {split: counts[split] * num_classes for split in SPLITS}
-    with open(os.path.join(root, MANIFEST_NAME), 'w', encoding='utf-8') as f:
-        json.dump(manifest, f, indent=2)
+    _write_manifest(root, manifest)
     return manifest
 
 
-def _remove_generated(root: str) -> None:
-    manifest = os.path.join(root, MANIFEST_NAME)
-    if os.path.exists(manifest):
-        os.remove(manifest)  # first, so an interrupted rewrite is never taken for a complete dataset
+def _write_manifest(root: str, manifest: Mapping[str, Any]) -> None:
+    """Write ``root/synthetic_faces.json`` in one step (a crash leaves the old one or the new one)."""
+    path = os.path.join(root, MANIFEST_NAME)
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(path + '.tmp', path)
+
+
+def _read_manifest(root: str) -> dict[str, Any] | None:
+    """The generator's manifest in ``root``; None when there is none (a file of another kind is foreign)."""
+    path = os.path.join(root, MANIFEST_NAME)
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        manifest = None
+    if os.path.islink(path) or not isinstance(manifest, dict) or manifest.get('generator') != GENERATOR_ID:
+        raise SyntheticRootError(root, [MANIFEST_NAME])
+    return manifest
+
+
+def _image_names(manifest: Mapping[str, Any]) -> set[str]:
+    """The image paths a manifest's settings give (relative, ``/``); none when it does not say."""
+    classes, per_class = manifest.get('classes'), manifest.get('per_class')
+    if not isinstance(classes, list) or not classes or not isinstance(per_class, dict):
+        return set()
+    names = set()
     for split in SPLITS:
-        if os.path.isdir(os.path.join(root, split)):
-            shutil.rmtree(os.path.join(root, split))
-        if os.path.exists(os.path.join(root, meta_info_name(split))):
-            os.remove(os.path.join(root, meta_info_name(split)))
+        count = per_class.get(split)
+        if isinstance(count, int):
+            names.update(_image_path(split, str(classes[i % len(classes)]), i) for i in range(count * len(classes)))
+    return names
+
+
+def _files_under(root: str, split: str) -> list[str]:
+    """Every entry under ``root/split`` that is not a folder (links not followed), relative to ``root`` (``/``)."""
+    out, stack = [], [os.path.join(root, split)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    out.append(os.path.relpath(entry.path, root).replace(os.sep, '/'))
+    return out
+
+
+def generated_files(root: str) -> list[str]:
+    """The files in ``root`` that an earlier run of the generator wrote, which a new run replaces.
+
+    Args:
+        root: The dataset folder (may not exist yet).
+
+    Returns:
+        Paths relative to ``root``: the manifest, ``classes.txt``, the meta_info files and the images its
+        manifest names; empty when ``root`` holds no set of the generator.
+
+    Raises:
+        SyntheticRootError: Where the generator writes (``train/``, ``val/``, ``test/``, ``classes.txt``, the
+            meta_info files, the manifest) lies something it did not write (all of it when there is no manifest
+            of the generator; links too).
+    """
+    if not os.path.isdir(root):
+        if os.path.lexists(root):
+            raise SyntheticRootError(root, [])
+        return []
+    manifest = _read_manifest(root)
+    images = _image_names(manifest) if manifest is not None else set()
+    owned, foreign = [MANIFEST_NAME] if manifest is not None else [], []
+    for name in [CLASSES_FILE] + [meta_info_name(split) for split in SPLITS]:
+        path = os.path.join(root, name)
+        if os.path.lexists(path):
+            mine = manifest is not None and os.path.isfile(path) and not os.path.islink(path)
+            (owned if mine else foreign).append(name)
+    for split in SPLITS:
+        path = os.path.join(root, split)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            foreign.append(split)
+        elif os.path.isdir(path):
+            for rel in sorted(_files_under(root, split)):
+                (owned if rel in images else foreign).append(rel)
+    if foreign:
+        raise SyntheticRootError(root, foreign)
+    return owned
+
+
+def _remove_generated(root: str, files: list[str]) -> None:
+    """Delete the earlier set's ``files`` (from :func:`generated_files`) and the split folders left empty."""
+    manifest = _read_manifest(root) if MANIFEST_NAME in files else None
+    if manifest is not None:  # first, so an interrupted rewrite is never taken for a complete dataset
+        _write_manifest(root, {**manifest, 'writing': True})
+    for rel in files:
+        if rel != MANIFEST_NAME:
+            os.remove(os.path.join(root, rel))
+    for split in SPLITS:
+        for dirpath, _, _ in sorted(os.walk(os.path.join(root, split)), reverse=True):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass  # not empty: a file appeared meanwhile, and it is kept
 
 
 def _is_complete(root: str, settings: Mapping[str, Any]) -> bool:
     try:
         with open(os.path.join(root, MANIFEST_NAME), encoding='utf-8') as f:
             manifest = json.load(f)
+        if not isinstance(manifest, dict) or manifest.get('writing'):
+            return False
         if any(manifest.get(key) != value for key, value in settings.items()):
             return False
         if read_classes(os.path.join(root, CLASSES_FILE)) != list(FER7_CLASSES):
@@ -141,6 +276,9 @@ def ensure_synthetic_dataset(
 
     Returns:
         ``root``.
+
+    Raises:
+        SyntheticRootError: ``root`` must be (re)generated but holds files the generator did not write.
     """
     counts = {'train': num_train, 'val': num_val, 'test': num_test}
     if not _is_complete(root, _settings(seed, size, counts)):

@@ -93,6 +93,7 @@ from srfer_plugin.studies.study_presets import (
     select_variants,
 )
 from srfer_plugin.studies.synthetic import check_train_faces
+from srfer_plugin.synthetic import SyntheticRootError
 
 FER_HELP = (
     'FER classifiers, each CONFIG[=CHECKPOINT][@SIZE]: an mmpretrain config file, or a shipped one by name '
@@ -212,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(out, exist_ok=True)
     exp_root = os.path.abspath(args.exp_root)
     data_preset_name = 'cpu-small' if baselines.is_baselines(args.preset) else data_preset(args.preset)
-    data_root, classifiers = prepare_data_and_classifiers(
-        data_preset_name, args.classifiers, args.data_root, exp_root, args.train_faces
-    )
+    try:
+        data_root, classifiers = prepare_data_and_classifiers(
+            data_preset_name, args.classifiers, args.data_root, exp_root, args.train_faces
+        )
+    except SyntheticRootError as err:  # before any training: one line, no traceback
+        print(f'error: --data-root {err}', file=sys.stderr)
+        return 2
     run = BenchmarkRun(args.preset, out, exp_root, data_root, args.iters)
     if baselines.is_baselines(args.preset):
         cells = baselines.plan_cells(classifiers, args.seed_values, args.iters, args.scales, args.degradations)

@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         help='the classifier reads SR faces resized to this square size (default: gt_size of the datasets of --opt; '
         '0: never; then its graph takes any size). network_fer.input_size wins',
     )
-    parser.add_argument('--pad-multiple', type=int, help='pad LR sides to a multiple of this (default: window_size)')
+    parser.add_argument(
+        '--pad-multiple', type=infer.at_least(1), help='pad LR sides to a multiple of this (default: window_size)'
+    )
     parser.add_argument('--with-taps', action='store_true', help="also output the classifier's attention taps")
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset')
     parser.add_argument('--no-check', action='store_true', help='skip the torch/onnxruntime comparison')

@@ -6,7 +6,8 @@ Example::
         --num-train 400 --num-val 50 --num-test 100
 
 ``--num-*`` are images per class (the splits are balanced). An existing dataset with the same generator version and
-settings is kept unless ``--force`` is given.
+settings is kept unless ``--force`` is given. Only a set the generator wrote earlier is ever replaced: a folder
+holding other files where it writes (a real dataset, notes in ``train/``) is refused, and nothing is written.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import sys
 import time
 
-from srfer_plugin.synthetic import ensure_synthetic_dataset, write_synthetic_dataset
+from srfer_plugin.synthetic import SyntheticRootError, ensure_synthetic_dataset, write_synthetic_dataset
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,10 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = dict(
         seed=args.seed, size=args.size, num_train=args.num_train, num_val=args.num_val, num_test=args.num_test
     )
-    if args.force:
-        write_synthetic_dataset(args.out, **kwargs)
-    else:
-        ensure_synthetic_dataset(args.out, **kwargs)
+    try:
+        if args.force:
+            write_synthetic_dataset(args.out, **kwargs)
+        else:
+            ensure_synthetic_dataset(args.out, **kwargs)
+    except SyntheticRootError as err:
+        print(f'error: --out {err}', file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     print(f'synthetic FER dataset ready in {args.out} ({time.time() - start:.1f} s)')
     return 0
 

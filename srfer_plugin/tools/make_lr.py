@@ -11,7 +11,8 @@ The LR images are made by :class:`~srfer_plugin.data.paired_fer_dataset.PairedFE
 so they equal what the dataset makes on the fly for the same ``degradation``, ``degradation_seed``, ``scale``
 and ``gt_size`` (up to the 8-bit rounding of the written PNG). They keep the relative paths of the HR images:
 ``dataroot_lq: DST`` with the same ``meta_info_file`` pairs them with their HR images. DST also receives a copy
-of the meta_info file, ``classes.txt`` and ``degradation.yml`` (how the images were made).
+of the meta_info file, ``classes.txt`` and ``degradation.yml`` (how the images were made). A ``--dst`` that is,
+contains or lies inside ``--src`` is refused before anything is written (the LR images would replace the HR ones).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import cv2
 import yaml
 from tqdm import tqdm
 
+from srfer_plugin.converters.staging import check_sources_apart
 from srfer_plugin.data.degradations import SCENARIOS, describe_pipeline, normalize_pipeline
 from srfer_plugin.data.fer_layout import CLASSES_FILE, write_classes
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
@@ -105,7 +107,12 @@ def make_lr(
 
     Returns:
         What ``dst/degradation.yml`` records (``num_images`` included).
+
+    Raises:
+        ValueError: ``dst`` is, contains or lies inside ``src`` (checked before anything is written), or a bad
+            degradation.
     """
+    check_sources_apart({'--src': src}, dst)
     steps = normalize_pipeline(degradation, '--degradation')
     dataset = PairedFERDataset(
         {
@@ -133,8 +140,9 @@ def make_lr(
         out_path = os.path.join(dst, rel_path)
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
         buf.tofile(out_path)
-    if meta is not None:
-        shutil.copyfile(meta, os.path.join(dst, os.path.basename(meta)))
+    meta_copy = os.path.join(dst, os.path.basename(meta)) if meta is not None else ''
+    if meta_copy and not (os.path.exists(meta_copy) and os.path.samefile(meta, meta_copy)):  # --meta in --dst: kept
+        shutil.copyfile(meta, meta_copy)
     if dataset.classes:
         write_classes(os.path.join(dst, CLASSES_FILE), dataset.classes)
     record = {
@@ -159,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     meta = args.meta
     if meta is not None and not os.path.isfile(meta) and os.path.isfile(os.path.join(args.src, meta)):
         meta = os.path.join(args.src, meta)
+    try:
+        check_sources_apart({'--src': args.src}, args.dst)
+    except ValueError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     if os.path.isdir(args.dst) and os.listdir(args.dst) and not args.overwrite:
         print(f'error: --dst {args.dst!r} is not empty (use --overwrite)', file=sys.stderr)
         return 2

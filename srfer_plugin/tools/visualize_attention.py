@@ -12,6 +12,10 @@ and ``gt_size`` make the LR faces (an image listed by that set gets exactly its 
 ``--images`` the first ``--num`` images of that set are drawn. Rows: HR, bicubic, plain SR (with
 ``--plain-sr-model``), SR-FER (``--srfer-model``, default ``path.pretrain_network_g``); columns: the face and
 :func:`~srfer_plugin.losses.consistency_loss.attention_map` of each classifier stage as a heat map.
+
+Each picture is ``OUT/<image stem>_attention.png``; images that share a stem (``a/face.png``, ``b/face.png``) get
+``_1``, ``_2``... Nothing is overwritten: pictures of an earlier run (or any file) at those names are first moved
+into ``OUT/archived_<time>/``, as ``srfer infer`` archives its earlier outputs.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from srfer_plugin.data.degradations import degrade, rng_for_image, upsample_bicu
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
 from srfer_plugin.predictor import SRFERPredictor, build_fer_network, resolve_device
 from srfer_plugin.utils.inference_io import load_yaml
+from srfer_plugin.utils.inference_outputs import archive_earlier_outputs, printable_text, sr_output_name
 from srfer_plugin.utils.visualize import attention_grid, attention_rows
 
 
@@ -91,6 +96,12 @@ def load_face(dataset: PairedFERDataset, path: str) -> tuple[torch.Tensor, torch
     return to_tensor(img), to_tensor(lq), label
 
 
+def output_names(paths: list[str]) -> list[str]:
+    """The picture of each image in ``OUT``: ``<stem>_attention.png``, with ``_1``, ``_2``... for a stem taken."""
+    used: set[str] = set()
+    return [sr_output_name(f'{os.path.splitext(os.path.basename(p))[0]}_attention.png', used) for p in paths]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the script; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -115,8 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     ]
     paths = args.images or [os.path.join(dataset.gt_folder, p) for p, _ in dataset.items[: args.num]]
     stage_names = list(getattr(fer, 'taps', [])) or None  # the backbone modules the maps come from
+    names = output_names(paths)
+    try:  # files at those names (an earlier run's) are kept, not overwritten
+        archived = archive_earlier_outputs(args.out, paths, names) if os.path.isdir(args.out) else None
+    except ValueError as err:
+        print(f'error: {printable_text(str(err))}', file=sys.stderr)
+        return 2
+    if archived:
+        moved = ', '.join(archived[1])
+        print(f'note: moved the earlier outputs ({moved}) to {printable_text(archived[0])}', file=sys.stderr)
     written = 0
-    for path in paths:
+    for path, out_name in zip(paths, names):
         try:
             gt, lq, label = load_face(dataset, path)
         except (OSError, ValueError) as err:
@@ -128,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             images[name] = predictor.super_resolve(lq)[0].cpu()
         rows = attention_rows(fer, images, class_names, p, label)
         truth = f' (true: {class_names[label]})' if label is not None and class_names else ''
-        out_path = os.path.join(args.out, f'{os.path.splitext(os.path.basename(path))[0]}_attention.png')
+        out_path = os.path.join(args.out, out_name)
         attention_grid(rows, out_path, title=f'{os.path.basename(path)}{truth}', stage_names=stage_names)
         print(f'{out_path}: ' + ', '.join(f'{r.name} -> {r.caption}' for r in rows))
         written += 1

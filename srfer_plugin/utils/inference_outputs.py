@@ -283,12 +283,15 @@ class RowByRowCSV:
         self._close()
 
 
-def archive_earlier_outputs(out_dir: str, inputs: Sequence[str] = ()) -> tuple[str, list[str]] | None:
+def archive_earlier_outputs(
+    out_dir: str, inputs: Sequence[str] = (), names: Sequence[str] | None = None
+) -> tuple[str, list[str]] | None:
     """Move an earlier run's outputs in ``out_dir`` into a new ``out_dir/archived_<time>/``.
 
     Args:
         out_dir: The output folder.
         inputs: The input files of this run; none may lie in what would be moved.
+        names: The entries of ``out_dir`` a run writes (default: ``srfer-infer``'s CSVs, partial files and ``sr``).
 
     Returns:
         ``(archive folder, moved names)``, or None when ``out_dir`` holds no earlier outputs.
@@ -296,7 +299,8 @@ def archive_earlier_outputs(out_dir: str, inputs: Sequence[str] = ()) -> tuple[s
     Raises:
         ValueError: An input file lies in the earlier outputs (e.g. ``-i OUT/sr``); nothing was moved.
     """
-    names = (*CSV_NAMES, *(name + PARTIAL_SUFFIX for name in CSV_NAMES), SR_FOLDER)
+    if names is None:
+        names = (*CSV_NAMES, *(name + PARTIAL_SUFFIX for name in CSV_NAMES), SR_FOLDER)
     earlier = [n for n in names if os.path.lexists(os.path.join(out_dir, n))]
     if not earlier:
         return None

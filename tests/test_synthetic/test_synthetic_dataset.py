@@ -74,19 +74,28 @@ def test_ensure_reuses_and_regenerates(tmp_path):
     assert info['version'] == sf.GENERATOR_VERSION and info['per_class']['train'] == 3
     # the generator's name predates the package move: datasets written before it stay valid caches
     assert info['generator'] == GENERATOR_ID == 'srfer_plugin.data.synthetic_faces'
-    probe = os.path.join(root, 'train', 'neutral', 'probe.txt')
-    open(probe, 'w').close()
+    probe = os.path.join(root, 'train', 'neutral', 'train_000000.png')  # one of its files: replaced on regeneration
+
+    def mark_probe() -> None:
+        with open(probe, 'wb') as f:
+            f.write(b'probe')
+
+    def is_probe() -> bool:
+        with open(probe, 'rb') as f:
+            return f.read() == b'probe'
+
+    mark_probe()
     sf.ensure_synthetic_dataset(root, **SMALL)
-    assert os.path.exists(probe)  # reused, not rewritten
+    assert is_probe()  # reused, not rewritten
     sf.ensure_synthetic_dataset(root, **{**SMALL, 'num_train': 2})
-    assert not os.path.exists(probe)  # other settings: regenerated
+    assert not is_probe()  # other settings: regenerated
     assert len(read_meta_info(os.path.join(root, 'meta_info_train.txt'))) == 14
     info['version'] = -1  # a stale generator version is regenerated too
     with open(manifest, 'w') as f:
         json.dump(info, f)
-    open(probe, 'w').close()
+    mark_probe()
     sf.ensure_synthetic_dataset(root, **{**SMALL, 'num_train': 2})
-    assert not os.path.exists(probe)
+    assert not is_probe()
     os.remove(os.path.join(root, read_meta_info(os.path.join(root, 'meta_info_test.txt'))[0][0]))
     sf.ensure_synthetic_dataset(root, **{**SMALL, 'num_train': 2})  # incomplete: regenerated
     assert all(
