@@ -6,24 +6,27 @@ directly.
 
 from __future__ import annotations
 
-import copy
 import glob
 import hashlib
 import json
 import os
 import os.path as osp
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from typing import Any
 
+from srfer_plugin.fer_pretrain_weights import (  # noqa: F401  (re-exported: the pretrained start)
+    INIT_NAME,
+    _is_url,
+    fetch_checkpoint,
+    match_init_weights,
+    match_weights,
+    prepare_init_weights,
+    read_weights,
+    write_init_weights,
+)
 from srfer_plugin.utils.shipped_options import resolve_path
-
-if TYPE_CHECKING:
-    import torch
 
 SUMMARY_NAME = 'fer_test_accuracy.json'
 FINAL_NAME = 'fer_final.pth'
-# The cleaned initial weights handed to the Runner as ``load_from`` (tensors only, see :func:`prepare_init_weights`).
-INIT_NAME = 'init_weights.pth'
 
 
 def set_data_root(cfg, data_root: str) -> None:
@@ -83,8 +86,14 @@ def build_config(
 
     Returns:
         The ``mmengine.Config`` handed to ``Runner.from_cfg``.
+
+    Raises:
+        FileNotFoundError: A missing config or ``data_root``.
+        ValueError: Fewer than one epoch (``max_epochs`` or the config's ``train_cfg.max_epochs``).
     """
     from mmengine.config import Config
+
+    from srfer_plugin.fer_pretrain_checks import check_max_epochs
 
     path = resolve_path(config)
     if not osp.isfile(path):
@@ -92,6 +101,7 @@ def build_config(
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_max_epochs(cfg, max_epochs)
     if max_epochs is not None:
         set_max_epochs(cfg, max_epochs)
     if data_root:
@@ -114,162 +124,6 @@ def build_config(
     cfg.setdefault('load_from', None)
     cfg.setdefault('resume', False)
     return cfg
-
-
-def _is_url(path: str) -> bool:
-    return urlparse(path).scheme in ('http', 'https')
-
-
-def fetch_checkpoint(path_or_url: str, what: str = '--pretrained') -> str:
-    """Return a local checkpoint path; a URL is downloaded once into torch hub's checkpoint folder.
-
-    Args:
-        path_or_url: Local file or ``http(s)://`` URL.
-        what: Name of the setting, for error messages.
-
-    Returns:
-        The local file (for a URL: ``<torch.hub.get_dir()>/checkpoints/<file name>``).
-
-    Raises:
-        FileNotFoundError: A local file that does not exist.
-    """
-    if _is_url(path_or_url):
-        import torch.hub
-
-        folder = osp.join(torch.hub.get_dir(), 'checkpoints')
-        local = osp.join(folder, osp.basename(urlparse(path_or_url).path) or 'checkpoint.pth')
-        if not osp.isfile(local):
-            os.makedirs(folder, exist_ok=True)
-            print(f'{what}: downloading {path_or_url} -> {local}', flush=True)
-            torch.hub.download_url_to_file(path_or_url, local, progress=True)  # temp file, then rename
-        return local
-    local = osp.expanduser(path_or_url)
-    if not osp.isfile(local):
-        raise FileNotFoundError(f'{what} {path_or_url!r} does not exist')
-    return local
-
-
-def read_weights(path_or_url: str, what: str = '--pretrained') -> dict[str, torch.Tensor]:
-    """Read the weights of a checkpoint with the plugin's safe loader (no pickled code runs).
-
-    Accepts mmpretrain/mmengine files (``{'state_dict', 'meta', ...}``, Runner checkpoints included), BasicSR
-    params, plain state dicts, and ``module.``-prefixed keys (DDP).
-
-    Args:
-        path_or_url: Local file or URL (see :func:`fetch_checkpoint`).
-        what: Name of the setting, for messages.
-
-    Returns:
-        Flat mapping from parameter names to tensors.
-
-    Raises:
-        FileNotFoundError: Missing local file.
-        srfer_plugin.utils.checkpoint.UnsafeCheckpointError: The file references code outside the allow-list.
-    """
-    from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load, strip_key_prefix
-
-    local = fetch_checkpoint(path_or_url, what)
-    return dict(strip_key_prefix(extract_state_dict(safe_load(local), local)))
-
-
-def _apply_load_pre_hooks(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Run the model's own ``load_state_dict`` pre-hooks on ``state`` in place, as ``load_state_dict`` would.
-
-    mmpretrain uses them to adapt checkpoints, e.g. VisionTransformer resizes ``pos_embed`` to its ``img_size``.
-    """
-    for name, module in model.named_modules():
-        prefix = f'{name}.' if name else ''
-        for hook in getattr(module, '_load_state_dict_pre_hooks', {}).values():
-            hook(state, prefix, {}, False, [], [], [])
-
-
-def match_weights(
-    model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, what: str = '--pretrained'
-) -> dict[str, Any]:
-    """Keep the tensors of ``state`` that fit ``model``, after the model's own checkpoint adaptations.
-
-    Args:
-        model: The model to initialise.
-        state: Checkpoint weights (:func:`read_weights`).
-        source: The checkpoint's path or URL, for messages.
-        what: Name of the setting, for messages.
-
-    Returns:
-        ``{'state_dict': matching tensors, 'shape_mismatch': {key: (checkpoint shape, model shape)},
-        'unexpected': [keys not in the model], 'missing': [model keys not in the checkpoint]}``.
-
-    Raises:
-        ValueError: No tensor matches the model, not even with a ``backbone.`` prefix (a backbone-only file).
-    """
-    state = dict(state)
-    _apply_load_pre_hooks(model, state)
-    target = model.state_dict()
-    if not any(k in target for k in state) and any(f'backbone.{k}' in target for k in state):
-        state = {f'backbone.{k}': v for k, v in state.items()}  # a backbone-only checkpoint
-    matched, mismatch, unexpected = {}, {}, []
-    for key, value in state.items():
-        if key not in target:
-            unexpected.append(key)
-        elif tuple(value.shape) != tuple(target[key].shape):
-            mismatch[key] = (tuple(value.shape), tuple(target[key].shape))
-        else:
-            matched[key] = value.detach().to(dtype=target[key].dtype).contiguous()
-    if not matched:
-        raise ValueError(
-            f'{what} {source}: none of its {len(state)} tensors match the model (checkpoint keys '
-            f'{list(state)[:3]}..., model keys {list(target)[:3]}...); is it a checkpoint of this architecture?'
-        )
-    missing = [k for k in target if k not in matched]
-    return {'state_dict': matched, 'shape_mismatch': mismatch, 'unexpected': unexpected, 'missing': missing}
-
-
-def prepare_init_weights(cfg, source: str, what: str = '--pretrained') -> str:
-    """Turn a pretrained checkpoint into a tensors-only file the Runner loads as ``load_from``.
-
-    The file is read with the safe loader, matched against the config's model (tensors whose shape differs, such
-    as a 1000-class ImageNet head, are skipped and logged) and written to ``<work_dir>/init_weights.pth``. The
-    Runner loads ``load_from`` after ``init_weights()``, so these weights are the ones training starts from.
-
-    Args:
-        cfg: The training config (``model``, ``data_preprocessor``, ``work_dir``); ``cfg.load_from`` is set.
-        source: Local path or URL of the checkpoint.
-        what: Name of the setting, for messages.
-
-    Returns:
-        The path of the written file.
-    """
-    from mmpretrain.registry import MODELS
-
-    from srfer_plugin.utils.checkpoint import atomic_torch_save
-
-    state = read_weights(source, what)  # fails before anything is built or written
-    model_cfg = copy.deepcopy(cfg.model)
-    if cfg.get('data_preprocessor') is not None:
-        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
-    model = MODELS.build(model_cfg)
-    result = match_weights(model, state, source, what)
-    del model
-    loaded, mismatch = result['state_dict'], result['shape_mismatch']
-    print(f'{what} {source}: initialising {len(loaded)} of {len(loaded) + len(result["missing"])} model tensors')
-    if mismatch:
-        listed = ', '.join(f'{k} {list(a)} vs {list(b)}' for k, (a, b) in list(mismatch.items())[:6])
-        more = f' and {len(mismatch) - 6} more' if len(mismatch) > 6 else ''
-        print(f'{what}: skipped {len(mismatch)} tensors whose shape differs from the model: {listed}{more}')
-    unexpected = result['unexpected']
-    if unexpected:
-        print(f'{what}: ignored {len(unexpected)} tensors the model does not have: {unexpected[:6]}')
-    missing = [k for k in result['missing'] if k not in mismatch]
-    if missing:
-        print(f'{what}: {len(missing)} model tensors are not in the checkpoint and keep their initialisation')
-    meta = {
-        'source': source,
-        'skipped_shape_mismatch': {k: [list(a), list(b)] for k, (a, b) in mismatch.items()},
-        'ignored_unexpected': unexpected,
-    }
-    path = osp.join(osp.abspath(cfg.work_dir), INIT_NAME)
-    atomic_torch_save({'state_dict': loaded, 'meta': meta}, path)
-    cfg.load_from = path
-    return path
 
 
 def _checkpoint_paths(work_dir: str) -> dict[str, str | None]:
@@ -310,10 +164,13 @@ def train_fer(
     pretrained: str | None = None,
     **build_options: Any,
 ) -> dict[str, Any]:
-    """Train the classifier, test the final model on the test split and write ``fer_final.pth``.
+    """Train the classifier, write ``fer_final.pth`` and test the final model on the test split, if there is one.
 
     ``fer_final.pth`` holds ``{'state_dict': ..., 'meta': {...}}`` with tensors and plain Python types only, so it
-    loads as ``network_fer.checkpoint`` (the Runner checkpoints load too, through the plugin's safe loader).
+    loads as ``network_fer.checkpoint`` (the Runner checkpoints load too, through the plugin's safe loader). It is
+    written as soon as training ends, before the test. Before the Runner is built, every split the run reads and
+    every image of them is checked; before it trains, the results of an earlier run in the work dir are moved to
+    ``archived_<time>/`` (:mod:`srfer_plugin.fer_pretrain_checks`).
 
     Args:
         config: mmpretrain config file, or a shipped one by name (``srfer::fer/resnet18_fer7.py``).
@@ -326,8 +183,15 @@ def train_fer(
             :func:`build_config`; ``device='cpu'`` also hides every GPU.
 
     Returns:
-        The summary written to ``fer_test_accuracy.json`` (``accuracy_top1``, ``fer_final``, ``classes``, ...).
+        The summary written to ``fer_test_accuracy.json`` (``accuracy_top1``, None without a test split;
+        ``fer_final``, ``classes``, ...).
+
+    Raises:
+        ValueError: Fewer than one epoch, or a split that is missing or holds bad images
+            (:class:`~srfer_plugin.fer_pretrain_checks.FERDataError`); nothing was trained or moved.
     """
+    from srfer_plugin import fer_pretrain_checks as checks
+
     config = resolve_path(config)
     data_root = build_options.get('data_root')
     settings = _plain(
@@ -347,34 +211,91 @@ def train_fer(
         with open(summary_path, encoding='utf-8') as f:
             previous = json.load(f)
         if previous.get('settings') == settings and osp.isfile(previous.get('fer_final', '')):
-            print(
-                f'FER classifier: reusing {previous["fer_final"]} (HR test accuracy {previous["accuracy_top1"]:.2f}%)'
-            )
+            print(f'FER classifier: reusing {previous["fer_final"]} ({_accuracy_text(previous)})')
             return previous
     if build_options.get('device') == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
-    import torch
     from mmengine.runner import Runner
     from mmpretrain.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
+    resume = bool(cfg.get('resume'))
+    init = None  # the start checkpoint is read before anything is moved or written
     if pretrained:
         if cfg.get('load_from'):
             print(f"--pretrained {pretrained} replaces the config's load_from {cfg.load_from}")
-        prepare_init_weights(cfg, pretrained, '--pretrained')
-    elif cfg.get('load_from') and not cfg.get('resume'):
-        prepare_init_weights(cfg, cfg.load_from, 'load_from')
+        init = match_init_weights(cfg, pretrained, '--pretrained')
+    elif cfg.get('load_from') and not resume:
+        init = match_init_weights(cfg, cfg.load_from, 'load_from')
+    images, missing = checks.read_splits(cfg)
+    checks.check_split_images(images)
+    work_dir = osp.abspath(cfg.work_dir)
+    if init is not None:
+        cfg.load_from = osp.join(work_dir, INIT_NAME)  # written below: the Runner reads it when training starts
     runner = Runner.from_cfg(cfg)
+    # the Runner logs into a new <time>/ folder (with a copy of the config); what training overwrites is moved first
+    earlier = checks.earlier_results(work_dir, (FINAL_NAME, SUMMARY_NAME), (INIT_NAME,), resume)
+    checks.archive_earlier_results(work_dir, earlier)
+    if init is not None:
+        write_init_weights(cfg, init)
     runner.train()
-    metrics = runner.test()
+    final_path, meta = _save_final(runner, cfg, config, None)  # saved before the test, which may fail
+    if 'test' in missing:
+        metrics, num_test = {}, 0
+        print(f'no test split ({missing["test"]} does not exist): the test is skipped', flush=True)
+    else:
+        metrics = runner.test()
+        num_test = len(runner.test_dataloader.dataset)
+        final_path, meta = _save_final(runner, cfg, config, metrics.get('accuracy/top1'))
     checkpoints = _checkpoint_paths(runner.work_dir)
+    summary = _plain(
+        {
+            'accuracy_top1': meta['test_accuracy_top1'],
+            'metrics': metrics,
+            'num_test_images': num_test,
+            'fer_final': osp.abspath(final_path),
+            'checkpoint_last': checkpoints['last'],
+            'checkpoint_best': checkpoints['best'],
+            'settings': settings,
+            **{k: meta[k] for k in ('config', 'data_root', 'classes', 'epoch', 'iter')},
+        }
+    )
+    if 'test' in missing:
+        summary['test_skipped'] = f'{missing["test"]} does not exist'
+    tmp = summary_path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp, summary_path)
+    if num_test:
+        print(f'HR test accuracy (top-1): {summary["accuracy_top1"]:.2f}% on {num_test} images')
+    print(f'plain FER checkpoint:     {final_path}')
+    print(f'last Runner checkpoint:   {checkpoints["last"]}')
+    print(f'best Runner checkpoint:   {checkpoints["best"]}')
+    return summary
+
+
+def _accuracy_text(summary: dict[str, Any]) -> str:
+    """``HR test accuracy 91.23%``, or why there is none."""
+    if summary.get('accuracy_top1') is None:
+        return f'not tested: {summary.get("test_skipped", "no test split")}'
+    return f'HR test accuracy {summary["accuracy_top1"]:.2f}%'
+
+
+def _save_final(runner, cfg, config: str, accuracy: float | None) -> tuple[str, dict[str, Any]]:
+    """Write ``fer_final.pth`` (tensors and plain types; atomically) from the Runner's model.
+
+    Returns:
+        ``(path, meta)``; the classes and data root come from the train split.
+    """
+    from srfer_plugin.utils.checkpoint import atomic_torch_save
+
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-    accuracy = metrics.get('accuracy/top1')
-    test_set = runner.test_dataloader.dataset
-    classes = list(test_set.metainfo['classes'])
+    train_set = runner.train_dataloader.dataset
+    classes = list(train_set.metainfo['classes'])
+    data_root = getattr(train_set, 'data_root', None)
     meta = {
         'config': osp.abspath(config),
-        'data_root': osp.abspath(test_set.data_root) if test_set.data_root else None,
+        'data_root': osp.abspath(data_root) if data_root else None,
         'dataset_meta': {'classes': classes},
         'classes': classes,
         'num_classes': len(classes),
@@ -385,23 +306,5 @@ def train_fer(
     }
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     final_path = osp.join(runner.work_dir, FINAL_NAME)
-    torch.save({'state_dict': state_dict, 'meta': _plain(meta)}, final_path)
-    summary = _plain(
-        {
-            'accuracy_top1': accuracy,
-            'metrics': metrics,
-            'num_test_images': len(test_set),
-            'fer_final': osp.abspath(final_path),
-            'checkpoint_last': checkpoints['last'],
-            'checkpoint_best': checkpoints['best'],
-            'settings': settings,
-            **{k: meta[k] for k in ('config', 'data_root', 'classes', 'epoch', 'iter')},
-        }
-    )
-    with open(summary_path, 'w', encoding='utf-8') as f:
-        json.dump(summary, f, indent=2)
-    print(f'HR test accuracy (top-1): {accuracy:.2f}% on {len(test_set)} images')
-    print(f'plain FER checkpoint:     {final_path}')
-    print(f'last Runner checkpoint:   {checkpoints["last"]}')
-    print(f'best Runner checkpoint:   {checkpoints["best"]}')
-    return summary
+    atomic_torch_save({'state_dict': state_dict, 'meta': _plain(meta)}, final_path)
+    return final_path, meta

@@ -9,8 +9,9 @@ class name, official split if any, subject id if any, and a lazy image loader); 
 ``prepare_report.json``. :func:`prepare_dataset` runs the whole pipeline; ``srfer prepare-dataset``
 (:mod:`srfer_plugin.tools.prepare_dataset`) is its command line.
 
-Bad rows (unreadable images, unknown labels, malformed csv rows) are recorded in a :class:`PrepareReport`
-with their file name or csv line and never reach the output. Rows dropped on purpose (contempt, AffectNet
+Bad rows (unreadable images, unknown labels, malformed csv rows, an image listed again) are recorded in a
+:class:`PrepareReport` with their file name or csv line and never reach the output (an image listed twice with one
+label is written once; with conflicting labels it is left out). Rows dropped on purpose (contempt, AffectNet
 none/uncertain/non-face, FER+ unknown/NF, unlabelled CK+ sequences) are counted as *skipped*.
 """
 

@@ -104,7 +104,8 @@ def _read_affectnet_csv(csv_path: str, report: PrepareReport, opts: ReaderOption
                     continue
             rel = row[path_col].strip()
             loader = file_loader(os.path.join(root, rel))
-            samples.append(Sample(safe_stem(rel), label, loader, f'{where} ({rel})', split=row_split))
+            key = os.path.normpath(os.path.join(root, rel))
+            samples.append(Sample(safe_stem(rel), label, loader, f'{where} ({rel})', split=row_split, key=key))
     return samples
 
 

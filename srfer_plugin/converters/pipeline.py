@@ -12,6 +12,7 @@ from srfer_plugin.converters.records import (
     PrepareReport,
     PrepareResult,
     ReaderOptions,
+    drop_repeated_listings,
     format_report,
 )
 from srfer_plugin.converters.splits import assign_splits, parse_split_spec
@@ -76,7 +77,7 @@ def prepare_dataset(
     spec = parse_split_spec(split) if split is not None else None  # a bad --split fails before the source is read
     check_dst(dst, overwrite)
     report = PrepareReport()
-    samples = FORMATS[fmt].read(src, report, options)
+    samples = drop_repeated_listings(FORMATS[fmt].read(src, report, options), report)
     classes = list(FER8_CLASSES if options.keep_contempt else FER7_CLASSES)
     kept = []
     for s in samples:

@@ -16,7 +16,8 @@ def read_rafdb(src: str, report: PrepareReport, opts: ReaderOptions) -> list[Sam
 
     Args:
         src: The ``basic`` folder (or its parent).
-        report: Receives malformed lines, unknown labels and names without a train/test prefix.
+        report: Receives malformed lines, unknown labels and names without a train/test prefix (an image listed
+            twice is reported by :func:`~srfer_plugin.converters.records.drop_repeated_listings`).
         opts: Not used.
 
     Returns:
@@ -51,5 +52,6 @@ def read_rafdb(src: str, report: PrepareReport, opts: ReaderOptions) -> list[Sam
                 report.bad_row(f'{where} ({fname})', 'file name does not start with train/test')
                 continue
             path = os.path.join(image_dir, f'{stem}_aligned.jpg')
-            samples.append(Sample(stem, label, file_loader(path), rel_path(path, src), split=split))
+            listing = {'key': os.path.normpath(path), 'row': f'{where} ({fname})'}
+            samples.append(Sample(stem, label, file_loader(path), rel_path(path, src), split=split, **listing))
     return samples

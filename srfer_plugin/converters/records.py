@@ -64,6 +64,10 @@ class Sample:
         source: Where the sample came from, for reports (file path or ``file.csv:line N``).
         split: Official split (``train``/``val``/``test``) or None.
         subject: Subject id (CK+, JAFFE) or None.
+        key: The image file when a label file lists it (normalised path): samples with one key are one image
+            listed more than once (see :func:`drop_repeated_listings`); None for images found on disk or in a csv
+            of pixels.
+        row: The label-file row that listed it (``file:line N (name)``), for reports; empty: ``source``.
     """
 
     name: str
@@ -72,6 +76,8 @@ class Sample:
     source: str
     split: str | None = None
     subject: str | None = None
+    key: str | None = None
+    row: str = ''
 
 
 @dataclass
@@ -130,6 +136,48 @@ class PrepareResult:
     def total(self) -> int:
         """Number of images written."""
         return sum(sum(c.values()) for c in self.counts.values())
+
+
+def drop_repeated_listings(samples: Sequence[Sample], report: PrepareReport) -> list[Sample]:
+    """Keep each listed image once; report the rows that list an image again.
+
+    Rows listing one image (same :attr:`Sample.key`) with the same label and split: the first is kept, each later
+    one is a bad row naming the first. With different labels (or splits) every one of them is a bad row naming all
+    of them, and the image is left out: the label file does not say which one is right.
+
+    Args:
+        samples: A reader's samples, in label-file order.
+        report: Receives the repeated rows.
+
+    Returns:
+        The samples without the repeated rows.
+    """
+    rows: dict[str, list[int]] = {}
+    for index, sample in enumerate(samples):
+        if sample.key is not None:
+            rows.setdefault(sample.key, []).append(index)
+    dropped: set[int] = set()
+    for indices in rows.values():
+        if len(indices) < 2:
+            continue
+        listed = [samples[i] for i in indices]
+        first = listed[0].row or listed[0].source
+        if len({(s.label, s.split) for s in listed}) == 1:
+            for sample in listed[1:]:
+                reason = f'duplicate of {first} (same image, same label): the image is written once'
+                report.bad_row(sample.row or sample.source, reason)
+            dropped.update(indices[1:])
+            continue
+        what = 'labels' if len({s.label for s in listed}) > 1 else 'splits'
+        given = '; '.join(
+            f'{s.row or s.source}: {s.label}' + (f' ({s.split})' if what == 'splits' else '') for s in listed
+        )
+        for sample in listed:
+            report.bad_row(
+                sample.row or sample.source, f'conflicting {what} for one image ({given}); the image is left out'
+            )
+        dropped.update(indices)
+    return [sample for index, sample in enumerate(samples) if index not in dropped]
 
 
 def canonical_class(name: str) -> str | None:

@@ -3,8 +3,10 @@
 Each cell trains in its own ``python -m srfer_plugin.train --auto_resume`` process (:mod:`.runner`), so an
 interrupted cell resumes, and is evaluated like the demo (:mod:`.evaluation`) under its row's classifier: the
 frozen one, or for a joint cell the classifier its training fine-tuned. A cell whose ``result.json`` exists is
-skipped: running the same cells again continues an interrupted benchmark. Matrix presets (``paper``,
-``cpu-small``) take their options from :mod:`.benchmark_cells`, study presets from :mod:`.study_presets`.
+skipped: running the same cells again continues an interrupted benchmark. Finished cells and trained networks are
+reused only when made with the run's iterations and dataset (:mod:`.benchmark_reuse`); otherwise the run stops
+before anything trains. Matrix presets (``paper``, ``cpu-small``) take their options from :mod:`.benchmark_cells`,
+study presets from :mod:`.study_presets`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from srfer_plugin.studies import baselines, baselines_report, study_presets, syn
 from srfer_plugin.studies.benchmark_cells import Cell, Classifier, cell_options, fer_network_options
 from srfer_plugin.studies.benchmark_options import OPTIONS_HEADER, template, unsupported_reason
 from srfer_plugin.studies.benchmark_report import METRIC_KEYS, plot, plot_means, write_tables
+from srfer_plugin.studies.benchmark_reuse import check_earlier_work, work_settings, write_training_record
 from srfer_plugin.studies.evaluation import evaluation_options, run_evaluation
 from srfer_plugin.studies.runner import network_path, run_training, train_seconds_per_iter, write_options
 from srfer_plugin.utils.shipped_options import resolve_path
@@ -209,9 +212,12 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
     if os.path.exists(result_path):
         print(f'[{name}] finished before: skipped', flush=True)
         with open(result_path, encoding='utf-8') as f:  # results of runs before --fer or seeds lack those keys
-            return {'fer': cell.fer.label, 'seed': cell.seed, 'classifier': cell.classifier, **json.load(f)}
+            earlier = json.load(f)
+        earlier.pop('settings', None)  # checked by run_benchmark (benchmark_reuse), not a column
+        return {'fer': cell.fer.label, 'seed': cell.seed, 'classifier': cell.classifier, **earlier}
     os.makedirs(cell_dir, exist_ok=True)
     opt = training_options(run, cell)
+    settings = work_settings(opt, run.data_root)
     study = study_presets.STUDY_PRESETS.get(run.preset)
     test_degradation, extra_metrics = (study.test_degradation, study.extra_metrics) if study else (None, ())
     if isinstance(cell, baselines.BaselineCell):  # each condition tests on its own degradation
@@ -226,6 +232,7 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
             raise RuntimeError(f'{cell.train_name} starts from the network of {cell.init_from}, which is not trained')
         print(f'[{cell.train_name}] training {opt["train"]["total_iter"]} iterations', flush=True)
         run_training(opt_path, run.exp_root, log_path=os.path.join(train_dir, 'train_stdout.log'))
+        write_training_record(run.exp_root, cell.train_name, settings)
     print(f'[{name}] evaluating with {cell.fer.label} ({cell.classifier})', flush=True)
     metrics, params = evaluate_cell(
         run.data_root,
@@ -256,7 +263,7 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
     )
     tmp = result_path + '.tmp'
     with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(row, f, indent=2)
+        json.dump({**row, 'settings': settings}, f, indent=2)
     os.replace(tmp, result_path)  # written last: a cell without result.json is not finished
     print(f'[{name}] ' + ', '.join(f'{k} {row[k]:.4g}' for k in METRIC_KEYS), flush=True)
     return row
@@ -276,7 +283,19 @@ def run_benchmark(
     Returns:
         The rows; ``benchmark.csv``, ``benchmark.md`` and ``benchmark_acc.png`` (and, over several seeds,
         ``benchmark_mean.csv``) are in ``run.out``.
+
+    Raises:
+        benchmark_reuse.EarlierSettingsError: Finished cells or trained networks the run would reuse were made with
+            other iterations or another dataset; nothing ran.
     """
+    check_earlier_work(
+        run.out,
+        run.exp_root,
+        run.data_root,
+        cells,
+        lambda cell: training_options(run, cell),
+        lambda cell: bool(unsupported_reason(cell.backbone, cell.scale)),
+    )
     os.makedirs(run.out, exist_ok=True)
     study = study_presets.STUDY_PRESETS.get(run.preset)
     report: dict[str, Any] = {}

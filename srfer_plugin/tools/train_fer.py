@@ -5,7 +5,10 @@ The command line of :func:`srfer_plugin.fer_pretrain.train_fer`. Example::
     srfer generate-synthetic-faces --out datasets/synthetic_fer
     srfer train-fer srfer::fer/resnet18_fer7.py --data-root datasets/synthetic_fer --device cpu
 
-At the end the final model is tested on the test split, and the work dir holds:
+The images of every split the run reads are decoded first (bad ones are listed before training). At the end
+``fer_final.pth`` is written, then the final model is tested on the test split (skipped, with a note, when the data
+has none). An earlier run's results in the work dir are moved to ``archived_<time>/`` (not with ``--resume``). The
+work dir holds:
 
 * ``fer_test_accuracy.json``: the HR test accuracy, the checkpoint paths and the settings;
 * ``fer_final.pth``: ``{'state_dict': ..., 'meta': {...}}`` (tensors and plain Python types only), loadable with
@@ -29,6 +32,8 @@ import sys
 
 from mmengine.config import DictAction
 
+from srfer_plugin.infer import at_least
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
@@ -37,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', help='output folder (default: work_dirs/<config name>)')
     parser.add_argument('--data-root', help='dataset root in the srfer_plugin FER layout (overrides the config)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, key=value')
-    parser.add_argument('--max-epochs', type=int, help='training epochs; the epoch-based LR schedule follows')
+    parser.add_argument('--max-epochs', type=at_least(1), help='training epochs; the epoch-based LR schedule follows')
     parser.add_argument(
         '--device', default='auto', choices=['auto', 'cpu', 'cuda'], help='cpu hides every GPU; auto lets mmengine pick'
     )

@@ -1,0 +1,176 @@
+"""What ``srfer train-fer`` (:func:`srfer_plugin.fer_pretrain.train_fer`) checks before training, and what it keeps.
+
+- **Epochs.** ``--max-epochs`` and ``train_cfg.max_epochs`` must be at least 1: no epoch would leave the classifier
+  untrained and still write ``fer_final.pth``.
+- **Splits.** The train split, and the val and test splits when the config validates and tests, must be listed
+  (``meta_info_<split>.txt``). A missing test split is allowed (as ``prepare-dataset --split train=0.8,val=0.2``
+  writes): the run trains, writes ``fer_final.pth`` and skips the test. A missing train or val split is an error.
+- **Images.** Every image of those splits is decoded up front with the SR side's check
+  (:func:`~srfer_plugin.data.image_check.check_disk_images`, cached), so a truncated file stops the run with its
+  split and path before the first epoch instead of in a data-loader worker.
+- **Earlier results are kept.** ``fer_final.pth``, ``fer_test_accuracy.json`` and (unless the run resumes) the
+  Runner checkpoints and ``init_weights.pth`` of an earlier run in the work dir are moved into
+  ``archived_<time>/`` inside it once the new Runner is built, before it trains, as ``srfer export`` and
+  ``srfer infer`` keep earlier outputs. (Each run's logs and config copy are in its own ``<time>/`` folder.)
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import os.path as osp
+from typing import Any
+
+# (split, dataloader key, loop key: the Runner reads the split when the loop is configured; None: always)
+SPLIT_LOADERS: tuple[tuple[str, str, str | None], ...] = (
+    ('train', 'train_dataloader', None),
+    ('val', 'val_dataloader', 'val_cfg'),
+    ('test', 'test_dataloader', 'test_cfg'),
+)
+# Bad images named in the error; the rest are counted.
+LISTED_BAD_IMAGES = 20
+
+
+class FERDataError(ValueError):
+    """A split the run reads is missing, or some of its images cannot be decoded."""
+
+
+def check_max_epochs(cfg, max_epochs: int | None) -> None:
+    """Refuse fewer than one training epoch (``--max-epochs`` or the config's ``train_cfg.max_epochs``).
+
+    Raises:
+        ValueError: Naming the setting and its value.
+    """
+    if max_epochs is not None:
+        if int(max_epochs) < 1:
+            raise ValueError(f'--max-epochs must be at least 1, got {max_epochs} (no epoch would train the classifier)')
+        return
+    configured = (cfg.get('train_cfg') or {}).get('max_epochs')
+    if configured is not None and int(configured) < 1:
+        raise ValueError(
+            f'train_cfg.max_epochs must be at least 1, got {configured} (from {cfg.filename} or --cfg-options)'
+        )
+
+
+def _lazy_dataset(dataset_cfg: Any):
+    """The dataset of a dataloader config, built without reading its annotations and without a pipeline."""
+    from mmpretrain.registry import DATASETS
+
+    cfg = copy.deepcopy(dataset_cfg)
+    if 'pipeline' in cfg:
+        cfg['pipeline'] = []
+    cfg['lazy_init'] = True
+    return DATASETS.build(cfg)
+
+
+def _image_paths(dataset) -> list[str]:
+    """The absolute image paths of a fully initialised dataset, each once, in order."""
+    paths = (dataset.get_data_info(i).get('img_path') for i in range(len(dataset)))
+    return list(dict.fromkeys(osp.abspath(p) for p in paths if p))
+
+
+def read_splits(cfg) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The image paths of every split the Runner of ``cfg`` reads.
+
+    Args:
+        cfg: The training config (:func:`srfer_plugin.fer_pretrain.build_config`).
+
+    Returns:
+        ``(images, missing)``: ``images[split]``, the image paths of each listed split; ``missing['test']``, the
+        annotation file of a test split that does not exist (the test is then skipped).
+
+    Raises:
+        FERDataError: The train split, or the val split of a config that validates, is missing or cannot be read.
+    """
+    images: dict[str, list[str]] = {}
+    missing: dict[str, str] = {}
+    for split, loader_key, loop_key in SPLIT_LOADERS:
+        loader = cfg.get(loader_key)
+        if not loader or (loop_key and cfg.get(loop_key) is None):
+            continue
+        dataset = _lazy_dataset(loader.dataset)
+        ann_file = getattr(dataset, 'ann_file', '') or ''
+        if ann_file and not osp.isfile(ann_file):
+            if split == 'test':
+                missing[split] = ann_file
+                continue
+            raise FERDataError(
+                f'{split} split: {ann_file!r} does not exist (--data-root {dataset.data_root!r}); '
+                + (
+                    'the Runner validates every epoch and keeps the best checkpoint by val accuracy: '
+                    if split == 'val'
+                    else ''
+                )
+                + 'write the split with srfer prepare-dataset --split, e.g. train=0.8,val=0.1,test=0.1'
+            )
+        try:
+            dataset.full_init()
+        except (OSError, ValueError, KeyError, IndexError, AssertionError) as err:
+            raise FERDataError(f'{split} split ({ann_file or dataset.data_root!r}) cannot be read: {err}') from err
+        images[split] = _image_paths(dataset)
+    return images, missing
+
+
+def check_split_images(images: dict[str, list[str]]) -> None:
+    """Decode every image of every split (cached, as the SR datasets check theirs); name the bad ones.
+
+    Args:
+        images: ``{split: absolute image paths}`` (:func:`read_splits`).
+
+    Raises:
+        FERDataError: Some images are missing or do not decode; the message lists them with their split.
+    """
+    from srfer_plugin.data.image_check import check_disk_images
+
+    bad: list[str] = []
+    for split, paths in images.items():
+        if not paths:
+            continue
+        root = osp.commonpath([osp.dirname(p) for p in paths])
+        checks = check_disk_images(root, [osp.relpath(p, root) for p in paths], f'Checking {split} images')
+        bad += [f'{split}: {path}: {check.problem}' for path, check in zip(paths, checks) if not check.ok]
+    if bad:
+        listed = '\n  '.join(bad[:LISTED_BAD_IMAGES])
+        more = f'\n  ... and {len(bad) - LISTED_BAD_IMAGES} more' if len(bad) > LISTED_BAD_IMAGES else ''
+        raise FERDataError(
+            f'{len(bad)} image(s) of the dataset cannot be used (checked before training; nothing was trained):\n'
+            f'  {listed}{more}\nReplace them, or remove their lines from the meta_info_<split>.txt files'
+        )
+
+
+def earlier_results(work_dir: str, results: tuple[str, ...], fresh_results: tuple[str, ...], resume: bool) -> list[str]:
+    """The entries of ``work_dir`` that the new run would overwrite, to be archived first.
+
+    Args:
+        work_dir: The run's work dir.
+        results: Files every run writes (``fer_final.pth``, ``fer_test_accuracy.json``).
+        fresh_results: Files only a run that does not resume writes (``init_weights.pth``).
+        resume: The run resumes from the Runner checkpoints, which then stay where they are.
+
+    Returns:
+        Names of existing entries of ``work_dir``.
+    """
+    if not osp.isdir(work_dir):
+        return []
+    names = [n for n in results if osp.lexists(osp.join(work_dir, n))]
+    if resume:
+        return names
+    found = [n for n in fresh_results if osp.lexists(osp.join(work_dir, n))]
+    for pattern in ('last_checkpoint', 'epoch_*.pth', 'best_*.pth'):
+        found += sorted(osp.basename(p) for p in glob.glob(osp.join(work_dir, pattern)))
+    return names + [n for n in dict.fromkeys(found) if n not in names]
+
+
+def archive_earlier_results(work_dir: str, names: list[str]) -> str | None:
+    """Move ``names`` (entries of ``work_dir``) into a new ``work_dir/archived_<time>/`` and say so.
+
+    Returns:
+        The archive folder, or None when there is nothing to move.
+    """
+    from srfer_plugin.utils.inference_outputs import move_to_archive
+
+    if not names:
+        return None
+    archive = move_to_archive(work_dir, names)
+    print(f'note: moved the results of an earlier run in {work_dir} ({", ".join(names)}) to {archive}', flush=True)
+    return archive
