@@ -9,7 +9,7 @@ Fixes to BasicSR (same semantics, more devices and safer IO):
 * :mod:`.resume`: ``load_resume_state`` without ``.cuda()`` (CPU resume), read by the safe loader (no pickled
   code runs).
 * :mod:`.patches`: ``build_dataloader`` fails clearly on an empty training set or one smaller than a batch.
-* :mod:`.patches` and :mod:`.option_checks`: ``parse_options`` (also BasicSR's test pipeline, see
+* :mod:`.patches`, :mod:`.option_checks` and :mod:`.option_keys`: ``parse_options`` (also BasicSR's test pipeline, see
   :func:`guard_parse_options`) refuses options that would be misread or train with a wrong meaning, then takes the
   output folder (``experiments/<name>``, ``results/<name>``) for the process, before BasicSR creates or renames
   anything: a second run of the same name stops instead of archiving the folder of a running one.

@@ -7,7 +7,9 @@ parsed options before any folder exists. Every error names the YAML key path and
 BasicSR reads YAML 1.1, where a number in exponent notation without a dot (``1e-4``, ``5e3``) is a *string*; such a
 string that parses as a number is accepted and replaced by the number, anything else is refused.
 
-Checked elsewhere, not here: the GAN sections (``check_gan_options``), the classifier and joint-learning options
+Option keys (required, unknown or misspelt keys, dataset names, ``val.metrics``, ``path``) are checked by
+:mod:`srfer_plugin.train_loop.option_keys`, called from :func:`check_options`. Checked elsewhere, not here: the GAN
+sections (``check_gan_options``), the classifier and joint-learning options
 (``check_fer_options``) and the size of the training set (``check_train_set_size``). The plugin's own loss classes
 check ``loss_weight`` and ``p`` again in their constructors, for losses built without these options.
 """
@@ -58,39 +60,49 @@ def load_option_file(path: str) -> dict:
     return opt
 
 
-def check_option_file(path: str) -> None:
+def check_option_file(path: str, is_train: bool = True) -> None:
     """Check what BasicSR's ``parse_options`` uses before it can report a problem itself.
 
     Args:
         path: The ``-opt`` YAML file.
+        is_train: A training run (``parse_options`` writes into ``logger`` in debug mode) rather than a test run.
 
     Raises:
-        OptionError: The file is not a mapping, ``name`` is not a non-empty string, ``datasets``/``path`` are not
-            mappings, or ``manual_seed`` is not an integer.
+        OptionError: The file is not a mapping, ``name`` is not a non-empty string, ``datasets``/``path`` (and in
+            training ``logger``) are not mappings, ``num_gpu`` is missing or neither ``auto`` nor a whole number
+            >= 0, or ``manual_seed`` is not an integer.
     """
+    from srfer_plugin.train_loop.option_keys import check_num_gpu
+
     opt = load_option_file(path)
     _check_name(opt.get('name'), path)
-    for section in ('datasets', 'path'):
+    for section in ('datasets', 'path') + (('logger',) if is_train else ()):
+        if section not in opt:
+            raise OptionError(f'{section} is missing in {path!r}')
         if not isinstance(opt.get(section), dict):
             raise OptionError(f'{section} must be a mapping; got {_short(opt.get(section))} in {path!r}')
+    check_num_gpu(opt, path)
     for key, dataset in opt['datasets'].items():
         if not isinstance(dataset, dict):
             raise OptionError(f'datasets.{key} must be a mapping of dataset options; got {_short(dataset)}')
     _check_seed(opt.get('manual_seed'))
 
 
-def check_options(opt: dict, is_train: bool) -> None:
+def check_options(opt: dict, is_train: bool, opt_file: str | None = None) -> None:
     """Check parsed options before any folder is created; numbers written as strings become numbers in place.
 
     Args:
         opt: The options as BasicSR's ``parse_options`` returns them.
         is_train: A training run (the ``train`` section is checked) rather than a test run.
+        opt_file: The option file, named in the messages about missing keys.
 
     Raises:
         OptionError: A value would be misread or would train with a wrong meaning (the message names the key
             path and the value).
         RenamedOptionError: A key was renamed (the message names the new key).
     """
+    from srfer_plugin.train_loop.option_keys import check_option_keys
+
     check_renamed_options(opt)
     _check_seed(opt.get('manual_seed'))
     for key, dataset in opt['datasets'].items():
@@ -104,11 +116,12 @@ def check_options(opt: dict, is_train: bool) -> None:
         for flag in ('use_hflip', 'use_rot'):
             if flag in dataset and not isinstance(dataset[flag], bool):
                 raise OptionError(f'{where}.{flag} must be true or false; got {dataset[flag]!r}')
+    if is_train and not isinstance(opt.get('train'), dict):
+        raise OptionError(f'train must be a mapping of training options; got {_short(opt.get("train"))}')
+    check_option_keys(opt, is_train, opt_file)
     if not is_train:
         return
-    train_opt = opt.get('train')
-    if not isinstance(train_opt, dict):
-        raise OptionError(f'train must be a mapping of training options; got {_short(train_opt)}')
+    train_opt = opt['train']
     _check_total_iter(train_opt)
     for key, optim_opt in train_opt.items():
         if key.startswith('optim_') and optim_opt is not None:

@@ -157,12 +157,12 @@ def _checked_parse_options(original: Callable) -> Callable:
         sys.argv[:] = resolve_option_argument(sys.argv)
         opt_file = option_file_argument(sys.argv)
         if opt_file is not None and os.path.isfile(opt_file):
-            check_option_file(opt_file)  # what parse_options itself would fail on obscurely
+            check_option_file(opt_file, is_train)  # what parse_options itself would fail on obscurely
         root = run_root(root_path)
         opt, args = original(root, is_train=is_train)
         if root != root_path:  # python -m basicsr.train of an installed BasicSR
             opt = rooted_options(opt, root)
-        check_options(opt, is_train)
+        check_options(opt, is_train, opt_file)
         record_dataset_keys(opt)
         own_output_folder(opt)
         return opt, args

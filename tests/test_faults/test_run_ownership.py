@@ -183,7 +183,9 @@ def test_second_test_run_of_the_same_name_is_refused(tiny_fer_root, tmp_path):
     dataset = opt['datasets']['test_1']
     dataset['dataroot_gt'] = tiny_fer_root
     dataset['meta_info_file'] = os.path.join(tiny_fer_root, meta_info_name('val'))
-    opt['path']['pretrain_network_g'] = None  # a random network_g: only the folder matters here
+    # bicubic upsampling as network_g (no weights to load, so no path.pretrain_network_g): only the folder matters here
+    opt['network_g'] = {'type': 'BicubicUpsampler', 'upscale': 4}
+    opt['path']['pretrain_network_g'] = None
     opt_path = write_options(opt, str(tmp_path / 'test.yml'))
     results = tmp_path / 'results' / NAME
     run_a = GatedRun(tmp_path, 'a', 'test', opt_path)
