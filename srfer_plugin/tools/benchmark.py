@@ -39,8 +39,8 @@ from its last training state, and is then evaluated on the test split with the d
 on SR (``acc``), HR (``acc_hr``) and bicubic (``acc_bicubic``) images. Plain-SR cells (the plugin's
 ``SafeSRModel``, L1 only) are evaluated the same way. A cell whose ``result.json`` exists is skipped: rerunning
 the command continues an interrupted benchmark. A cell or training made with other settings (``--iters``,
-``--data-root``) stops the run before anything is trained (use another ``--exp-root``/``--out``). Cells a backbone cannot run in BasicSR 1.4.2 (RRDBNet and
-MSRResNet at x8) are listed as ``unsupported`` with the reason.
+``--data-root``) stops the run before anything is trained (use another ``--exp-root``/``--out``). Cells a backbone
+cannot run in BasicSR 1.4.2 (RRDBNet and MSRResNet at x8) are listed as ``unsupported`` with the reason.
 
 Classifiers (``--fer CONFIG[=CHECKPOINT][@SIZE] ...``; default: the preset's own classifier only):
 
