@@ -21,6 +21,8 @@ import glob
 import os.path as osp
 from typing import Any
 
+from srfer_plugin.utils.formatting import first_of
+
 # (split, dataloader key, loop key: the Runner reads the split when the loop is configured; None: always)
 SPLIT_LOADERS: tuple[tuple[str, str, str | None], ...] = (
     ('train', 'train_dataloader', None),
@@ -130,11 +132,10 @@ def check_split_images(images: dict[str, list[str]]) -> None:
         checks = check_disk_images(root, [osp.relpath(p, root) for p in paths], f'Checking {split} images')
         bad += [f'{split}: {path}: {check.problem}' for path, check in zip(paths, checks) if not check.ok]
     if bad:
-        listed = '\n  '.join(bad[:LISTED_BAD_IMAGES])
-        more = f'\n  ... and {len(bad) - LISTED_BAD_IMAGES} more' if len(bad) > LISTED_BAD_IMAGES else ''
+        listed = '\n  '.join(first_of(bad, LISTED_BAD_IMAGES))
         raise FERDataError(
             f'{len(bad)} image(s) of the dataset cannot be used (checked before training; nothing was trained):\n'
-            f'  {listed}{more}\nReplace them, or remove their lines from the meta_info_<split>.txt files'
+            f'  {listed}\nReplace them, or remove their lines from the meta_info_<split>.txt files'
         )
 
 

@@ -16,12 +16,14 @@ from srfer_plugin.converters.records import REPORT_FILE, PrepareError, PrepareRe
 from srfer_plugin.converters.splits import split_order
 from srfer_plugin.data.fer_layout import (
     CLASSES_FILE,
+    files_under,
     meta_info_name,
     read_meta_info,
     read_text_lines,
     write_classes,
     write_meta_info,
 )
+from srfer_plugin.utils.formatting import first_of
 
 _UNSAFE = re.compile(r'[^A-Za-z0-9_-]+')
 # What BasicSR's make_lmdb_from_imgs writes into ``lmdb/<split>.lmdb``.
@@ -68,22 +70,6 @@ def previous_output_paths(dst: str) -> list[str]:
     return out
 
 
-def _files_under(dst: str, folder: str) -> list[str]:
-    """Every entry under ``folder`` that is not a folder (files, links, pipes), as a ``/`` path relative to ``dst``.
-
-    Links are not followed. Empty folders are left out: deleting them loses nothing.
-    """
-    out, stack = [], [folder]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                else:
-                    out.append(os.path.relpath(entry.path, dst).replace(os.sep, '/'))
-    return out
-
-
 def _listed_files(dst: str, split: str) -> set[str]:
     """The paths ``meta_info_<split>.txt`` lists (normalised, ``/``); empty when it is missing."""
     path = os.path.join(dst, meta_info_name(split))
@@ -119,7 +105,7 @@ def unlisted_files(dst: str, previous: Iterable[str]) -> list[str]:
         if not os.path.isdir(path) or os.path.islink(path):
             continue
         try:
-            files = _files_under(dst, path)
+            files = files_under(dst, path)
             if name == 'lmdb':
                 out += [f for f in files if not _LMDB_FILE.fullmatch(f)]
             else:
@@ -149,7 +135,7 @@ def check_replaceable(dst: str, previous: Sequence[str]) -> None:
     extra = unlisted_files(dst, previous)
     if not extra:
         return
-    shown = extra[:_SHOWN_FILES] + ([f'... and {len(extra) - _SHOWN_FILES} more'] if len(extra) > _SHOWN_FILES else [])
+    shown = first_of(extra, _SHOWN_FILES)
     folders = sorted({f.split('/', 1)[0] for f in extra})
     no_meta = [d for d in folders if d != 'lmdb' and not os.path.isfile(os.path.join(dst, meta_info_name(d)))]
     why = f'; {", ".join(meta_info_name(d) for d in no_meta)} is missing' if no_meta else ''

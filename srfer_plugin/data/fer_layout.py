@@ -25,6 +25,8 @@ import posixpath
 import re
 from collections.abc import Iterable, Sequence
 
+from srfer_plugin.utils.formatting import first_of
+
 # One fixed class order for every format (line i of classes.txt is label i).
 FER7_CLASSES: tuple[str, ...] = ('neutral', 'happy', 'sad', 'surprise', 'fear', 'disgust', 'angry')
 # AffectNet's optional eighth class.
@@ -181,8 +183,23 @@ def _outside_root_error(rel_path: str) -> str | None:
 def _join_line_errors(path: str, errors: list[str], shown: int = 20) -> str:
     if len(errors) == 1:
         return errors[0]
-    lines = errors[:shown] + ([f'... and {len(errors) - shown} more'] if len(errors) > shown else [])
-    return f'meta_info_file {path!r} has {len(errors)} bad lines:\n  ' + '\n  '.join(lines)
+    return f'meta_info_file {path!r} has {len(errors)} bad lines:\n  ' + '\n  '.join(first_of(errors, shown))
+
+
+def files_under(root: str, folder: str) -> list[str]:
+    """Every entry under ``folder`` that is not a folder (files, links, pipes), as a ``/`` path relative to ``root``.
+
+    Links are not followed. Empty folders are left out: deleting them loses nothing.
+    """
+    out, stack = [], [folder]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    out.append(os.path.relpath(entry.path, root).replace(os.sep, '/'))
+    return out
 
 
 def write_meta_info(path: str, items: Iterable[tuple[str, int]]) -> None:

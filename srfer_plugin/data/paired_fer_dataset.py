@@ -18,6 +18,7 @@ from srfer_plugin.data.bad_images import BAD_IMAGE_MODES, BadImage, DatasetConte
 from srfer_plugin.data.degradations import check_scale, degrade, normalize_pipeline, rng_for_image
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes, scan_class_folders
 from srfer_plugin.data.image_check import ImageCheck, check_disk_images, check_lmdb_images, read_regular_file
+from srfer_plugin.utils.formatting import first_of
 
 README_DATASETS_HINT = 'see README.md, section "Preparing datasets"'
 META_INFO_DUPLICATE_MODES: tuple[str, ...] = ('error', 'keep')
@@ -304,5 +305,4 @@ class PairedFERDataset(data.Dataset):
 
 def _shown(lines: list[str]) -> str:
     """The first lines of a list of problems, one per line (indented), with a count of the rest."""
-    more = [f'... and {len(lines) - _SHOWN_SIZE_ERRORS} more'] if len(lines) > _SHOWN_SIZE_ERRORS else []
-    return '\n  '.join(lines[:_SHOWN_SIZE_ERRORS] + more)
+    return '\n  '.join(first_of(lines, _SHOWN_SIZE_ERRORS))

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from srfer_plugin.studies.runner import network_path
+from srfer_plugin.utils.formatting import first_of
 
 SETTINGS_FILE = 'benchmark_settings.json'
 LISTED_CONFLICTS = 10  # earlier results named in the error; the rest are counted
@@ -132,10 +133,9 @@ def check_earlier_work(
             if diff and not any(c.startswith(f'{net_g}:') for c in conflicts):
                 conflicts.append(f'{net_g}: {diff}')
     if conflicts:
-        listed = '\n  '.join(conflicts[:LISTED_CONFLICTS])
-        more = f'\n  ... and {len(conflicts) - LISTED_CONFLICTS} more' if len(conflicts) > LISTED_CONFLICTS else ''
+        listed = '\n  '.join(first_of(conflicts, LISTED_CONFLICTS))
         raise EarlierSettingsError(
             f'{len(conflicts)} earlier result(s) of these cells were made with other settings than this run, which '
-            f'cell names do not tell apart:\n  {listed}{more}\nNothing was trained or changed: rerun with the earlier '
+            f'cell names do not tell apart:\n  {listed}\nNothing was trained or changed: rerun with the earlier '
             'settings, give this run its own --out and --exp-root, or move those cells and trainings away.'
         )

@@ -25,6 +25,7 @@ import numpy as np
 from srfer_plugin.data.fer_layout import (
     CLASSES_FILE,
     FER7_CLASSES,
+    files_under,
     meta_info_name,
     read_classes,
     read_meta_info,
@@ -32,6 +33,7 @@ from srfer_plugin.data.fer_layout import (
     write_meta_info,
 )
 from srfer_plugin.synthetic.render import generate_face
+from srfer_plugin.utils.formatting import first_of
 
 # Bump whenever the drawing or the parameter distributions change: cached datasets are then regenerated.
 GENERATOR_VERSION = 1
@@ -53,8 +55,7 @@ class SyntheticRootError(ValueError):
 
     def __init__(self, root: str, foreign: list[str]) -> None:
         self.root, self.foreign = root, foreign
-        more = len(foreign) - _SHOWN_FILES
-        shown = ', '.join(foreign[:_SHOWN_FILES] + ([f'... and {more} more'] if more > 0 else []))
+        shown = ', '.join(first_of(foreign, _SHOWN_FILES))
         what = (
             f'holds {len(foreign)} file(s) the synthetic-face generator did not write (no {MANIFEST_NAME} of the '
             f'generator lists them): {shown}. Generating there would delete or mix with them; nothing was written or '
@@ -170,19 +171,6 @@ def _image_names(manifest: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def _files_under(root: str, split: str) -> list[str]:
-    """Every entry under ``root/split`` that is not a folder (links not followed), relative to ``root`` (``/``)."""
-    out, stack = [], [os.path.join(root, split)]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                else:
-                    out.append(os.path.relpath(entry.path, root).replace(os.sep, '/'))
-    return out
-
-
 def generated_files(root: str) -> list[str]:
     """The files in ``root`` that an earlier run of the generator wrote, which a new run replaces.
 
@@ -215,7 +203,7 @@ def generated_files(root: str) -> list[str]:
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
             foreign.append(split)
         elif os.path.isdir(path):
-            for rel in sorted(_files_under(root, split)):
+            for rel in sorted(files_under(root, os.path.join(root, split))):
                 (owned if rel in images else foreign).append(rel)
     if foreign:
         raise SyntheticRootError(root, foreign)

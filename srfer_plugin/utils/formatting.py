@@ -1,4 +1,4 @@
-"""Number formatting shared by every report (CSV and Markdown tables)."""
+"""Formatting shared by every report (CSV and Markdown tables) and by messages that list problems."""
 
 from __future__ import annotations
 
@@ -23,3 +23,16 @@ def format_value(value: Any, digits: int | None = 4) -> str:
             digits = 4 if abs(value) < 1 else 2
         return f'{value:.{digits}f}'
     return str(value)
+
+
+def first_of(items: list[str], limit: int) -> list[str]:
+    """The first ``limit`` items of a list shown in a message, plus ``... and N more`` for the rest.
+
+    Args:
+        items: The lines or names.
+        limit: How many to show.
+
+    Returns:
+        The lines to join.
+    """
+    return items[:limit] + ([f'... and {len(items) - limit} more'] if len(items) > limit else [])
