@@ -23,6 +23,7 @@ from srfer_plugin.fer_pretrain_weights import (  # noqa: F401  (re-exported: the
     read_weights,
     write_init_weights,
 )
+from srfer_plugin.utils.checkpoint import atomic_torch_save, atomic_write_json
 from srfer_plugin.utils.shipped_options import resolve_path
 
 SUMMARY_NAME = 'fer_test_accuracy.json'
@@ -262,10 +263,7 @@ def train_fer(
     )
     if 'test' in missing:
         summary['test_skipped'] = f'{missing["test"]} does not exist'
-    tmp = summary_path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(summary, f, indent=2)
-    os.replace(tmp, summary_path)
+    atomic_write_json(summary, summary_path)
     if num_test:
         print(f'HR test accuracy (top-1): {summary["accuracy_top1"]:.2f}% on {num_test} images')
     print(f'plain FER checkpoint:     {final_path}')
@@ -287,8 +285,6 @@ def _save_final(runner, cfg, config: str, accuracy: float | None) -> tuple[str, 
     Returns:
         ``(path, meta)``; the classes and data root come from the train split.
     """
-    from srfer_plugin.utils.checkpoint import atomic_torch_save
-
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     train_set = runner.train_dataloader.dataset
     classes = list(train_set.metainfo['classes'])

@@ -45,7 +45,7 @@ import glob
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ from srfer_plugin.predictor import (
     SRFERPredictor,
     resolve_device,
 )
+from srfer_plugin.utils.cli_args import at_least
 from srfer_plugin.utils.inference_io import load_yaml, read_lr_image, resolve_class_names
 from srfer_plugin.utils.inference_outputs import (
     RowByRowCSV,
@@ -245,22 +246,6 @@ def add_model_arguments(parser: argparse.ArgumentParser, no_fer_help: str) -> No
     parser.add_argument('--num-classes', type=int, help='classifier classes (default: network_fer.num_classes)')
     parser.add_argument('--no-fer', action='store_true', help=no_fer_help)
     parser.add_argument('--classes', help='class names: a classes.txt file or a comma-separated list')
-
-
-def at_least(low: float, kind: type = int) -> Callable[[str], float]:
-    """An argparse ``type``: a number of ``kind`` that is at least ``low`` (argparse names the flag on error)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'{text!r} is not {"an integer" if kind is int else "a number"}') from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f'{text} is below {low}')
-        return value
-
-    parse.__name__ = f'{kind.__name__} >= {low}'
-    return parse
 
 
 def read_model_options(path: str | None) -> dict:

@@ -25,6 +25,7 @@ from srfer_plugin.studies.benchmark_report import METRIC_KEYS, plot, plot_means,
 from srfer_plugin.studies.benchmark_reuse import check_earlier_work, work_settings, write_training_record
 from srfer_plugin.studies.evaluation import evaluation_options, run_evaluation
 from srfer_plugin.studies.runner import network_path, run_training, train_seconds_per_iter, write_options
+from srfer_plugin.utils.checkpoint import atomic_write_json
 from srfer_plugin.utils.shipped_options import resolve_path
 
 
@@ -261,10 +262,7 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
         params=params,
         note=f'cell wall time {time.time() - start:.0f} s{shared}{adapted}',
     )
-    tmp = result_path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump({**row, 'settings': settings}, f, indent=2)
-    os.replace(tmp, result_path)  # written last: a cell without result.json is not finished
+    atomic_write_json({**row, 'settings': settings}, result_path)  # written last: a cell without it is not finished
     print(f'[{name}] ' + ', '.join(f'{k} {row[k]:.4g}' for k in METRIC_KEYS), flush=True)
     return row
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from srfer_plugin.studies.runner import network_path
+from srfer_plugin.utils.checkpoint import atomic_write_json
 from srfer_plugin.utils.formatting import first_of
 
 SETTINGS_FILE = 'benchmark_settings.json'
@@ -78,11 +79,7 @@ def write_training_record(exp_root: str, name: str, settings: dict[str, Any]) ->
     """Record the settings of a finished training beside its network."""
     folder = os.path.join(exp_root, 'experiments', name)
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, SETTINGS_FILE)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(settings, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write_json(settings, os.path.join(folder, SETTINGS_FILE))
 
 
 def differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:

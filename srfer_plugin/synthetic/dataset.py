@@ -33,6 +33,7 @@ from srfer_plugin.data.fer_layout import (
     write_meta_info,
 )
 from srfer_plugin.synthetic.render import generate_face
+from srfer_plugin.utils.checkpoint import atomic_write_json
 from srfer_plugin.utils.formatting import first_of
 
 # Bump whenever the drawing or the parameter distributions change: cached datasets are then regenerated.
@@ -137,10 +138,7 @@ def write_synthetic_dataset(
 
 def _write_manifest(root: str, manifest: Mapping[str, Any]) -> None:
     """Write ``root/synthetic_faces.json`` in one step (a crash leaves the old one or the new one)."""
-    path = os.path.join(root, MANIFEST_NAME)
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(path + '.tmp', path)
+    atomic_write_json(manifest, os.path.join(root, MANIFEST_NAME))
 
 
 def _read_manifest(root: str) -> dict[str, Any] | None:

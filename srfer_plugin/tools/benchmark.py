@@ -211,7 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = 'srfer benchmark ' + ' '.join(sys.argv[1:] if argv is None else argv)
     out = os.path.abspath(args.out or os.path.join('results', f'benchmark_{args.preset.replace("-", "_")}'))
-    os.makedirs(out, exist_ok=True)
     exp_root = os.path.abspath(args.exp_root)
     data_preset_name = 'cpu-small' if baselines.is_baselines(args.preset) else data_preset(args.preset)
     try:

@@ -31,6 +31,7 @@ from srfer_plugin.converters.staging import check_sources_apart
 from srfer_plugin.data.degradations import SCENARIOS, describe_pipeline, normalize_pipeline
 from srfer_plugin.data.fer_layout import CLASSES_FILE, write_classes
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
+from srfer_plugin.utils.cli_args import at_least
 
 LOSSLESS_EXTENSIONS = ('.png', '.bmp', '.tif', '.tiff', '.ppm', '.pgm')
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='meta_info file (path, or name inside --src); default: --src holds class sub-folders',
     )
     parser.add_argument('--dst', required=True, help='output root (becomes dataroot_lq)')
-    parser.add_argument('--scale', type=int, default=4, help='downsampling factor: 2, 3, 4 or 8')
+    parser.add_argument('--scale', type=at_least(1), default=4, help='downsampling factor: 2, 3, 4 or 8')
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         '--scenario',
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='degradation as YAML text (a list of steps or a scenario name) or a YAML file holding one',
     )
     parser.add_argument('--seed', type=int, default=0, help='degradation_seed of the per-image generator')
-    parser.add_argument('--gt-size', type=int, default=None, help='resize HR to this square size first (gt_size)')
+    parser.add_argument('--gt-size', type=at_least(1), default=None, help='resize HR to this square size first')
     parser.add_argument('--overwrite', action='store_true', help='write into a non-empty --dst')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser

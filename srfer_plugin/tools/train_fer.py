@@ -32,7 +32,7 @@ import sys
 
 from mmengine.config import DictAction
 
-from srfer_plugin.infer import at_least
+from srfer_plugin.utils.cli_args import at_least
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

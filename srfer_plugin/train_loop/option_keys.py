@@ -119,6 +119,10 @@ def check_required_keys(opt: dict, is_train: bool, opt_file: str | None = None) 
         if opt.get(key) in (None, ''):
             raise OptionError(f'{key} is missing{_in(opt_file)}' + (_suggest(key, opt) if key not in opt else ''))
     _check_registered(opt, opt_file)
+    if 'scale' in opt and not (_is_int(opt['scale']) and opt['scale'] >= 1):  # BasicSR copies it to every dataset
+        raise OptionError(
+            f'scale must be a whole number >= 1 (the upscale factor); got {opt["scale"]!r}{_in(opt_file)}'
+        )
     for key, dataset in opt['datasets'].items():
         for field in ('name', 'type'):
             if not (isinstance(dataset.get(field), str) and dataset[field]):

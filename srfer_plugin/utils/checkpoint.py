@@ -8,21 +8,23 @@ bookkeeping objects into inert placeholders, and refuses every other global with
 A file that cannot be read at all (empty, truncated, not a checkpoint) raises :class:`CheckpointReadError`, which
 names the file and what is wrong with it.
 
-Saves are atomic: :func:`atomic_torch_save` writes a hidden temporary file beside the destination
-(:data:`TEMP_FILE_PATTERN`) with the permissions the user's umask gives, syncs it, and renames it over the
-destination. A kill during a save leaves that temporary file behind; :func:`remove_stale_temp_files` removes it.
+Saves are atomic: :func:`atomic_torch_save` (and :func:`atomic_write_json` for the JSON records) writes a hidden
+temporary file beside the destination (:data:`TEMP_FILE_PATTERN`) with the permissions the user's umask gives,
+syncs it, and renames it over the destination. A kill during a save leaves that temporary file behind;
+:func:`remove_stale_temp_files` removes it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -313,12 +315,29 @@ def atomic_torch_save(obj: Any, path: str) -> None:
         obj: What to save.
         path: Destination file.
     """
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_json(obj: Any, path: str, indent: int | None = 2) -> None:
+    """``json.dump`` (UTF-8) to a temporary file in the same folder, then rename it over ``path``.
+
+    A crash leaves the previous file or the new one, never a part of either.
+
+    Args:
+        obj: What to write (JSON-serialisable).
+        path: Destination file.
+        indent: ``json.dump``'s indent.
+    """
+    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=indent).encode('utf-8')))
+
+
+def _atomic_write(path: str, write: Callable[[BinaryIO], Any]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = _create_temp_file(folder, os.path.basename(path))
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)

@@ -158,6 +158,7 @@ def test_benchmark_refuses_a_user_dataset_before_training(user_dataset, tmp_path
     assert line.startswith(f'error: --data-root {user_dataset!r} holds ') and 'train/notes.txt' in line
     assert _tree(user_dataset) == before
     assert not (tmp_path / 'exp' / 'experiments').exists()
+    assert not (tmp_path / 'o').exists()  # nor an empty --out
 
 
 # --------------------------------------------------------------------------------------- make-lr
@@ -183,6 +184,16 @@ def test_make_lr_refuses_dst_overlapping_src(user_dataset, tmp_path, capsys, whe
     with pytest.raises(ValueError, match='--src'):
         make_lr.make_lr(user_dataset, dst, 2, meta=os.path.join(user_dataset, 'meta_info_val.txt'), progress=False)
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(('flag', 'value'), [('--scale', '0'), ('--gt-size', '0'), ('--gt-size', '-8')])
+def test_make_lr_refuses_sizes_below_one_by_flag(user_dataset, tmp_path, capsys, flag, value):
+    argv = ['--src', user_dataset, '--dst', str(tmp_path / 'lr'), '--no-progress', flag, value]
+    with pytest.raises(SystemExit) as exit_info:
+        make_lr.main(argv)
+    assert exit_info.value.code == 2
+    assert f'argument {flag}: {value} is below 1' in capsys.readouterr().err
+    assert not (tmp_path / 'lr').exists()
 
 
 def test_make_lr_with_meta_already_in_dst(user_dataset, tmp_path, capsys):

@@ -249,6 +249,15 @@ def test_rotation_is_refused_for_faces(train_opt):
     check_options(train_opt, True, OPT_FILE)
 
 
+@pytest.mark.parametrize('scale', ['4', 0, 2.5, True])
+def test_bad_top_level_scale_is_named_as_scale(train_opt, scale):
+    train_opt['scale'] = scale
+    for dataset in train_opt['datasets'].values():
+        dataset['scale'] = scale  # as parse_options copies it
+    message = _refused(train_opt)
+    assert message.startswith(f'scale must be a whole number >= 1 (the upscale factor); got {scale!r}'), message
+
+
 def test_degradation_beside_lr_images_is_refused(train_opt, tiny_fer_root):
     train_opt['datasets']['train']['dataroot_lq'] = tiny_fer_root
     message = _refused(train_opt)
