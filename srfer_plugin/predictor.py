@@ -19,8 +19,6 @@ MMPretrainFER) wins, and ``fer_size`` is then ignored, so faces are never resize
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from copy import deepcopy
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,135 +26,30 @@ import torch
 import torch.nn.functional as F
 
 from srfer_plugin.archs.mmpretrain_fer_arch import as_hw
-from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load, strip_key_prefix
+from srfer_plugin.inference_networks import build_fer_network, load_sr_network, resolve_device, sr_param_key
+from srfer_plugin.prediction_types import (
+    FacePrediction,
+    ImagePrediction,
+    InferenceError,
+    Prediction,
+    ScaleMismatchError,
+)
 from srfer_plugin.utils.inference_io import as_float_image, images_to_tensor, tensor_to_image
 from srfer_plugin.utils.sr_network import check_upscale
 from srfer_plugin.utils.visualize import attention_heatmaps
 
-
-class InferenceError(RuntimeError):
-    """A configuration problem that stops the whole run (not one bad image)."""
-
-
-class ScaleMismatchError(InferenceError, ValueError):
-    """``network_g`` does not upscale by the requested scale, or rejects the probe input."""
-
-
-@dataclass
-class Prediction:
-    """What :meth:`SRFERPredictor.predict` returns for a batch (tensors on the predictor's device).
-
-    Attributes:
-        sr: ``(N, 3, sH, sW)`` SR images, RGB in [0, 1].
-        logits: ``(N, K)`` classifier logits; None without a classifier.
-        probs: ``(N, K)`` softmax of the logits; None without a classifier.
-        labels: ``(N,)`` predicted class indices; None without a classifier.
-        label_names: The predicted class names; None without a classifier.
-    """
-
-    sr: torch.Tensor
-    logits: torch.Tensor | None = None
-    probs: torch.Tensor | None = None
-    labels: torch.Tensor | None = None
-    label_names: list[str] | None = None
-
-
-@dataclass
-class ImagePrediction:
-    """What :meth:`SRFERPredictor.predict_images` returns for one image.
-
-    Attributes:
-        sr: The SR image, ``HW3`` uint8 in the input's channel order, or ``HW`` for a grayscale input.
-        probs: ``(K,)`` class probabilities; None without a classifier.
-        label: Predicted class index; None without a classifier.
-        label_name: Predicted class name; None without a classifier.
-        confidence: Probability of the predicted class; None without a classifier.
-    """
-
-    sr: np.ndarray
-    probs: np.ndarray | None = None
-    label: int | None = None
-    label_name: str | None = None
-    confidence: float | None = None
-
-
-@dataclass
-class FacePrediction(ImagePrediction):
-    """What :meth:`SRFERPredictor.predict_photo` returns for one face of a photo (an ImagePrediction plus where).
-
-    Attributes:
-        box: The detected face ``(x, y, w, h)`` in pixels of the photo.
-        crop_box: The square cut around it ``(x0, y0, side)`` (it may leave the photo; the border is replicated).
-        score: The detector's score.
-        lr: The LR face crop the SR network read (``lr_size`` square, the photo's channel order).
-    """
-
-    box: tuple[int, int, int, int] = (0, 0, 0, 0)
-    crop_box: tuple[int, int, int] = (0, 0, 0)
-    score: float = 0.0
-    lr: np.ndarray | None = None
-
-
-# ------------------------------------------------------------------------------------------ networks
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; InferenceError without CUDA."""
-    if str(name) == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise InferenceError(f'--device {name}: CUDA is not available')
-    return device
-
-
-def sr_param_key(checkpoint: Any) -> str | None:
-    """BasicSR's preferred weights in a checkpoint: ``params_ema``, then ``params``, else None (plain dict)."""
-    if isinstance(checkpoint, Mapping):
-        for key in ('params_ema', 'params'):
-            if isinstance(checkpoint.get(key), Mapping):
-                return key
-    return None
-
-
-def load_sr_network(
-    network_opt: Mapping[str, Any],
-    path: str,
-    param_key: str | None = None,
-    device: str | torch.device = 'cpu',
-    strict: bool = True,
-) -> torch.nn.Module:
-    """Build an SR network with BasicSR's ``build_network`` and load its weights safely.
-
-    Args:
-        network_opt: The ``network_g`` options (``type`` plus the arch's arguments).
-        path: Weights file (BasicSR ``params_ema``/``params``, or a plain state dict; ``module.`` keys of
-            DDP are accepted).
-        param_key: Key of the weights. Default: ``params_ema`` if present, else ``params``.
-        device: Target device.
-        strict: Require an exact key match.
-
-    Returns:
-        The network in eval mode on ``device``.
-
-    Raises:
-        InferenceError: The weights do not fit the network.
-    """
-    from basicsr.archs import build_network
-
-    net = build_network(deepcopy(dict(network_opt)))
-    checkpoint = safe_load(path)
-    state_dict = strip_key_prefix(extract_state_dict(checkpoint, path, param_key or sr_param_key(checkpoint)))
-    try:
-        net.load_state_dict(state_dict, strict=strict)
-    except RuntimeError as err:
-        raise InferenceError(f'SR weights {path!r} do not fit network_g {network_opt.get("type")!r}: {err}') from err
-    return net.eval().to(device)
-
-
-def build_fer_network(fer_opt: Mapping[str, Any], device: str | torch.device = 'cpu') -> torch.nn.Module:
-    """Build the FER classifier (``network_fer`` options, e.g. MMPretrainFER) in eval mode on ``device``."""
-    from basicsr.archs import build_network
-
-    return build_network(deepcopy(dict(fer_opt))).eval().to(device)
+__all__ = [
+    'FacePrediction',
+    'ImagePrediction',
+    'InferenceError',
+    'Prediction',
+    'SRFERPredictor',
+    'ScaleMismatchError',
+    'build_fer_network',
+    'load_sr_network',
+    'resolve_device',
+    'sr_param_key',
+]
 
 
 # ----------------------------------------------------------------------------------------- predictor
