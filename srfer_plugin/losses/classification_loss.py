@@ -25,6 +25,9 @@ class FERCrossEntropyLoss(nn.Module):
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError(f'Unsupported reduction {reduction!r}; choose from none, mean, sum')
         self.loss_weight = check_loss_weight(loss_weight, 'FERCrossEntropyLoss')
+        number = isinstance(label_smoothing, (int, float)) and not isinstance(label_smoothing, bool)
+        if not (number and 0 <= label_smoothing < 1):
+            raise ValueError(f'FERCrossEntropyLoss: label_smoothing must be in [0, 1); got {label_smoothing!r}')
         self.label_smoothing = float(label_smoothing)
         self.reduction = reduction
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,21 @@ def attention_map(feat: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     return F.normalize(feat.abs().pow(p).mean(dim=1).flatten(1), p=2, dim=1)
 
 
+def check_stage_weights(stage_weights: Any, where: str = 'AttentionConsistencyLoss: stage_weights') -> list[float]:
+    """``stage_weights`` as floats: a list of finite numbers >= 0, not all 0 (a negative one reverses its stage).
+
+    Raises:
+        ValueError: Anything else (the message starts with ``where`` and shows the value).
+    """
+    numbers = list(stage_weights) if isinstance(stage_weights, (list, tuple)) else None
+    valid = bool(numbers) and all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0 for w in numbers
+    )
+    if not valid or not any(numbers):
+        raise ValueError(f'{where} must be a list of numbers >= 0 (one per stage, not all 0); got {stage_weights!r}')
+    return [float(w) for w in numbers]
+
+
 @LOSS_REGISTRY.register()
 class AttentionConsistencyLoss(nn.Module):
     """Multi-stage attention-aware consistency between the classifier's features on SR and on HR faces.
@@ -85,7 +101,7 @@ class AttentionConsistencyLoss(nn.Module):
         self.p = float(p)
         if not (math.isfinite(self.p) and self.p > 0):
             raise ValueError(f'AttentionConsistencyLoss: p (the exponent of |F|) must be a number > 0; got {p!r}')
-        self.stage_weights = None if stage_weights is None else [float(w) for w in stage_weights]
+        self.stage_weights = None if stage_weights is None else check_stage_weights(stage_weights)
         self.reduction = _check_reduction(reduction)
 
     def forward(self, feats_sr: Sequence[torch.Tensor], feats_hr: Sequence[torch.Tensor]) -> torch.Tensor:

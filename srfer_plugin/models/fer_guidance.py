@@ -107,7 +107,7 @@ class FERGuidance:
         self._check_stage_weights(train_opt)
         num_classes = getattr(self.bare, 'num_classes', None)
         if num_classes is not None:
-            check_dataset_classes(opt, int(num_classes))
+            check_dataset_classes(opt, int(num_classes), getattr(self.bare, 'class_names', None))
         self._check_input_sizes()
         self.hr_cache = self._build_hr_cache(train_opt)
         auto = train_opt.get('consistency_weights')

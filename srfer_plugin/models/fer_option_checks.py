@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from basicsr.utils import get_root_logger
+
 from srfer_plugin.data.fer_layout import read_meta_info, resolve_classes
 from srfer_plugin.models.consistency_weights import ConsistencyWeights
 from srfer_plugin.models.joint_learning import check_fer_options
@@ -66,11 +68,18 @@ def check_training_options(opt: dict, loss_options: tuple[str, ...]) -> None:
         )
 
 
-def check_dataset_classes(opt: dict, num_classes: int) -> None:
-    """Every FER dataset names ``num_classes`` classes, or (naming none) has labels in ``[0, num_classes)``.
+def check_dataset_classes(opt: dict, num_classes: int, class_names: list[str] | None = None) -> None:
+    """Every FER dataset names ``num_classes`` classes, or (naming none) has labels in ``[0, num_classes)``; a
+    dataset that names the classifier's classes (``class_names``, from its weights file) names them in its order.
+
+    Args:
+        opt: The parsed options.
+        num_classes: The classifier's number of logits.
+        class_names: The classifier's class names, or None when its weights do not record them.
 
     Raises:
-        ValueError: A dataset's classes or labels do not fit the classifier (the message names the dataset).
+        ValueError: A dataset's classes or labels do not fit the classifier, or name its classes in another order
+            (label i would be scored as another expression; the message names the dataset and both orders).
     """
     for phase, dataset_opt in (opt.get('datasets') or {}).items():
         if dataset_opt.get('type') != 'PairedFERDataset':
@@ -83,6 +92,8 @@ def check_dataset_classes(opt: dict, num_classes: int) -> None:
             raise ValueError(
                 f'datasets.{phase} has {len(classes)} classes {classes}, but network_fer.num_classes is {num_classes}'
             )
+        if classes is not None and class_names and len(class_names) == num_classes:
+            _check_class_order(phase, list(classes), list(class_names))
         meta_info = dataset_opt.get('meta_info_file')
         if classes is None and meta_info and os.path.isfile(meta_info):
             try:
@@ -93,3 +104,20 @@ def check_dataset_classes(opt: dict, num_classes: int) -> None:
                     f'datasets.{phase}.meta_info_file: {err}, the classes of network_fer (num_classes '
                     f'{num_classes}); with no classes.txt beside it, labels must fit the classifier'
                 ) from err
+
+
+def _check_class_order(phase: str, classes: list[str], class_names: list[str]) -> None:
+    """Same names (ignoring case) in another order: every accuracy and ``fer_opt`` label would be wrong."""
+    folded = [str(name).strip().lower() for name in classes]
+    wanted = [str(name).strip().lower() for name in class_names]
+    if folded != wanted and sorted(folded) == sorted(wanted):
+        raise ValueError(
+            f'datasets.{phase} names its classes in the order {classes}, but network_fer was trained with '
+            f'{class_names}: label i would be read as another expression. Write a classes.txt in the dataset root '
+            "with the classifier's order (one name per line), or convert it with srfer prepare-dataset"
+        )
+    if folded != wanted:
+        get_root_logger().warning(
+            f'datasets.{phase} names its classes {classes}, network_fer was trained with {class_names}; they are '
+            'matched by index'
+        )

@@ -29,6 +29,17 @@ from srfer_plugin.utils.renamed_options import check_renamed_options
 MAX_SEED = 2**31 - 1
 
 
+# Flags read as truth values; a string such as 'false' would turn them on.
+DATASET_FLAGS = ('use_hflip', 'use_rot', 'use_shuffle', 'pin_memory', 'persistent_workers')
+SECTION_FLAGS = {
+    'train': (
+        'use_amp', 'channels_last', 'seed_per_iter', 'cache_hr_reference', 'train_network_fer', 'train_network_g',
+    ),
+    'val': ('save_img', 'pbar'),
+    'logger': ('use_tb_logger',),
+}  # fmt: skip
+
+
 class OptionError(ValueError):
     """An option file or value that BasicSR would misread or train on with a wrong meaning."""
 
@@ -113,11 +124,17 @@ def check_options(opt: dict, is_train: bool, opt_file: str | None = None) -> Non
             if dataset.get(int_key) is not None:
                 _check_number(dataset, int_key, where, 'a whole number > 0', _positive_whole)
                 dataset[int_key] = int(dataset[int_key])
-        for flag in ('use_hflip', 'use_rot'):
-            if flag in dataset and not isinstance(dataset[flag], bool):
-                raise OptionError(f'{where}.{flag} must be true or false; got {dataset[flag]!r}')
+        _check_flags(dataset, DATASET_FLAGS, where)
     if is_train and not isinstance(opt.get('train'), dict):
         raise OptionError(f'train must be a mapping of training options; got {_short(opt.get("train"))}')
+    for section, flags in SECTION_FLAGS.items():
+        if isinstance(opt.get(section), dict):
+            _check_flags(opt[section], flags, section)
+    metrics = opt['val'].get('metrics') if isinstance(opt.get('val'), dict) else None
+    if isinstance(metrics, dict):
+        for name, metric in metrics.items():
+            if isinstance(metric, dict):
+                _check_flags(metric, ('test_y_channel',), f'val.metrics.{name}')
     check_option_keys(opt, is_train, opt_file)
     if not is_train:
         return
@@ -132,6 +149,9 @@ def check_options(opt: dict, is_train: bool, opt_file: str | None = None) -> Non
     if 'warmup_iter' in train_opt:  # BasicSR's learning-rate warm-up; -1 = none
         _check_number(train_opt, 'warmup_iter', 'train', 'a whole number (-1 for none)', _whole_from_minus_one)
         train_opt['warmup_iter'] = int(train_opt['warmup_iter'])
+    if 'max_nonfinite_steps' in train_opt:  # 0: never stop
+        _check_number(train_opt, 'max_nonfinite_steps', 'train', 'a whole number >= 0 (0: never stop)', _whole)
+        train_opt['max_nonfinite_steps'] = int(train_opt['max_nonfinite_steps'])
     if 'ema_decay' in train_opt:
         _check_number(train_opt, 'ema_decay', 'train', 'a number in [0, 1) (0 = no EMA)', lambda v: 0 <= v < 1)
     for key, loss_opt in train_opt.items():
@@ -142,6 +162,16 @@ def check_options(opt: dict, is_train: bool, opt_file: str | None = None) -> Non
     attention_opt = train_opt.get('attention_opt')
     if isinstance(attention_opt, dict) and 'p' in attention_opt:
         _check_number(attention_opt, 'p', 'train.attention_opt', 'a number > 0 (the exponent of |F|)', _positive)
+    if isinstance(attention_opt, dict) and attention_opt.get('stage_weights') is not None:
+        from srfer_plugin.losses.consistency_loss import check_stage_weights
+
+        try:
+            check_stage_weights(attention_opt['stage_weights'], 'train.attention_opt.stage_weights')
+        except ValueError as err:
+            raise OptionError(str(err)) from None
+    fer_opt = train_opt.get('fer_opt')
+    if isinstance(fer_opt, dict) and 'label_smoothing' in fer_opt:
+        _check_number(fer_opt, 'label_smoothing', 'train.fer_opt', 'a number in [0, 1)', lambda value: 0 <= value < 1)
     prediction_opt = train_opt.get('prediction_opt')
     if isinstance(prediction_opt, dict) and 'temperature' in prediction_opt:
         _check_number(prediction_opt, 'temperature', 'train.prediction_opt', 'a number > 0', _positive)
@@ -240,6 +270,17 @@ def _check_scheduler(scheduler_opt: dict, where: str) -> None:
         _check_number(scheduler_opt, 'gamma', where, 'a number > 0', _positive)
     if 'eta_min' in scheduler_opt:
         _check_number(scheduler_opt, 'eta_min', where, 'a number >= 0', lambda value: value >= 0)
+
+
+def _check_flags(section: dict, flags: tuple[str, ...], where: str) -> None:
+    """Flags must be YAML booleans: BasicSR and the models read them with ``if``/``bool()``, so ``'false'`` is on."""
+    for flag in flags:
+        if flag in section and not isinstance(section[flag], bool):
+            raise OptionError(f'{where}.{flag} must be true or false; got {section[flag]!r}')
+
+
+def _whole(value: float) -> bool:
+    return value >= 0 and value == int(value)
 
 
 def _whole_from_minus_one(value: float) -> bool:

@@ -55,7 +55,7 @@ FER_DATASET_KEYS = frozenset(
         'name', 'type', 'phase', 'scale', 'yaml_key', 'log_dir', 'dataroot_gt', 'dataroot_lq', 'meta_info_file',
         'classes', 'num_classes', 'gt_size', 'degradation', 'degradation_seed', 'use_hflip', 'use_rot', 'io_backend',
         'bad_images', 'meta_info_duplicates', 'batch_size_per_gpu', 'num_worker_per_gpu', 'dataset_enlarge_ratio',
-        'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue',
+        'prefetch_mode', 'pin_memory', 'persistent_workers', 'num_prefetch_queue', 'use_shuffle',
     }
 )  # fmt: skip
 # Keys of the top level, ``logger`` and ``val`` that are never taken for a misspelling of a missing one.
@@ -64,6 +64,14 @@ SECTION_KEYS = {
     'logger': {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'},
     'val': {'val_freq', 'save_img', 'metrics', 'suffix', 'pbar'},
 }
+# Top-level keys besides SECTION_KEYS['']: BasicSR's distributed settings and what parse_options and the train loop
+# add.
+TOP_LEVEL_RUN_KEYS = frozenset(
+    {
+        'dist_params', 'find_unused_parameters', 'is_train', 'dist', 'rank', 'world_size', 'auto_resume',
+        'root_path', 'iters_per_epoch', 'resume_notes', 'resume_position',
+    }
+)  # fmt: skip
 # Arguments BasicSR's validation passes to a metric function from the images, and the metric keys it reads itself.
 METRIC_DATA_ARGS = ('img', 'img2')
 METRIC_OWN_KEYS = ('type', 'better')
@@ -93,6 +101,7 @@ def check_option_keys(opt: dict, is_train: bool, opt_file: str | None = None) ->
     if is_train:
         check_train_keys(opt)
     check_path_keys(opt, is_train)
+    check_top_level_and_val_keys(opt)
 
 
 def check_num_gpu(opt: dict, opt_file: str | None = None) -> None:
@@ -179,8 +188,8 @@ def check_dataset_keys(opt: dict) -> None:
     """The plugin's dataset types take no key they do not read, no rotation, and no degradation beside LR images.
 
     Raises:
-        OptionError: An unknown key (with the closest known one), ``use_rot: true``, or ``degradation`` together
-            with ``dataroot_lq``.
+        OptionError: An unknown key (with the closest known one), ``use_rot: true``, ``use_shuffle: false`` in
+            training, or ``degradation`` together with ``dataroot_lq``.
     """
     from basicsr.utils.registry import DATASET_REGISTRY
 
@@ -197,6 +206,11 @@ def check_dataset_keys(opt: dict) -> None:
             raise OptionError(
                 f'{where}.use_rot: true: {dataset["type"]} does not rotate faces (a classifier reads upright faces); '
                 'remove use_rot or set it to false'
+            )
+        if dataset.get('use_shuffle') is False and key == 'train':  # BasicSR's templates carry use_shuffle: true
+            raise OptionError(
+                f'{where}.use_shuffle: false would be ignored: BasicSR shuffles the training set with its sampler '
+                'whatever use_shuffle says; remove it'
             )
         if dataset.get('dataroot_lq') and dataset.get('degradation') is not None:
             raise OptionError(
@@ -259,6 +273,25 @@ def check_train_keys(opt: dict) -> None:
         _refuse_unknown(opt['train'], TRAIN_KEYS, 'train', opt['model_type'])
 
 
+def check_top_level_and_val_keys(opt: dict) -> None:
+    """The plugin's models read no top-level or ``val`` key but these (other models, e.g. Real-ESRGAN's, read their
+    own top-level keys and are left alone).
+
+    Raises:
+        OptionError: An unknown key (with the closest known one): ``manual_sead`` trained with a random seed,
+            ``val.metric`` without metrics.
+    """
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    model_class = _registered(MODEL_REGISTRY, opt['model_type'])
+    if not model_class.__module__.startswith('srfer_plugin.'):
+        return
+    networks = {key for key in opt if key.startswith('network_')}
+    _refuse_unknown(opt, SECTION_KEYS[''] | TOP_LEVEL_RUN_KEYS | networks, '', opt['model_type'])
+    if isinstance(opt.get('val'), dict):
+        _refuse_unknown(opt['val'], SECTION_KEYS['val'], 'val', opt['model_type'])
+
+
 def check_path_keys(opt: dict, is_train: bool) -> None:
     """``path`` holds only keys BasicSR reads; a test run loads ``network_g`` from ``path.pretrain_network_g``.
 
@@ -316,7 +349,8 @@ def _refuse_unknown(section: dict, known: Iterable[str], where: str, reader: str
     for key in section:
         if key not in known:
             raise OptionError(
-                f'{where}.{key} is not an option {reader} reads (it would be ignored)' + _closest(key, known, where)
+                f'{where + "." if where else ""}{key} is not an option {reader} reads (it would be ignored)'
+                + _closest(key, known, where)
             )
 
 

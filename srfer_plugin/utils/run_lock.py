@@ -46,13 +46,16 @@ _HELD: dict[str, IO[str]] = {}
 def lock_path_for(folder: str) -> str:
     """Return the lock file that guards ``folder``: ``.<name>.lock`` beside it (it survives renaming the folder).
 
+    Symbolic links are resolved first, so two spellings of one folder (a link to it, a path through a linked
+    parent) share one lock.
+
     Args:
         folder: The output folder.
 
     Returns:
         The lock file's absolute path.
     """
-    folder = os.path.abspath(folder.rstrip('/\\') or folder)
+    folder = os.path.realpath(folder.rstrip('/\\') or folder)
     parent, name = os.path.split(folder)
     return os.path.join(parent, f'.{name}.lock')
 

@@ -258,6 +258,73 @@ def test_bad_top_level_scale_is_named_as_scale(train_opt, scale):
     assert message.startswith(f'scale must be a whole number >= 1 (the upscale factor); got {scale!r}'), message
 
 
+@pytest.mark.parametrize(
+    'key_path',
+    [
+        'train.use_amp',
+        'train.channels_last',
+        'train.seed_per_iter',
+        'train.cache_hr_reference',
+        'val.save_img',
+        'logger.use_tb_logger',
+        'datasets.train.pin_memory',
+        'val.metrics.psnr.test_y_channel',
+    ],
+)
+def test_a_flag_written_as_a_string_is_refused(train_opt, key_path):
+    """``'false'`` is a non-empty string: read with ``if``/``bool()`` it turned the flag on."""
+    *parents, key = key_path.split('.')
+    section = train_opt
+    for parent in parents:
+        section = section.setdefault(parent, {})
+    section[key] = 'false'
+    assert f"{key_path} must be true or false; got 'false'" in _refused(train_opt)
+    section[key] = False
+    check_options(train_opt, True, OPT_FILE)
+
+
+@pytest.mark.parametrize('value', [-5, 2.5, 'often'])
+def test_max_nonfinite_steps_must_be_a_whole_number(train_opt, value):
+    train_opt['train']['max_nonfinite_steps'] = value
+    assert 'train.max_nonfinite_steps must be a whole number >= 0 (0: never stop)' in _refused(train_opt)
+    train_opt['train']['max_nonfinite_steps'] = 0
+    check_options(train_opt, True, OPT_FILE)
+
+
+def test_basicsr_templates_use_shuffle_true_is_accepted_false_refused(train_opt):
+    train_opt['datasets']['train']['use_shuffle'] = True  # as in BasicSR's option templates
+    check_options(train_opt, True, OPT_FILE)
+    train_opt['datasets']['train']['use_shuffle'] = False
+    assert 'datasets.train.use_shuffle: false would be ignored' in _refused(train_opt)
+
+
+def test_unknown_top_level_and_val_keys_are_refused_with_the_closest_known(train_opt):
+    train_opt['manual_sead'] = train_opt.pop('manual_seed')  # trained with a random seed
+    assert 'manual_sead is not an option SRFERModel reads (it would be ignored); did you mean manual_seed?' in (
+        _refused(train_opt)
+    )
+    train_opt['manual_seed'] = train_opt.pop('manual_sead')
+    train_opt['val']['metric'] = train_opt['val'].pop('metrics')  # validated without PSNR/SSIM
+    assert 'val.metric is not an option SRFERModel reads (it would be ignored); did you mean val.metrics?' in (
+        _refused(train_opt)
+    )
+    train_opt['val']['metrics'] = train_opt['val'].pop('metric')
+    train_opt['find_unused_parameters'] = True  # BasicSR's own keys and the networks stay accepted
+    check_options(train_opt, True, OPT_FILE)
+
+
+@pytest.mark.parametrize('stage_weights', [[-1, 1, 1, 1], [0, 0, 0, 0], ['a', 1, 1, 1], 2])
+def test_bad_stage_weights_are_refused(train_opt, stage_weights):
+    train_opt['train']['attention_opt']['stage_weights'] = stage_weights
+    message = _refused(train_opt)
+    assert message.startswith('train.attention_opt.stage_weights must be a list of numbers >= 0'), message
+
+
+def test_label_smoothing_outside_zero_to_one_is_refused(train_opt):
+    train_opt['train']['fer_opt'] = {'type': 'FERCrossEntropyLoss', 'label_smoothing': 1.5}
+    assert 'train.fer_opt.label_smoothing must be a number in [0, 1); got 1.5' in _refused(train_opt)
+
+
 def test_degradation_beside_lr_images_is_refused(train_opt, tiny_fer_root):
     train_opt['datasets']['train']['dataroot_lq'] = tiny_fer_root
     message = _refused(train_opt)

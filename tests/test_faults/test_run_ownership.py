@@ -14,11 +14,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 from fer_fixtures import load_options, tiny_train_options, write_options
 from training_runs import logged_losses, train_env
 
 from srfer_plugin.data.fer_layout import meta_info_name
-from srfer_plugin.utils.run_lock import acquire_folder, release_folder
+from srfer_plugin.utils.run_lock import FolderInUseError, acquire_folder, release_folder
 
 NAME = 'owned'
 
@@ -222,3 +223,30 @@ def test_every_rank_of_a_distributed_run_stops_when_the_folder_is_taken(tiny_fer
     assert output.count(f'FolderInUseError: experiment folder {str(exp)!r}') >= 2, 'both ranks must stop'
     assert f'pid {os.getpid()}:' in output
     assert not exp.exists()
+
+
+def test_a_folder_reached_through_a_symlink_shares_the_lock_of_the_folder(tmp_path):
+    """Two spellings of one folder (the folder, a link to it, a path through a linked parent) are one folder: a
+    second process must not own it under the other spelling."""
+    (tmp_path / 'real' / 'out').mkdir(parents=True)
+    os.symlink(tmp_path / 'real' / 'out', tmp_path / 'out_link')
+    os.symlink(tmp_path / 'real', tmp_path / 'parent_link')
+    holder_code = (
+        'import sys\nfrom srfer_plugin.utils.run_lock import acquire_folder\n'
+        "acquire_folder(sys.argv[1], 'output folder')\nprint('holding', flush=True)\nsys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, '-c', holder_code, str(tmp_path / 'real' / 'out')],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=train_env(),
+    )
+    try:
+        assert holder.stdout.readline().strip() == 'holding'
+        for spelling in (tmp_path / 'out_link', tmp_path / 'parent_link' / 'out', tmp_path / 'real' / 'out' / '.'):
+            with pytest.raises(FolderInUseError):
+                acquire_folder(str(spelling), 'output folder')
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)

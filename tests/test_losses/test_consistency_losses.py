@@ -103,3 +103,15 @@ def test_losses_are_registered_with_basicsr():
     assert isinstance(ce, FERCrossEntropyLoss)
     logits, labels = torch.randn(4, 7), torch.tensor([0, 3, 6, 1])
     assert ce(logits, labels).item() == pytest.approx(0.5 * F.cross_entropy(logits, labels).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize('stage_weights', [[-1.0, 1.0], [0, 0], [math.nan, 1.0], 'deep'])
+def test_attention_loss_refuses_bad_stage_weights(stage_weights):
+    with pytest.raises(ValueError, match='stage_weights must be a list of numbers >= 0'):
+        AttentionConsistencyLoss(stage_weights=stage_weights)
+
+
+@pytest.mark.parametrize('label_smoothing', [-0.1, 1.0, 1.5, True])
+def test_cross_entropy_refuses_label_smoothing_outside_zero_to_one(label_smoothing):
+    with pytest.raises(ValueError, match=r'label_smoothing must be in \[0, 1\)'):
+        FERCrossEntropyLoss(label_smoothing=label_smoothing)
