@@ -240,10 +240,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, no_fer_help: str) -> No
         '--network-g', '--sr-arch-opt', dest='network_g', help='network_g as YAML text or file (default: from --opt)'
     )
     parser.add_argument('--param-key', help='key of the SR weights (default: params_ema, else params)')
-    parser.add_argument('--scale', type=int, help='upscaling factor (default: scale of --opt)')
+    parser.add_argument('--scale', type=at_least(1), help='upscaling factor (default: scale of --opt)')
     parser.add_argument('--fer-config', help='mmpretrain config of the classifier (default: network_fer of --opt)')
     parser.add_argument('--fer-checkpoint', help='classifier weights (default: network_fer.checkpoint of --opt)')
-    parser.add_argument('--num-classes', type=int, help='classifier classes (default: network_fer.num_classes)')
+    parser.add_argument('--num-classes', type=at_least(1), help='classifier classes (default: network_fer.num_classes)')
     parser.add_argument('--no-fer', action='store_true', help=no_fer_help)
     parser.add_argument('--classes', help='class names: a classes.txt file or a comma-separated list')
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 from collections.abc import Iterable
 from copy import deepcopy
 from typing import Any
@@ -169,13 +170,19 @@ def check_dataset_names(opt: dict, is_train: bool) -> None:
     BasicSR and the plugin keep metrics, best results and reports (``fer/<name>/``, ``summary.csv``) by name.
 
     Raises:
-        OptionError: Two sets share a name (the message names both keys and the name).
+        OptionError: Two sets share a name (the message names both keys and the name), or a name is not one
+            plain folder name (``../x``, ``/abs``: the reports would be written outside the run folder).
     """
     seen: dict[str, str] = {}
     for key, dataset in opt['datasets'].items():
+        name = dataset.get('name')
+        if isinstance(name, str) and (os.path.basename(name) != name or name in ('.', '..') or '\\' in name):
+            raise OptionError(
+                f'datasets.{key}.name must be one plain folder name (it names the visualization/<name> and '
+                f'fer/<name> folders); got {name!r}'
+            )
         if is_train and key.split('_')[0] != 'val':
             continue
-        name = dataset.get('name')
         if name in seen:
             raise OptionError(
                 f'datasets.{seen[name]} and datasets.{key} are both named {name!r}: give each set its own name '
@@ -296,7 +303,8 @@ def check_path_keys(opt: dict, is_train: bool) -> None:
     """``path`` holds only keys BasicSR reads; a test run loads ``network_g`` from ``path.pretrain_network_g``.
 
     Raises:
-        OptionError: An unknown key (with the closest known one), or a test run with no
+        OptionError: An unknown key (with the closest known one), a ``pretrain_network_*`` that is not a file
+            (BasicSR would create, or archive, the run folder first), or a test run with no
             ``path.pretrain_network_g`` whose ``network_g`` has weights (it would score a random network).
     """
     known = set(PATH_KEYS)
@@ -304,6 +312,17 @@ def check_path_keys(opt: dict, is_train: bool) -> None:
         suffix = network[len('network_') :]
         known |= {f'pretrain_{network}', f'strict_load_{suffix}', f'param_key_{suffix}'}
     _refuse_unknown(opt['path'], known, 'path', 'BasicSR')
+    resumes = bool(opt['path'].get('resume_state') or opt.get('auto_resume'))
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    for network in (key for key in opt if key.startswith('network_')):
+        weights = opt['path'].get(f'pretrain_{network}')
+        if weights is None or (resumes and network not in ignored):  # a resume loads the state's networks
+            continue
+        if not (isinstance(weights, str) and os.path.isfile(weights)):
+            raise OptionError(
+                f'path.pretrain_{network}: {weights!r} is not a file (relative paths are read from '
+                f'{os.getcwd()!r}); nothing was created'
+            )
     if not is_train and not opt['path'].get('pretrain_network_g') and _has_weights(opt['network_g']):
         raise OptionError(
             f'path.pretrain_network_g is not set: a test run would score network_g ({opt["network_g"].get("type")}) '

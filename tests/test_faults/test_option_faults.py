@@ -53,9 +53,11 @@ def train_opt(tiny_fer_root) -> dict[str, Any]:
 
 
 @pytest.fixture
-def test_opt(tiny_fer_root) -> dict[str, Any]:
+def test_opt(tiny_fer_root, tmp_path) -> dict[str, Any]:
     """The tiny test options pointed at the tiny data, with a (never read) trained network."""
     opt = load_options('options/tests/test_srfer_tiny_cpu.yml')
+    opt['path']['pretrain_network_g'] = str(tmp_path / 'net_g_latest.pth')
+    open(opt['path']['pretrain_network_g'], 'wb').close()
     opt['datasets']['test_1'].update(
         dataroot_gt=tiny_fer_root, meta_info_file=os.path.join(tiny_fer_root, meta_info_name('val'))
     )
@@ -325,6 +327,12 @@ def test_label_smoothing_outside_zero_to_one_is_refused(train_opt):
     assert 'train.fer_opt.label_smoothing must be a number in [0, 1); got 1.5' in _refused(train_opt)
 
 
+@pytest.mark.parametrize('name', ['../outside', '/abs/set', 'a/b', '..'])
+def test_dataset_name_must_be_one_folder_name(train_opt, name):
+    train_opt['datasets']['val']['name'] = name  # fer/<name> and visualization/<name> would leave the run folder
+    assert 'datasets.val.name must be one plain folder name' in _refused(train_opt)
+
+
 def test_degradation_beside_lr_images_is_refused(train_opt, tiny_fer_root):
     train_opt['datasets']['train']['dataroot_lq'] = tiny_fer_root
     message = _refused(train_opt)
@@ -421,9 +429,25 @@ SHIPPED = sorted(glob.glob(os.path.join(REPO_ROOT, 'srfer_plugin', 'options', '*
 
 
 @pytest.mark.parametrize('path', SHIPPED, ids=[os.path.relpath(p, REPO_ROOT) for p in SHIPPED])
-def test_every_shipped_option_file_passes_the_checks(path, monkeypatch):
+def test_every_shipped_option_file_passes_the_checks(path, monkeypatch, tmp_path):
     monkeypatch.setattr(option_checks, '_check_model_options', lambda opt: None)  # its classifier files are absent
     with open(path, encoding='utf-8') as f:
         is_train = 'train' in yaml.safe_load(f)
     check_option_file(path, is_train)
-    check_options(_parsed(option_checks.load_option_file(path), is_train), is_train, path)
+    opt = _parsed(option_checks.load_option_file(path), is_train)
+    monkeypatch.chdir(tmp_path)  # the networks it starts from, as an earlier training leaves them
+    for key, weights in opt['path'].items():
+        if key.startswith('pretrain_network_') and weights:
+            os.makedirs(os.path.dirname(weights) or '.', exist_ok=True)
+            open(weights, 'wb').close()
+    check_options(opt, is_train, path)
+
+
+def test_missing_pretrained_network_is_refused_unless_a_resume_replaces_it(train_opt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train_opt['path']['pretrain_network_g'] = 'experiments/plain/models/net_g_latest.pth'
+    message = _refused(train_opt)
+    assert message.startswith("path.pretrain_network_g: 'experiments/plain/models/net_g_latest.pth' is not a file")
+    assert repr(str(tmp_path)) in message
+    train_opt['path']['resume_state'] = 'experiments/x/training_states/10.state'  # check_resume replaces it
+    check_options(train_opt, True, OPT_FILE)
