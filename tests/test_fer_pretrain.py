@@ -390,3 +390,19 @@ def test_demo_classifier_keeps_its_plain_training():
     ]
     assert dict(cfg.model.head.loss) == {'type': 'CrossEntropyLoss', 'loss_weight': 1.0}
     assert type(get_model(cfg, pretrained=False).head.loss_module).__name__ == 'CrossEntropyLoss'
+
+
+def test_eval_degradation_names_a_bad_image_before_loading_anything(tmp_path, capsys):
+    """A truncated image stopped the evaluation mid-run (cv2.imread returned None); it is named first."""
+    from srfer_plugin.tools import eval_fer_degradation
+
+    root = tmp_path / 'data'
+    write_synthetic_dataset(str(root), seed=0, size=48, num_train=1, num_val=1, num_test=1)
+    with open(root / 'meta_info_test.txt', encoding='utf-8') as f:
+        victim = f.readline().split()[0]
+    data = (root / victim).read_bytes()
+    (root / victim).write_bytes(data[: len(data) // 3])
+    argv = [TINY_CONFIG, str(tmp_path / 'never_read.pth'), '--data-root', str(root), '--split', 'test']
+    assert eval_fer_degradation.main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(root / victim) in err and err.startswith('error: 1 image(s) of the dataset cannot be used')

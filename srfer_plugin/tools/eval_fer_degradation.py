@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from srfer_plugin.utils.cli_args import at_least
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
@@ -27,8 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help="fer_final.pth ({'state_dict', 'meta'}) written by train_fer.py")
     parser.add_argument('--data-root', required=True, help='dataset root in the srfer_plugin FER layout')
     parser.add_argument('--split', default='test')
-    parser.add_argument('--scale', type=int, default=4)
-    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--scale', type=at_least(1), default=4)
+    parser.add_argument('--batch-size', type=at_least(1), default=64)
     parser.add_argument('--out', help='write the result json here')
     return parser.parse_args(argv)
 
@@ -49,6 +51,9 @@ def evaluate(
     Returns:
         ``{'hr_accuracy', 'bicubic_accuracy', 'drop', 'num_images', 'confusion_hr', 'confusion_bicubic', ...}``
         (accuracies in percent).
+
+    Raises:
+        FERDataError: Images of the split are missing or do not decode (all named, before any is classified).
     """
     import cv2
     import torch
@@ -57,18 +62,20 @@ def evaluate(
     from mmpretrain.utils import register_all_modules
 
     from srfer_plugin.data.fer_layout import meta_info_name, read_classes, read_meta_info
+    from srfer_plugin.fer_pretrain_checks import check_split_images
     from srfer_plugin.synthetic.calibration import accuracy_and_confusion, restored_uint8
     from srfer_plugin.utils.checkpoint import safe_load
     from srfer_plugin.utils.shipped_options import resolve_path
 
+    classes = read_classes(osp.join(data_root, 'classes.txt'))
+    items = read_meta_info(osp.join(data_root, meta_info_name(split)), len(classes))
+    check_split_images({split: [osp.join(data_root, p) for p, _ in items]})  # a bad image stops it before any pass
     register_all_modules()
     cfg = Config.fromfile(resolve_path(config))
     model = MODELS.build({**cfg.model, 'data_preprocessor': cfg.get('data_preprocessor')})
     state = safe_load(checkpoint)
     model.load_state_dict(state.get('state_dict', state))
     model.eval()
-    classes = read_classes(osp.join(data_root, 'classes.txt'))
-    items = read_meta_info(osp.join(data_root, meta_info_name(split)), len(classes))
     labels = np.array([label for _, label in items])
     preds: dict[str, list[np.ndarray]] = {'hr': [], 'bicubic': []}
     for start in range(0, len(items), batch_size):
@@ -91,9 +98,14 @@ def evaluate(
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
+    from srfer_plugin.fer_pretrain_checks import FERDataError
     from srfer_plugin.synthetic.calibration import print_and_save
 
-    result = evaluate(args.config, args.checkpoint, args.data_root, args.split, args.scale, args.batch_size)
+    try:
+        result = evaluate(args.config, args.checkpoint, args.data_root, args.split, args.scale, args.batch_size)
+    except (FERDataError, OSError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     print(f'{args.split}: {result["num_images"]} images')
     print(f'HR accuracy:                 {result["hr_accuracy"]:.2f}%')
     print(f'x{args.scale} bicubic-restored accuracy: {result["bicubic_accuracy"]:.2f}%')
