@@ -267,6 +267,31 @@ def run_cell(run: BenchmarkRun, cell: Cell) -> dict[str, Any]:
     return row
 
 
+TABLE_FILES = ('benchmark.csv', 'benchmark_mean.csv', 'benchmark.md', 'benchmark_acc.png')
+
+
+def archive_tables_of_other_cells(out: str, cells: list[Cell]) -> str | None:
+    """Move the tables of an earlier run to ``out/archived_<time>/`` when they list cells this run does not.
+
+    The tables are rewritten from this run's cells; a rerun with fewer cells (``--backbones RCAN`` after the whole
+    matrix) would otherwise drop the other rows. A rerun of the same cells (resuming) keeps them in place.
+
+    Returns:
+        The archive folder, or None when nothing was moved.
+    """
+    from srfer_plugin.fer_pretrain_checks import archive_earlier_results
+
+    cells_dir = os.path.join(out, 'cells')
+    finished = {
+        entry.name
+        for entry in (os.scandir(cells_dir) if os.path.isdir(cells_dir) else ())
+        if os.path.isfile(os.path.join(entry.path, 'result.json'))
+    }
+    others = finished - {cell.name for cell in cells}
+    tables = [name for name in TABLE_FILES if os.path.lexists(os.path.join(out, name))]
+    return archive_earlier_results(out, tables) if others and tables else None
+
+
 def run_benchmark(
     run: BenchmarkRun, cells: list[Cell], command: str, classifiers: list[Classifier]
 ) -> list[dict[str, Any]]:
@@ -295,6 +320,7 @@ def run_benchmark(
         lambda cell: bool(unsupported_reason(cell.backbone, cell.scale)),
     )
     os.makedirs(run.out, exist_ok=True)
+    archive_tables_of_other_cells(run.out, cells)
     study = study_presets.STUDY_PRESETS.get(run.preset)
     report: dict[str, Any] = {}
     if study:

@@ -109,3 +109,16 @@ def test_another_dataset_is_refused(bench, tmp_path):
     with pytest.raises(EarlierSettingsError, match=f'data_root {data_root} \\(this run: {other}\\)'):
         main(argv(2, other))
     assert calls == []
+
+
+def test_a_rerun_with_fewer_cells_archives_the_tables_it_would_shrink(bench, capsys):
+    argv, calls, out, _, _ = bench
+    csv = (out / 'benchmark.csv').read_text()
+    main(argv(2))  # the same cells (a resumed run): the tables stay where they are
+    assert not [p for p in os.listdir(out) if p.startswith('archived_')]
+    main([*argv(2), '--methods', 'plain'])  # fewer cells: the full tables are kept aside
+    (archive,) = [p for p in os.listdir(out) if p.startswith('archived_')]
+    assert (out / archive / 'benchmark.csv').read_text() == csv
+    assert csv.count('\n') == 3 and (out / 'benchmark.csv').read_text().count('\n') == 2  # header + rows
+    assert f'to {out / archive}' in capsys.readouterr().out
+    assert calls == []
