@@ -13,13 +13,15 @@ import numpy as np
 
 from srfer_plugin.converters.records import PrepareError
 from srfer_plugin.data.fer_layout import IMAGE_EXTENSIONS
+from srfer_plugin.data.image_check import DECODE_FLAGS
 
 
 def read_image_file(path: str) -> np.ndarray | None:
     """Read an image file (any path, including non-ASCII) as uint8.
 
     Args:
-        path: Image file; 16-bit images keep their high byte, other depths are min-max scaled.
+        path: Image file; 16-bit images keep their high byte, other depths are min-max scaled; the EXIF
+            orientation is applied.
 
     Returns:
         The decoded image, or None when the file is empty or cannot be decoded.
@@ -27,7 +29,7 @@ def read_image_file(path: str) -> np.ndarray | None:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         return None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(data, DECODE_FLAGS)
     if img is None:
         return None
     if img.dtype == np.uint16:

@@ -57,6 +57,12 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# How the plugin decodes image files it converts or infers on: any depth and colour kind (16-bit kept), the EXIF
+# orientation applied (as the datasets' IMREAD_COLOR applies it, so a phone photo is upright everywhere), alpha
+# dropped.
+DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+
+
 def srfer_cache_dir() -> str:
     """The plugin's cache folder: ``$SRFER_CACHE_DIR``, else ``$XDG_CACHE_HOME/srfer_plugin``, else
     ``~/.cache/srfer_plugin``."""

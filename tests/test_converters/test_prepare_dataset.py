@@ -547,3 +547,28 @@ def test_cli(jaffe, tmp_path, capsys):
     assert cli.main(['--format', 'jaffe', '--src', str(tmp_path / 'nowhere'), '--dst', dst, '--overwrite']) == 2
     err = capsys.readouterr().err
     assert 'nowhere' in err and 'KA.AN1.39.tiff' in err
+
+
+def test_source_images_are_read_upright_whatever_their_kind(tmp_path):
+    """A phone JPEG stored sideways with an EXIF orientation is turned upright (as the datasets read it); a 16-bit
+    PNG keeps its depth for the converter's scaling; grayscale stays one channel; an alpha channel is dropped."""
+    from PIL import Image
+
+    from srfer_plugin.converters.image_io import read_image_file
+
+    stored = np.zeros((16, 32, 3), np.uint8)
+    stored[:, :8] = 255  # a white band on the left of the stored pixels
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    image.save(tmp_path / 'sideways.jpg', exif=exif.tobytes(), quality=95)
+    upright = read_image_file(str(tmp_path / 'sideways.jpg'))
+    assert upright.shape == (32, 16, 3)
+    assert upright[:8].mean() > 200 and upright[-8:].mean() < 50  # the band is now on top
+
+    deep = np.full((4, 4, 4), 0x8000, np.uint16)
+    cv2.imwrite(str(tmp_path / 'deep.png'), deep)
+    read = read_image_file(str(tmp_path / 'deep.png'))
+    assert read.dtype == np.uint8 and read.shape == (4, 4, 3) and (read == 0x80).all()
+    cv2.imwrite(str(tmp_path / 'gray.png'), np.full((4, 4), 7, np.uint8))
+    assert read_image_file(str(tmp_path / 'gray.png')).shape == (4, 4)
