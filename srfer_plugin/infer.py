@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser, no_fer_help='super-resolve only')
     parser.add_argument(
         '--fer-size',
-        type=int,
+        type=at_least(0),
         help='resize SR to this square size for the classifier (default: gt_size of the datasets of --opt); 0: '
         'never. network_fer.input_size wins: a classifier that sets it resizes by itself and ignores --fer-size',
     )
@@ -310,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wild.add_argument('--every', type=at_least(1), default=1, help='videos: analyse every N-th frame')
     return parser
+
+
+DETECT_ONLY = ('min_face', 'max_faces', 'face_margin', 'lr_size', 'every')  # the --detect group's settings
 
 
 def _fer_options(args: argparse.Namespace, opt: dict) -> dict | None:
@@ -380,11 +383,17 @@ def build_predictor(args: argparse.Namespace, opt: dict, device: Any) -> SRFERPr
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``srfer-infer``; returns the exit status (0: at least one image processed, 1: none, 2: bad setup)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     from srfer_plugin import wild  # photos and videos: detect the faces first (face-crop mode below is unchanged)
 
+    if args.backend == 'onnxruntime' and args.pad_multiple is not None:
+        parser.error('--pad-multiple: the exported sr.onnx pads to the multiple it was exported with; leave it out')
     if args.detect or any(wild.is_video(spec) for spec in args.input):
         return wild.main_detect(args)
+    ignored = [f'--{key.replace("_", "-")}' for key in DETECT_ONLY if getattr(args, key) != parser.get_default(key)]
+    if ignored:
+        parser.error(f'{", ".join(ignored)} only apply with --detect (photos and videos); face crops are read whole')
     try:
         try:
             opt = read_model_options(args.opt)

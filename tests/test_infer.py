@@ -138,3 +138,21 @@ def test_swinir_window_that_the_sides_do_not_fit(tmp_path, capsys):
     assert infer.main(argv + ['--scale', '4', '--no-progress']) == 2
     err = capsys.readouterr().err
     assert 'turns a 21x21 input into 42x42' in err and 'make --scale match the network' in err
+
+
+@pytest.mark.parametrize(
+    ('extra', 'message'),
+    [
+        (['--min-face', '40'], '--min-face only apply with --detect'),
+        (['--every', '5', '--lr-size', '16'], '--lr-size, --every only apply with --detect'),
+        (['--backend', 'onnxruntime', '--onnx', 'x', '--pad-multiple', '8'], '--pad-multiple: the exported sr.onnx'),
+        (['--fer-size', '-1'], 'argument --fer-size: -1 is below 0'),
+    ],
+)
+def test_settings_that_would_be_ignored_are_refused(tmp_path, capsys, extra, message):
+    (tmp_path / 'face.png').write_bytes(cv2.imencode('.png', np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    with pytest.raises(SystemExit) as exit_info:
+        infer.main(['-i', str(tmp_path / 'face.png'), '-o', str(tmp_path / 'out'), *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
