@@ -169,9 +169,10 @@ def train_fer(
 
     ``fer_final.pth`` holds ``{'state_dict': ..., 'meta': {...}}`` with tensors and plain Python types only, so it
     loads as ``network_fer.checkpoint`` (the Runner checkpoints load too, through the plugin's safe loader). It is
-    written as soon as training ends, before the test. Before the Runner is built, every split the run reads and
-    every image of them is checked; before it trains, the results of an earlier run in the work dir are moved to
-    ``archived_<time>/`` (:mod:`srfer_plugin.fer_pretrain_checks`).
+    written as soon as training ends, before the test. Before the Runner is built, every split the run reads, its
+    classes and labels (against the config's ``model.head.num_classes``) and every image of them are checked; before
+    it trains, the results of an earlier run in the work dir are moved to ``archived_<time>/``
+    (:mod:`srfer_plugin.fer_pretrain_checks`).
 
     Args:
         config: mmpretrain config file, or a shipped one by name (``srfer::fer/resnet18_fer7.py``).
@@ -188,8 +189,9 @@ def train_fer(
         ``fer_final``, ``classes``, ...).
 
     Raises:
-        ValueError: Fewer than one epoch, or a split that is missing or holds bad images
-            (:class:`~srfer_plugin.fer_pretrain_checks.FERDataError`); nothing was trained or moved.
+        ValueError: Fewer than one epoch, or a split that is missing, holds bad images, or whose classes or labels do
+            not fit ``model.head.num_classes`` (:class:`~srfer_plugin.fer_pretrain_checks.FERDataError`); nothing
+            was trained or moved.
     """
     from srfer_plugin import fer_pretrain_checks as checks
 
@@ -220,6 +222,7 @@ def train_fer(
     from mmpretrain.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
+    images, missing = checks.read_splits(cfg)  # first: a split or class count that does not fit stops here
     resume = bool(cfg.get('resume'))
     init = None  # the start checkpoint is read before anything is moved or written
     if pretrained:
@@ -228,7 +231,6 @@ def train_fer(
         init = match_init_weights(cfg, pretrained, '--pretrained')
     elif cfg.get('load_from') and not resume:
         init = match_init_weights(cfg, cfg.load_from, 'load_from')
-    images, missing = checks.read_splits(cfg)
     checks.check_split_images(images)
     work_dir = osp.abspath(cfg.work_dir)
     if init is not None:

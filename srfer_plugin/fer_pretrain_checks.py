@@ -5,6 +5,10 @@
 - **Splits.** The train split, and the val and test splits when the config validates and tests, must be listed
   (``meta_info_<split>.txt``). A missing test split is allowed (as ``prepare-dataset --split train=0.8,val=0.2``
   writes): the run trains, writes ``fer_final.pth`` and skips the test. A missing train or val split is an error.
+- **Classes.** The number of classes the dataset names (``classes.txt`` in ``--data-root``, the config's
+  ``classes``, or the class folders) must equal the config's ``model.head.num_classes``, and every label of every split
+  must fit the head: a larger dataset would crash at the first step, a smaller one would train a head for classes the
+  data does not have. The error says how to fix it (``--cfg-options model.head.num_classes=N``).
 - **Images.** Every image of those splits is decoded up front with the SR side's check
   (:func:`~srfer_plugin.data.image_check.check_disk_images`, cached), so a truncated file stops the run with its
   split and path before the first epoch instead of in a data-loader worker.
@@ -65,10 +69,62 @@ def _lazy_dataset(dataset_cfg: Any):
     return DATASETS.build(cfg)
 
 
-def _image_paths(dataset) -> list[str]:
-    """The absolute image paths of a fully initialised dataset, each once, in order."""
-    paths = (dataset.get_data_info(i).get('img_path') for i in range(len(dataset)))
+def _image_paths(infos: list[dict[str, Any]]) -> list[str]:
+    """The absolute image paths of a fully initialised dataset's data infos, each once, in order."""
+    paths = (info.get('img_path') for info in infos)
     return list(dict.fromkeys(osp.abspath(p) for p in paths if p))
+
+
+def _classes_source(cfg, loader_key: str, dataset) -> str:
+    """Where the class names of a split's dataset come from, for error messages."""
+    from srfer_plugin.data.fer_layout import CLASSES_FILE
+
+    classes_file = osp.join(getattr(dataset, 'data_root', '') or '', CLASSES_FILE)
+    if osp.isfile(classes_file):  # set_data_root reads it into every loader
+        return classes_file
+    if cfg[loader_key].dataset.get('classes') is not None:
+        return f"the config's {loader_key}.dataset.classes"
+    return f'the class folders of {getattr(dataset, "img_prefix", "") or dataset.data_root!r}'
+
+
+def check_classes(cfg, split: str, loader_key: str, dataset, infos: list[dict[str, Any]]) -> None:
+    """Refuse a split whose class count or labels do not fit the config's ``model.head.num_classes``.
+
+    Args:
+        cfg: The training config.
+        split: ``train``, ``val`` or ``test``.
+        loader_key: The split's dataloader key (``train_dataloader``, ...).
+        dataset: The split's fully initialised dataset.
+        infos: Its data infos (``gt_label`` each).
+
+    Raises:
+        FERDataError: One line naming the dataset's classes (or label file), ``model.head.num_classes`` and the fix.
+    """
+    head = (cfg.get('model') or {}).get('head') or {}
+    num_classes = head.get('num_classes')
+    if num_classes is None:
+        return
+    head_text = f"the config's model.head.num_classes is {num_classes} ({cfg.filename or 'config'})"
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    if classes is not None and len(classes) != int(num_classes):
+        source = _classes_source(cfg, loader_key, dataset)
+        raise FERDataError(
+            f'{split} split: the dataset has {len(classes)} classes ({source}: {", ".join(map(str, classes))}) but '
+            f'{head_text}; pass --cfg-options model.head.num_classes={len(classes)} (or use data with '
+            f'{num_classes} classes); nothing was trained or written'
+        )
+    labels = [info['gt_label'] for info in infos if info.get('gt_label') is not None]
+    bad = [label for label in labels if not 0 <= label < int(num_classes)]
+    if bad:
+        where = getattr(dataset, 'ann_file', '') or _classes_source(cfg, loader_key, dataset)
+        if classes is None:
+            fix = f'pass --cfg-options model.head.num_classes={max(labels) + 1} or fix the labels'
+        else:
+            fix = f'fix the labels (0 to {len(classes) - 1}: {_classes_source(cfg, loader_key, dataset)})'
+        raise FERDataError(
+            f'{split} split: {where} holds label {bad[0]}, outside [0, {num_classes}): {head_text}; {fix}; nothing '
+            'was trained or written'
+        )
 
 
 def read_splits(cfg) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -82,7 +138,8 @@ def read_splits(cfg) -> tuple[dict[str, list[str]], dict[str, str]]:
         annotation file of a test split that does not exist (the test is then skipped).
 
     Raises:
-        FERDataError: The train split, or the val split of a config that validates, is missing or cannot be read.
+        FERDataError: The train split, or the val split of a config that validates, is missing or cannot be read, or
+            a split's classes or labels do not fit ``model.head.num_classes`` (:func:`check_classes`).
     """
     images: dict[str, list[str]] = {}
     missing: dict[str, str] = {}
@@ -109,7 +166,9 @@ def read_splits(cfg) -> tuple[dict[str, list[str]], dict[str, str]]:
             dataset.full_init()
         except (OSError, ValueError, KeyError, IndexError, AssertionError) as err:
             raise FERDataError(f'{split} split ({ann_file or dataset.data_root!r}) cannot be read: {err}') from err
-        images[split] = _image_paths(dataset)
+        infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+        check_classes(cfg, split, loader_key, dataset, infos)
+        images[split] = _image_paths(infos)
     return images, missing
 
 
@@ -134,7 +193,7 @@ def check_split_images(images: dict[str, list[str]]) -> None:
     if bad:
         listed = '\n  '.join(first_of(bad, LISTED_BAD_IMAGES))
         raise FERDataError(
-            f'{len(bad)} image(s) of the dataset cannot be used (checked before training; nothing was trained):\n'
+            f'{len(bad)} image(s) of the dataset cannot be used (checked before anything ran):\n'
             f'  {listed}\nReplace them, or remove their lines from the meta_info_<split>.txt files'
         )
 

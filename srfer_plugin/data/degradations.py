@@ -9,14 +9,15 @@ it). Exactly one ``bicubic`` step makes the LR size, HR size / the dataset's ``s
       - {type: noise, sigma: [0, 10]}                     # additive Gaussian noise, sigma on the 0-255 scale
       - {type: jpeg, quality: [30, 95], prob: 0.5}        # JPEG compression, applied to half of the images
 
-A value given as ``[low, high]`` is drawn uniformly per image; a scalar is fixed. ``{type: bicubic}`` alone (the
-default) is plain bicubic downsampling. The BasicSR-based steps ``kernel_blur``, ``sinc``, ``poisson_noise``,
-``realesrgan_noise`` and ``resize`` live in :mod:`srfer_plugin.data.realworld_degradations`; ``resize`` steps come
-before ``bicubic``, which then resizes to the LR size with cv2 bicubic (MATLAB-style only from the HR size). Any
-step but ``bicubic`` may have ``prob`` (default 1), the probability that it is applied. A scenario name of
-:data:`SCENARIOS` may stand for the whole pipeline (``degradation: blur_noise_jpeg``). Training draws from the data
-loader's random state; test sets draw from a generator seeded by the image path (:func:`rng_for_image`), so every
-run degrades each test image identically.
+A value given as ``[low, high]`` is drawn uniformly per image; a scalar is fixed. ``blur``'s ``kernel_size`` is an odd
+size >= 3 or ``[low, high]`` of them (drawn among the odd sizes); without it the kernel spans +-3 sigma.
+``{type: bicubic}`` alone (the default) is plain bicubic downsampling. The BasicSR-based steps ``kernel_blur``,
+``sinc``, ``poisson_noise``, ``realesrgan_noise`` and ``resize`` live in
+:mod:`srfer_plugin.data.realworld_degradations`; ``resize`` steps come before ``bicubic``, which then resizes to the
+LR size with cv2 bicubic (MATLAB-style only from the HR size). Any step but ``bicubic`` may have ``prob`` (default
+1), the probability that it is applied. A scenario name of :data:`SCENARIOS` may stand for the whole pipeline
+(``degradation: blur_noise_jpeg``). Training draws from the data loader's random state; test sets draw from a
+generator seeded by the image path (:func:`rng_for_image`), so every run degrades each test image identically.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ import torch.nn.functional as F
 from basicsr.utils.matlab_functions import imresize
 
 from srfer_plugin.data import realworld_degradations as realworld
-from srfer_plugin.data.realworld_degradations import check_probability, check_range, draw
+from srfer_plugin.data.realworld_degradations import (
+    check_kernel_size,
+    check_probability,
+    check_range,
+    draw,
+    draw_kernel_size,
+)
 
 DegradationSpec = Union[None, str, Mapping[str, Any], Sequence[Mapping[str, Any]]]
 
@@ -47,6 +54,7 @@ _STEP_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     **realworld.STEP_KEYS,
 }
 _BOUNDS = {('blur', 'sigma'): (0.0, None), ('noise', 'sigma'): (0.0, None), ('jpeg', 'quality'): (0.0, 100.0)}
+BLUR_MIN_KERNEL_SIZE = 3  # a 1x1 Gaussian kernel leaves the image as it is
 STEP_TYPES = tuple(_STEP_KEYS)
 SUPPORTED_SCALES = (2, 3, 4, 8)
 
@@ -167,6 +175,8 @@ def normalize_pipeline(spec: DegradationSpec, where: str = 'degradation') -> lis
                 check_range(step[key], f'{where}[{i}].{key}', *_BOUNDS.get((kind, key), (None, None)))
             if 'prob' in step:
                 check_probability(step['prob'], f'{where}[{i}].prob')
+            if 'kernel_size' in step:
+                check_kernel_size(step['kernel_size'], f'{where}[{i}].kernel_size', BLUR_MIN_KERNEL_SIZE)
         out.append(step)
     kinds = [step['type'] for step in out]
     if kinds.count('bicubic') != 1:
@@ -236,7 +246,10 @@ def degrade(
         elif kind == 'blur':
             sigma = draw(step['sigma'], rng)
             if sigma > 0:
-                ksize = int(step.get('kernel_size', 2 * int(np.ceil(3 * sigma)) + 1)) | 1
+                if 'kernel_size' in step:  # a range draws only then: fixed sizes keep the draws of old pipelines
+                    ksize = draw_kernel_size(step['kernel_size'], rng)
+                else:
+                    ksize = 2 * int(np.ceil(3 * sigma)) + 1
                 img = cv2.GaussianBlur(img, (ksize, ksize), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
         elif kind == 'noise':
             sigma = draw(step['sigma'], rng) / 255.0

@@ -58,7 +58,8 @@ class PairedFERDataset(data.Dataset):
             batch_size_per_gpu (int, optional): Images per batch (BasicSR's option); above 1, all HR images must
                 be one size unless ``gt_size`` is set.
             degradation (dict | list, optional): See ``srfer_plugin.data.degradations``; default bicubic.
-            degradation_seed (int): Seed of the per-image deterministic degradation of val/test sets. Default 0.
+            degradation_seed (int): Seed of the per-image deterministic degradation of val/test sets, a whole
+                number >= 0. Default 0.
             use_hflip (bool): Random horizontal flips (train phase only). Default False.
             io_backend (dict): ``{type: disk}`` or ``{type: lmdb}``.
             bad_images (str): What to do with images that are missing, cannot be decoded or are not regular files:
@@ -84,7 +85,7 @@ class PairedFERDataset(data.Dataset):
         self.gt_folder = self._require_path('dataroot_gt')
         self.lq_folder = self._require_path('dataroot_lq') if opt.get('dataroot_lq') else None
         self.degradation = normalize_pipeline(opt.get('degradation'), self._where('degradation'))
-        self.degradation_seed = int(opt.get('degradation_seed', 0))
+        self.degradation_seed = self._seed('degradation_seed')
         self.gt_size = opt.get('gt_size')
         if self.gt_size is not None and int(self.gt_size) % self.scale:
             raise ValueError(f'{self._where("gt_size")}: {self.gt_size} is not divisible by scale {self.scale}')
@@ -120,6 +121,16 @@ class PairedFERDataset(data.Dataset):
         if value not in choices:
             raise ValueError(f'{self._where(key)}: {value!r} is not one of {list(choices)}')
         return value
+
+    def _seed(self, key: str) -> int:
+        """A seed option, a whole number >= 0 (default 0), checked now: the generator would refuse it mid-run."""
+        value = self.opt.get(key)
+        if value is None:
+            return 0
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or value < 0:
+            raise ValueError(f'{self._where(key)}: {value!r} is not a whole number >= 0')
+        return int(value)
 
     def _require_path(self, key: str) -> str:
         path = self.opt.get(key)

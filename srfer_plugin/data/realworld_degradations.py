@@ -129,11 +129,21 @@ def _open_pair(value: Any) -> tuple[float, float]:
     return low, (high if high > low else float(np.nextafter(low, np.inf)))
 
 
-def _check_kernel_size(value: Any, where: str) -> None:
+def check_kernel_size(value: Any, where: str, low: int = 1) -> None:
+    """Check a ``kernel_size`` option: an odd whole number, or ``[low, high]`` of them, each at least ``low``.
+
+    Args:
+        value: The option's value.
+        where: Its name for error messages, e.g. ``degradation[0].kernel_size``.
+        low: The smallest allowed size (the plain ``blur`` step needs 3: a 1x1 kernel does not blur).
+
+    Raises:
+        ValueError: Naming ``where`` and the value.
+    """
     values = value if isinstance(value, (list, tuple)) else [value]
     ok = len(values) in (1, 2) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-    if not ok or any(v < 1 or v % 2 == 0 for v in values) or values[0] > values[-1]:
-        raise ValueError(f'{where}: expected an odd size or [low, high] of odd sizes (>= 1), got {value!r}')
+    if not ok or any(v < low or v % 2 == 0 for v in values) or values[0] > values[-1]:
+        raise ValueError(f'{where}: expected an odd size or [low, high] of odd sizes (>= {low}), got {value!r}')
 
 
 def draw_kernel_size(value: Any, rng: np.random.Generator) -> int:
@@ -172,7 +182,7 @@ def check_step(step: Mapping[str, Any], where: str) -> None:
         if key in step:
             check_probability(step[key], f'{where}.{key}')
     if 'kernel_size' in step:
-        _check_kernel_size(step['kernel_size'], f'{where}.kernel_size')
+        check_kernel_size(step['kernel_size'], f'{where}.kernel_size')
     if kind == 'kernel_blur':
         _check_choices(step['kernel_list'], KERNEL_TYPES, f'{where}.kernel_list', 'kernel type')
         probs = step.get('kernel_prob', [1.0] * len(step['kernel_list']))

@@ -11,16 +11,27 @@ The LR images are made by :class:`~srfer_plugin.data.paired_fer_dataset.PairedFE
 so they equal what the dataset makes on the fly for the same ``degradation``, ``degradation_seed``, ``scale``
 and ``gt_size`` (up to the 8-bit rounding of the written PNG). They keep the relative paths of the HR images:
 ``dataroot_lq: DST`` with the same ``meta_info_file`` pairs them with their HR images. DST also receives a copy
-of the meta_info file, ``classes.txt`` and ``degradation.yml`` (how the images were made). A ``--dst`` that is,
-contains or lies inside ``--src`` is refused before anything is written (the LR images would replace the HR ones).
+of the meta_info file, ``classes.txt`` and ``degradation.yml`` (how the images were made).
+
+Refused before anything is written (exit status 2):
+
+- a ``--dst`` that is, contains or lies inside ``--src`` (the LR images would replace the HR ones);
+- an output file or folder whose real path (symbolic links resolved) leaves ``--dst`` or lies inside ``--src``, e.g.
+  a link ``DST/happy -> SRC/happy``;
+- a ``--dst`` holding image files this run would not write (an earlier LR set: the result would mix two sets);
+  a rerun that writes the same images again (or more) is allowed with ``--overwrite``.
+
+Each LR image is written to a temporary file beside it and renamed over the old one, so a hard link in ``--dst``
+to another file never changes that file.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
+import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import cv2
@@ -29,11 +40,18 @@ from tqdm import tqdm
 
 from srfer_plugin.converters.staging import check_sources_apart
 from srfer_plugin.data.degradations import SCENARIOS, describe_pipeline, normalize_pipeline
-from srfer_plugin.data.fer_layout import CLASSES_FILE, write_classes
+from srfer_plugin.data.fer_layout import CLASSES_FILE, IMAGE_EXTENSIONS
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
 from srfer_plugin.utils.cli_args import at_least
+from srfer_plugin.utils.formatting import first_of
 
 LOSSLESS_EXTENSIONS = ('.png', '.bmp', '.tif', '.tiff', '.ppm', '.pgm')
+RECORD_FILE = 'degradation.yml'
+_SHOWN_PATHS = 5  # extra images named in the error; the rest are counted
+
+
+class DstRefusedError(ValueError):
+    """What ``make_lr`` would write lies outside ``--dst``, inside ``--src``, or beside an earlier LR set."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help='degradation as YAML text (a list of steps or a scenario name) or a YAML file holding one',
     )
-    parser.add_argument('--seed', type=int, default=0, help='degradation_seed of the per-image generator')
+    parser.add_argument(
+        '--seed', type=at_least(0), default=0, help='degradation_seed of the per-image generator (an integer >= 0)'
+    )
     parser.add_argument('--gt-size', type=at_least(1), default=None, help='resize HR to this square size first')
     parser.add_argument('--overwrite', action='store_true', help='write into a non-empty --dst')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -82,6 +102,95 @@ def parse_degradation(text: str | None, scenario: str | None) -> Any:
     if isinstance(spec, dict) and 'degradation' in spec:
         spec = spec['degradation']
     return spec
+
+
+def _within(outer: str, inner: str) -> bool:
+    """Whether real path ``inner`` is ``outer`` or lies inside it."""
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def check_output_paths(src: str, dst: str, rel_paths: Iterable[str]) -> None:
+    """Refuse an output file or folder whose real path leaves ``dst`` or lies inside ``src``.
+
+    Every path and each folder leading to it is resolved (``os.path.realpath``), so a symbolic link in ``dst``
+    (``DST/happy -> ../SRC/happy``) or a link in place of an output file is found before anything is written.
+
+    Args:
+        src: The ``--src`` folder.
+        dst: The ``--dst`` folder.
+        rel_paths: The files to write, relative to ``dst``.
+
+    Raises:
+        DstRefusedError: Naming the first such path and where it leads.
+    """
+    real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
+    seen: set[str] = set()
+    for rel in rel_paths:
+        parts = os.path.normpath(rel).split(os.sep)
+        for n in range(1, len(parts) + 1):
+            sub = os.path.join(*parts[:n])
+            if sub in seen:
+                continue
+            seen.add(sub)
+            path = os.path.join(dst, sub)
+            real = os.path.realpath(path)
+            if _within(real_src, real):
+                where = f'lies inside --src {src!r} ({real_src})'
+            elif not _within(real_dst, real):
+                where = f'leaves --dst ({real_dst})'
+            else:
+                continue
+            raise DstRefusedError(
+                f'--dst {dst!r}: the output {path!r} resolves to {real!r}, which {where}: writing would replace '
+                'files that are not the LR set. Remove the symbolic link or choose another --dst (nothing was written)'
+            )
+
+
+def check_no_other_images(dst: str, rel_paths: Iterable[str]) -> None:
+    """Refuse a ``dst`` that holds image files this run would not write (an earlier, different LR set).
+
+    Args:
+        dst: The ``--dst`` folder.
+        rel_paths: The images this run writes, relative to ``dst``.
+
+    Raises:
+        DstRefusedError: Naming the first such images and their count.
+    """
+    if not os.path.isdir(dst):
+        return
+    planned = {os.path.normpath(p) for p in rel_paths}
+    extra = []
+    for dirpath, dirnames, files in os.walk(dst):
+        dirnames.sort()
+        for name in sorted(files):
+            rel = os.path.relpath(os.path.join(dirpath, name), dst)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and rel not in planned:
+                extra.append(rel)
+    if extra:
+        shown = ', '.join(first_of(extra, _SHOWN_PATHS))
+        raise DstRefusedError(
+            f'--dst {dst!r} holds {len(extra)} image file(s) this run would not write ({shown}), left by an earlier '
+            'LR set: writing would mix two sets under one degradation.yml. Choose an empty --dst (nothing was written)'
+        )
+
+
+def _replace_file(path: str, data: bytes) -> None:
+    """Write ``data`` to a new temporary file beside ``path`` and rename it over ``path``.
+
+    The rename replaces the folder entry: a hard link or symbolic link at ``path`` is replaced, never written
+    through, and an interrupted write leaves the old file.
+    """
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f'.{name}.{uuid.uuid4().hex[:8]}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)  # never a link
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def make_lr(
@@ -110,6 +219,8 @@ def make_lr(
         What ``dst/degradation.yml`` records (``num_images`` included).
 
     Raises:
+        DstRefusedError: An output would leave ``dst`` or land in ``src`` through a symbolic link, or ``dst`` holds
+            images this run would not write (checked before anything is written).
         ValueError: ``dst`` is, contains or lies inside ``src`` (checked before anything is written), or a bad
             degradation.
     """
@@ -128,10 +239,17 @@ def make_lr(
             'io_backend': {'type': 'disk'},
         }
     )
+    rel_paths = [rel_path for rel_path, _ in dataset.items]
+    meta_copy = os.path.join(dst, os.path.basename(meta)) if meta is not None else ''
+    if meta_copy and os.path.exists(meta_copy) and os.path.samefile(meta, meta_copy):
+        meta_copy = ''  # --meta in --dst: kept
+    others = [os.path.basename(p) for p in (meta_copy, CLASSES_FILE if dataset.classes else '', RECORD_FILE) if p]
+    check_output_paths(src, dst, rel_paths + others)
+    check_no_other_images(dst, rel_paths)
     os.makedirs(dst, exist_ok=True)
     renamed = 0
     for index in tqdm(range(len(dataset)), unit='img', desc='make_lr', disable=not progress):
-        rel_path = dataset.items[index][0]
+        rel_path = rel_paths[index]
         lq = dataset[index]['lq']  # RGB float CHW
         img = (lq.clamp(0, 1).permute(1, 2, 0).numpy()[..., ::-1] * 255.0).round().astype('uint8')
         ok, buf = cv2.imencode('.png', img)  # lossless whatever the name: the LR must not be compressed again
@@ -140,12 +258,12 @@ def make_lr(
         renamed += not rel_path.lower().endswith(LOSSLESS_EXTENSIONS)
         out_path = os.path.join(dst, rel_path)
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
-        buf.tofile(out_path)
-    meta_copy = os.path.join(dst, os.path.basename(meta)) if meta is not None else ''
-    if meta_copy and not (os.path.exists(meta_copy) and os.path.samefile(meta, meta_copy)):  # --meta in --dst: kept
-        shutil.copyfile(meta, meta_copy)
+        _replace_file(out_path, buf.tobytes())
+    if meta_copy:
+        with open(meta, 'rb') as f:
+            _replace_file(meta_copy, f.read())
     if dataset.classes:
-        write_classes(os.path.join(dst, CLASSES_FILE), dataset.classes)
+        _replace_file(os.path.join(dst, CLASSES_FILE), ''.join(f'{name}\n' for name in dataset.classes).encode())
     record = {
         'src': os.path.abspath(src),
         'meta_info_file': os.path.basename(meta) if meta else None,
@@ -157,8 +275,7 @@ def make_lr(
         'num_images': len(dataset),
         'png_data_in_lossy_names': renamed,
     }
-    with open(os.path.join(dst, 'degradation.yml'), 'w', encoding='utf-8') as f:
-        yaml.safe_dump(record, f, sort_keys=False)
+    _replace_file(os.path.join(dst, RECORD_FILE), yaml.safe_dump(record, sort_keys=False).encode('utf-8'))
     return record
 
 
@@ -179,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = parse_degradation(args.degradation, args.scenario)
         record = make_lr(args.src, args.dst, args.scale, spec, meta, args.seed, args.gt_size, not args.no_progress)
+    except DstRefusedError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     except (OSError, ValueError, yaml.YAMLError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

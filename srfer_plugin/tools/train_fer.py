@@ -60,11 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
     from srfer_plugin.fer_pretrain import SUMMARY_NAME, train_fer
+    from srfer_plugin.fer_pretrain_checks import FERDataError
 
     build_options = {
         key: getattr(args, key) for key in ('work_dir', 'data_root', 'cfg_options', 'seed', 'device', 'max_epochs')
     }
-    summary = train_fer(args.config, reuse=args.reuse, pretrained=args.pretrained, **build_options)
+    try:
+        summary = train_fer(args.config, reuse=args.reuse, pretrained=args.pretrained, **build_options)
+    except FERDataError as err:  # found before the Runner was built: nothing was trained or written
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     print(f'accuracy json:            {osp.join(osp.dirname(summary["fer_final"]), SUMMARY_NAME)}')
     return 0
 

@@ -47,6 +47,23 @@ def _dataset(root: str, phase: str = 'val', **extra) -> PairedFERDataset:
     return PairedFERDataset(opt)
 
 
+def test_blur_kernel_size_sets_the_kernel_and_a_range_draws_odd_sizes():
+    img = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    spec = [{'type': 'blur', 'sigma': 2.0, 'kernel_size': 9}, {'type': 'bicubic'}]
+    blurred = cv2.GaussianBlur(img, (9, 9), sigmaX=2.0, borderType=cv2.BORDER_REFLECT)
+    assert np.array_equal(degrade(img, 2, spec, np.random.default_rng(0)), degrade(blurred, 2, None))
+    ranged = [{'type': 'blur', 'sigma': 2.0, 'kernel_size': [3, 9]}, {'type': 'bicubic'}]
+    outputs = {
+        size: degrade(cv2.GaussianBlur(img, (size, size), sigmaX=2.0, borderType=cv2.BORDER_REFLECT), 2, None)
+        for size in (3, 5, 7, 9)
+    }
+    drawn = set()
+    for seed in range(40):
+        lq = degrade(img, 2, ranged, rng_for_image('a.png', seed))
+        drawn |= {size for size, out in outputs.items() if np.array_equal(lq, out)}
+    assert drawn == {3, 5, 7, 9}
+
+
 @pytest.mark.parametrize('name', sorted(SCENARIOS))
 def test_scenarios_are_valid_pipelines(name):
     steps = normalize_pipeline(name)

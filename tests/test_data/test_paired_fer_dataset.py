@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import cv2
@@ -168,3 +169,16 @@ def test_bad_degradation_option(tiny_fer_root):
         build_dataset(dataset_opt(tiny_fer_root, degradation=[{'type': 'noise', 'sigma': 3}]))
     with pytest.raises(ValueError, match='scale.*5'):
         build_dataset(dataset_opt(tiny_fer_root, scale=5))
+
+
+@pytest.mark.parametrize('seed', [-1, 2.7, True, '3', [1]])
+def test_degradation_seed_must_be_a_whole_number_from_zero(tiny_fer_root, seed):
+    """Refused when the set is built, not at the first validation (``ValueError: expected non-negative integer``)."""
+    with pytest.raises(ValueError, match=rf'datasets\.tiny\.degradation_seed: {re.escape(repr(seed))} is not a whole'):
+        build_dataset(dataset_opt(tiny_fer_root, degradation='blur', degradation_seed=seed))
+
+
+@pytest.mark.parametrize(('seed', 'used'), [(0, 0), (7, 7), (3.0, 3), (None, 0)])
+def test_whole_degradation_seeds_are_used(tiny_fer_root, seed, used):
+    ds = build_dataset(dataset_opt(tiny_fer_root, degradation='blur', degradation_seed=seed))
+    assert ds.degradation_seed == used and ds[0]['lq'].shape == (3, 8, 8)

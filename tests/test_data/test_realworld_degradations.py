@@ -220,6 +220,11 @@ BAD_SPECS = [
     (_kb(sigma_y=0), r'\[0\]\.sigma_y.*outside'),
     (_kb(betag=[2.0, 4.0]), r'\[0\]\.betag'),
     ([{'type': 'blur', 'sigma': -1}, BICUBIC], r'\[0\]\.sigma.*outside'),
+    # the plain blur step's kernel_size: the same check, from 3 (a 1x1 kernel does not blur; 2 became 3 silently)
+    *(
+        ([{'type': 'blur', 'sigma': 2.0, 'kernel_size': size}, BICUBIC], r'\[0\]\.kernel_size: expected an odd size')
+        for size in (0, 1, 2, -3, 'big', 5.0, True, [9, 3], [3, 8], [1, 5], [3, 5, 7])
+    ),
     ([BICUBIC, {'type': 'noise', 'sigma': [-5, 5]}], r'\[1\]\.sigma.*outside'),
     ([BICUBIC, {'type': 'realesrgan_noise', 'sigma': -1, 'poisson_scale': 1}], r'\[1\]\.sigma.*outside'),
     ([BICUBIC, {'type': 'realesrgan_noise', 'sigma': 1, 'poisson_scale': -1}], r'\[1\]\.poisson_scale'),

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from fer_fixtures import make_tiny_fer_dataset
 
 from srfer_plugin import synthetic as sf
@@ -205,3 +206,84 @@ def test_make_lr_with_meta_already_in_dst(user_dataset, tmp_path, capsys):
     assert make_lr.main([*argv, '--overwrite']) == 0, capsys.readouterr().err
     assert (dst / 'degradation.yml').is_file() and (dst / 'val' / 'happy').is_dir()
     assert meta.read_bytes() == Path(user_dataset, 'meta_info_val.txt').read_bytes()
+
+
+def _make_lr_ok(argv: list[str], capsys) -> None:
+    status = make_lr.main(argv)
+    assert status == 0, capsys.readouterr().err
+
+
+# (what the link in --dst is, the link's path in --dst, where it points: relative to --src or to tmp_path)
+LINKS_OUT_OF_DST = [
+    ('a class folder into --src', 'val/happy', ('src', 'val/happy')),
+    ('an image into --src', 'val/sad/sad_000.png', ('src', 'val/sad/sad_000.png')),
+    ('the split folder out of --dst', 'val', ('tmp', 'elsewhere')),
+    ('classes.txt out of --dst', 'classes.txt', ('tmp', 'notes.txt')),
+    ('degradation.yml out of --dst', 'degradation.yml', ('tmp', 'mine.yml')),
+    ('the meta_info copy into --src', 'meta_info_val.txt', ('src', 'meta_info_val.txt')),
+]
+
+
+@pytest.mark.parametrize(('link', 'target'), [c[1:] for c in LINKS_OUT_OF_DST], ids=[c[0] for c in LINKS_OUT_OF_DST])
+def test_make_lr_refuses_outputs_that_a_link_leads_out_of_dst(user_dataset, tmp_path, capsys, link, target):
+    """A symbolic link inside --dst (``DST/happy -> ../SRC/happy``) would make the LR images replace the HR ones."""
+    dst = tmp_path / 'lr'
+    (dst / link).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / 'elsewhere').mkdir()
+    (tmp_path / 'notes.txt').write_text('my notes', encoding='utf-8')
+    (tmp_path / 'mine.yml').write_text('mine: true', encoding='utf-8')
+    lists = tmp_path / 'lists'  # a --meta outside --src listing two of the four images
+    lists.mkdir()
+    (lists / 'meta_info_val.txt').write_text('val/happy/happy_000.png 1\nval/sad/sad_000.png 2\n', encoding='utf-8')
+    base = user_dataset if target[0] == 'src' else str(tmp_path)
+    os.symlink(os.path.join(base, target[1]), dst / link)
+    before = _tree(tmp_path)
+    argv = ['--src', user_dataset, '--meta', str(lists / 'meta_info_val.txt'), '--dst', str(dst), '--scale', '2']
+    assert make_lr.main([*argv, '--no-progress', '--overwrite']) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    real = os.path.realpath(os.path.join(base, target[1]))
+    assert line.startswith(f'error: --dst {str(dst)!r}: the output ') and real in line, line
+    assert ('lies inside --src' if target[0] == 'src' else 'leaves --dst') in line and 'nothing was written' in line
+    assert _tree(tmp_path) == before
+
+
+def test_make_lr_replaces_a_hard_link_instead_of_writing_through_it(user_dataset, tmp_path, capsys):
+    dst = tmp_path / 'lr'
+    hr = Path(user_dataset, 'val', 'happy', 'happy_000.png')
+    (dst / 'val' / 'happy').mkdir(parents=True)
+    os.link(hr, dst / 'val' / 'happy' / 'happy_000.png')  # the same file as the HR image
+    hr_bytes = hr.read_bytes()
+    _make_lr_ok(_make_lr_argv(user_dataset, str(dst), '--overwrite'), capsys)
+    assert hr.read_bytes() == hr_bytes
+    assert (dst / 'val' / 'happy' / 'happy_000.png').read_bytes() != hr_bytes  # the LR image, half the size
+    assert not os.path.samefile(hr, dst / 'val' / 'happy' / 'happy_000.png')
+
+
+def test_make_lr_refuses_to_mix_two_lr_sets(user_dataset, tmp_path, capsys):
+    dst = str(tmp_path / 'lr')
+    _make_lr_ok(_make_lr_argv(user_dataset, dst, '--scenario', 'blur'), capsys)
+    two = tmp_path / 'two.txt'
+    two.write_text('val/happy/happy_000.png 1\nval/sad/sad_000.png 2\n', encoding='utf-8')
+    before = _tree(dst)
+    argv = ['--src', user_dataset, '--meta', str(two), '--dst', dst, '--scale', '2', '--scenario', 'noise']
+    assert make_lr.main([*argv, '--no-progress', '--overwrite']) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f'error: --dst {dst!r} holds 2 image file(s) this run would not write (')
+    assert 'val/neutral/neutral_000.png' in line and 'val/surprise/surprise_000.png' in line
+    assert 'Choose an empty --dst' in line and 'nothing was written' in line
+    assert _tree(dst) == before
+
+    # the same set again, made another way, replaces every image: allowed
+    _make_lr_ok(_make_lr_argv(user_dataset, dst, '--scenario', 'noise', '--overwrite'), capsys)
+    record = yaml.safe_load(Path(dst, 'degradation.yml').read_text(encoding='utf-8'))
+    assert record['num_images'] == 4 and record['description'].endswith('noise(sigma=[1.0, 10.0])')
+    assert all(_tree(dst)[rel] != before[rel] for rel in before if rel.endswith('.png'))
+
+
+@pytest.mark.parametrize(('value', 'message'), [('-1', '-1 is below 0'), ('2.7', "'2.7' is not an integer")])
+def test_make_lr_refuses_a_seed_that_is_not_a_whole_number_from_zero(user_dataset, tmp_path, capsys, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        make_lr.main(_make_lr_argv(user_dataset, str(tmp_path / 'lr'), '--seed', value))
+    assert exit_info.value.code == 2
+    assert f'argument --seed: {message}' in capsys.readouterr().err
+    assert not (tmp_path / 'lr').exists()

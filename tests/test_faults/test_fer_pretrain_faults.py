@@ -4,7 +4,9 @@
 - a dataset without a test split trains, writes ``fer_final.pth`` and skips the test; ``fer_final.pth`` is written
   before the test, so a failing test loses no training;
 - fewer than one epoch is refused; an earlier run's results in the work dir are archived, not overwritten;
-- a RAF-DB label file (or an AffectNet csv) that lists an image twice is reported row by row.
+- a RAF-DB label file (or an AffectNet csv) that lists an image twice is reported row by row;
+- a dataset whose classes (or labels) do not fit the config's ``model.head.num_classes`` is refused, naming both,
+  before the Runner is built.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from fer_fixtures import REPO_ROOT, make_tiny_fer_dataset
+from fer_fixtures import REPO_ROOT, TINY_CLASSES, make_tiny_fer_dataset
 
 from srfer_plugin.converters import prepare_dataset
 from srfer_plugin.data.fer_layout import read_meta_info
 
 TINY_CONFIG = os.path.join(REPO_ROOT, 'options', 'fer', 'resnet18_fer7_tiny.py')
 SPLITS = {'train': 2, 'val': 1, 'test': 1}  # images per class (4 classes)
+TINY_HEAD = {'model.head.num_classes': len(TINY_CLASSES)}  # the tiny datasets' 4 classes, not the config's 7
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
@@ -50,8 +53,11 @@ def _truncate(path: str) -> None:
         f.write(data[: len(data) // 2])
 
 
-def _options(tmp_path, data_root: str, **kwargs) -> dict:
-    return {'work_dir': str(tmp_path / 'work'), 'data_root': data_root, 'device': 'cpu', **kwargs}
+def _options(tmp_path, data_root: str, cfg_options: dict | None = None, **kwargs) -> dict:
+    """train_fer's options for a tiny 4-class dataset (the config's head set to 4 classes)."""
+    cfg_options = {**TINY_HEAD, **(cfg_options or {})}
+    return {'work_dir': str(tmp_path / 'work'), 'data_root': data_root, 'device': 'cpu', 'cfg_options': cfg_options,
+            **kwargs}  # fmt: skip
 
 
 # --- bad images: found before training, listed with their split ------------------------------------------------
@@ -109,7 +115,7 @@ def test_fewer_than_one_epoch_is_refused(tmp_path, monkeypatch, capsys, cpu_env,
     with pytest.raises(ValueError, match=f'--max-epochs must be at least 1, got {epochs}'):
         train_fer(TINY_CONFIG, max_epochs=int(epochs), **_options(tmp_path, root))
     with pytest.raises(ValueError, match=f'train_cfg.max_epochs must be at least 1, got {epochs}'):
-        train_fer(TINY_CONFIG, cfg_options={'train_cfg.max_epochs': int(epochs)}, **_options(tmp_path, root))
+        train_fer(TINY_CONFIG, **_options(tmp_path, root, cfg_options={'train_cfg.max_epochs': int(epochs)}))
     assert not os.path.exists(work)
 
 
@@ -136,7 +142,9 @@ def trained_without_test_split(tmp_path_factory):
 
         out = StringIO()
         with redirect_stdout(out):
-            summary = train_fer(TINY_CONFIG, max_epochs=1, work_dir=str(work), data_root=root, device='cpu')
+            summary = train_fer(
+                TINY_CONFIG, max_epochs=1, work_dir=str(work), data_root=root, device='cpu', cfg_options=TINY_HEAD
+            )
     return summary, str(work), root, out.getvalue()
 
 
@@ -169,7 +177,9 @@ def test_reusing_an_untested_run(trained_without_test_split, monkeypatch, capsys
     summary, work, root, _ = trained_without_test_split
     _no_runner(monkeypatch)
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
-    again = train_fer(TINY_CONFIG, reuse=True, max_epochs=1, work_dir=work, data_root=root, device='cpu')
+    again = train_fer(
+        TINY_CONFIG, reuse=True, max_epochs=1, work_dir=work, data_root=root, device='cpu', cfg_options=TINY_HEAD
+    )
     assert again == summary and 'not tested: ' in capsys.readouterr().out
 
 
@@ -189,6 +199,60 @@ def test_fer_final_is_written_before_the_test(tmp_path, monkeypatch, cpu_env):
     final = torch.load(str(tmp_path / 'work' / 'fer_final.pth'), map_location='cpu', weights_only=True)
     assert final['meta']['epoch'] == 1 and 'head.fc.weight' in final['state_dict']
     assert not (tmp_path / 'work' / 'fer_test_accuracy.json').exists(), 'no summary of an untested run'
+
+
+# --- classes: the dataset's must be the head's -------------------------------------------------------------------
+
+
+def _refused_by_train_fer(argv: list[str], monkeypatch, capsys) -> str:
+    """Run ``srfer train-fer`` with the Runner refused; return its one error line."""
+    from srfer_plugin.tools.train_fer import main
+
+    _no_runner(monkeypatch)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize('num_names', [8, 4])
+def test_a_class_count_other_than_the_heads_is_refused_before_training(tmp_path, monkeypatch, capsys, cpu_env,
+                                                                         num_names):  # fmt: skip
+    """8 classes would crash at the first step (mmpretrain's bare AssertionError); 4 would train a 7-way head."""
+    root = make_tiny_fer_dataset(str(tmp_path / 'data'), per_class=SPLITS)
+    names = [*TINY_CLASSES, 'fear', 'disgust', 'angry', 'contempt'][:num_names]
+    classes_file = os.path.join(root, 'classes.txt')
+    with open(classes_file, 'w', encoding='utf-8') as f:
+        f.writelines(f'{name}\n' for name in names)
+    work = str(tmp_path / 'work')
+    argv = [TINY_CONFIG, '--data-root', root, '--work-dir', work, '--device', 'cpu', '--max-epochs', '1']
+    line = _refused_by_train_fer(argv, monkeypatch, capsys)
+    assert line.startswith(f'error: train split: the dataset has {num_names} classes ({classes_file}: neutral, ')
+    assert f"the config's model.head.num_classes is 7 ({TINY_CONFIG})" in line
+    assert f'pass --cfg-options model.head.num_classes={num_names}' in line and 'nothing was trained' in line
+    assert not os.path.exists(work)
+
+    # the fix the message names passes the check: the Runner is built next
+    with pytest.raises(AssertionError, match='the Runner was built'):
+        from srfer_plugin.tools.train_fer import main
+
+        main([*argv, '--cfg-options', f'model.head.num_classes={num_names}'])
+    assert not os.path.exists(work)
+
+
+def test_a_label_outside_the_head_is_refused_before_training(tmp_path, monkeypatch, capsys, cpu_env):
+    root = make_tiny_fer_dataset(str(tmp_path / 'data'), per_class=SPLITS)
+    meta = os.path.join(root, 'meta_info_val.txt')
+    with open(meta, 'a', encoding='utf-8') as f:
+        f.write('val/happy/happy_000.png 4\n')  # a fifth class in a 4-class dataset
+    work = str(tmp_path / 'work')
+    argv = [TINY_CONFIG, '--data-root', root, '--work-dir', work, '--device', 'cpu', '--max-epochs', '1']
+    line = _refused_by_train_fer([*argv, '--cfg-options', 'model.head.num_classes=4'], monkeypatch, capsys)
+    assert line.startswith(f'error: val split: {meta} holds label 4, outside [0, 4): ')
+    assert "the config's model.head.num_classes is 4" in line
+    assert f'fix the labels (0 to 3: {os.path.join(root, "classes.txt")})' in line
+    assert not os.path.exists(work)
 
 
 # --- prepare-dataset: an image listed twice --------------------------------------------------------------------
