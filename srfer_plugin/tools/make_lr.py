@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,6 +41,7 @@ from srfer_plugin.converters.staging import check_sources_apart
 from srfer_plugin.data.degradations import SCENARIOS, describe_pipeline, normalize_pipeline
 from srfer_plugin.data.fer_layout import CLASSES_FILE, IMAGE_EXTENSIONS
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
+from srfer_plugin.utils.checkpoint import atomic_write_bytes
 from srfer_plugin.utils.cli_args import at_least
 from srfer_plugin.utils.formatting import first_of
 
@@ -174,25 +174,6 @@ def check_no_other_images(dst: str, rel_paths: Iterable[str]) -> None:
         )
 
 
-def _replace_file(path: str, data: bytes) -> None:
-    """Write ``data`` to a new temporary file beside ``path`` and rename it over ``path``.
-
-    The rename replaces the folder entry: a hard link or symbolic link at ``path`` is replaced, never written
-    through, and an interrupted write leaves the old file.
-    """
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f'.{name}.{uuid.uuid4().hex[:8]}.tmp')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)  # never a link
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def make_lr(
     src: str,
     dst: str,
@@ -258,12 +239,12 @@ def make_lr(
         renamed += not rel_path.lower().endswith(LOSSLESS_EXTENSIONS)
         out_path = os.path.join(dst, rel_path)
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
-        _replace_file(out_path, buf.tobytes())
+        atomic_write_bytes(buf.tobytes(), out_path, durable=False)
     if meta_copy:
         with open(meta, 'rb') as f:
-            _replace_file(meta_copy, f.read())
+            atomic_write_bytes(f.read(), meta_copy)
     if dataset.classes:
-        _replace_file(os.path.join(dst, CLASSES_FILE), ''.join(f'{name}\n' for name in dataset.classes).encode())
+        atomic_write_bytes(''.join(f'{name}\n' for name in dataset.classes).encode(), os.path.join(dst, CLASSES_FILE))
     record = {
         'src': os.path.abspath(src),
         'meta_info_file': os.path.basename(meta) if meta else None,
@@ -275,7 +256,7 @@ def make_lr(
         'num_images': len(dataset),
         'png_data_in_lossy_names': renamed,
     }
-    _replace_file(os.path.join(dst, RECORD_FILE), yaml.safe_dump(record, sort_keys=False).encode('utf-8'))
+    atomic_write_bytes(yaml.safe_dump(record, sort_keys=False).encode('utf-8'), os.path.join(dst, RECORD_FILE))
     return record
 
 

@@ -331,21 +331,36 @@ def atomic_write_json(obj: Any, path: str, indent: int | None = 2) -> None:
     _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=indent).encode('utf-8')))
 
 
-def _atomic_write(path: str, write: Callable[[BinaryIO], Any]) -> None:
+def atomic_write_bytes(data: bytes, path: str, durable: bool = True) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    The rename replaces the folder entry: a hard or symbolic link at ``path`` is replaced, never written through.
+
+    Args:
+        data: The file's content.
+        path: Destination file.
+        durable: Sync the file and the folder (off for many small files that a rerun can write again).
+    """
+    _atomic_write(path, lambda f: f.write(data), durable)
+
+
+def _atomic_write(path: str, write: Callable[[BinaryIO], Any], durable: bool = True) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = _create_temp_file(folder, os.path.basename(path))
     try:
         with os.fdopen(fd, 'wb') as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp_path, path)
     except BaseException:
-        if os.path.exists(tmp_path):
+        if os.path.lexists(tmp_path):
             os.remove(tmp_path)
         raise
-    _sync_folder(folder)
+    if durable:
+        _sync_folder(folder)
 
 
 def remove_stale_temp_files(folder: str) -> list[str]:
