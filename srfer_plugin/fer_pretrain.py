@@ -24,6 +24,7 @@ from srfer_plugin.fer_pretrain_weights import (  # noqa: F401  (re-exported: the
     write_init_weights,
 )
 from srfer_plugin.utils.checkpoint import atomic_torch_save, atomic_write_json
+from srfer_plugin.utils.run_lock import acquire_folder, release_folder
 from srfer_plugin.utils.shipped_options import resolve_path
 
 SUMMARY_NAME = 'fer_test_accuracy.json'
@@ -192,6 +193,7 @@ def train_fer(
         ValueError: Fewer than one epoch, or a split that is missing, holds bad images, or whose classes or labels do
             not fit ``model.head.num_classes`` (:class:`~srfer_plugin.fer_pretrain_checks.FERDataError`); nothing
             was trained or moved.
+        FolderInUseError: Another running process trains into the same work dir.
     """
     from srfer_plugin import fer_pretrain_checks as checks
 
@@ -218,7 +220,6 @@ def train_fer(
             return previous
     if build_options.get('device') == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
-    from mmengine.runner import Runner
     from mmpretrain.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
@@ -235,6 +236,21 @@ def train_fer(
     work_dir = osp.abspath(cfg.work_dir)
     if init is not None:
         cfg.load_from = osp.join(work_dir, INIT_NAME)  # written below: the Runner reads it when training starts
+    acquire_folder(work_dir, 'work dir')  # raises FolderInUseError while another train-fer writes there
+    try:
+        return _train_and_test(cfg, config, work_dir, init, resume, missing, settings, summary_path)
+    finally:
+        release_folder(work_dir)
+
+
+def _train_and_test(
+    cfg, config: str, work_dir: str, init: Any, resume: bool, missing: dict, settings: dict, summary_path: str
+) -> dict[str, Any]:
+    """Build the Runner, train, write ``fer_final.pth``, test and write the summary (the work dir is owned)."""
+    from mmengine.runner import Runner
+
+    from srfer_plugin import fer_pretrain_checks as checks
+
     runner = Runner.from_cfg(cfg)
     # the Runner logs into a new <time>/ folder (with a copy of the config); what training overwrites is moved first
     earlier = checks.earlier_results(work_dir, (FINAL_NAME, SUMMARY_NAME), (INIT_NAME,), resume)

@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from srfer_plugin.fer_pretrain import SUMMARY_NAME, train_fer
     from srfer_plugin.fer_pretrain_checks import FERDataError
+    from srfer_plugin.utils.run_lock import FolderInUseError
 
     build_options = {
         key: getattr(args, key) for key in ('work_dir', 'data_root', 'cfg_options', 'seed', 'device', 'max_epochs')
     }
     try:
         summary = train_fer(args.config, reuse=args.reuse, pretrained=args.pretrained, **build_options)
-    except FERDataError as err:  # found before the Runner was built: nothing was trained or written
+    except (FERDataError, FolderInUseError) as err:  # found before the Runner was built: nothing was written
         print(f'error: {err}', file=sys.stderr)
         return 2
     print(f'accuracy json:            {osp.join(osp.dirname(summary["fer_final"]), SUMMARY_NAME)}')

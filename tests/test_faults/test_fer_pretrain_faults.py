@@ -323,3 +323,30 @@ def test_affectnet_csv_image_listed_twice(tmp_path):
     reasons = dict(result.report.bad)
     assert set(reasons) == {'training.csv:line 2 (1/a.jpg)', 'validation.csv:line 2 (1/a.jpg)'}
     assert all(r.startswith('conflicting labels for one image') for r in reasons.values())
+
+
+def test_a_work_dir_another_process_trains_into_is_refused(tmp_path, monkeypatch, cpu_env, capsys):
+    """Two train-fer runs into one work dir would write the same checkpoints and archive each other's results."""
+    import subprocess
+    import sys
+
+    from srfer_plugin.tools import train_fer as train_fer_cli
+
+    root = make_tiny_fer_dataset(str(tmp_path / 'data'), per_class=SPLITS)
+    work = tmp_path / 'work'
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys\nfrom srfer_plugin.utils.run_lock import acquire_folder\n'
+         "acquire_folder(sys.argv[1], 'work dir')\nprint('holding', flush=True)\nsys.stdin.read()\n", str(work)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _no_runner(monkeypatch)
+    try:
+        assert holder.stdout.readline().strip() == 'holding'
+        argv = [TINY_CONFIG, '--work-dir', str(work), '--data-root', root, '--device', 'cpu', '--max-epochs', '1',
+                '--cfg-options', f'model.head.num_classes={len(TINY_CLASSES)}']  # fmt: skip
+        assert train_fer_cli.main(argv) == 2
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert 'in use by a running process' in capsys.readouterr().err
+    assert not work.exists()
