@@ -12,6 +12,13 @@ cut as squares around their boxes, resized to the LR size the SR network expects
   label_index, confidence, ``prob_<class>``...;
 - ``skipped.csv``: unreadable inputs and photos without a face (``no face found``), each also printed.
 
+``<stem>`` is the input's file name without its extension, written as :func:`printable_text` writes it (bytes that
+are not UTF-8 become ``\\xHH``, as in face-crop mode), with ``_2``, ``_3``... when another input of the run has
+it (case-insensitively) or would write the same face files (a photo ``clip_f000000.png`` beside frame 0 of
+``clip.mp4``). Images are encoded in memory and written by Python as new files (never over a file, never over an
+input), since OpenCV crashes on path names that are not UTF-8; a video whose name is not UTF-8 is skipped (OpenCV
+cannot open it), and so is a FIFO, device or folder named like a video (never opened: a FIFO would block forever).
+
 An earlier run's outputs in ``OUT`` are first moved to ``OUT/archived_<time>/``, as in face-crop mode; and as
 there, a run whose inputs lie in those outputs (``-i DIR --recursive -o DIR/out`` run twice) is refused.
 """
@@ -21,7 +28,10 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,18 +41,29 @@ import cv2
 import numpy as np
 
 from srfer_plugin.data.fer_layout import IMAGE_EXTENSIONS
+from srfer_plugin.data.image_check import file_kind
 from srfer_plugin.face_detection import FaceDetectorUnavailable, make_face_detector
 from srfer_plugin.predictor import FacePrediction, SRFERPredictor
 from srfer_plugin.utils.inference_io import read_lr_image
-from srfer_plugin.utils.inference_outputs import RowByRowCSV, archive_earlier_outputs, printable_text
+from srfer_plugin.utils.inference_outputs import RowByRowCSV, archive_earlier_outputs, printable_text, write_new_file
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv')
 OUTPUT_NAMES = ('faces.csv', 'skipped.csv', 'faces.csv.partial', 'skipped.csv.partial', 'annotated', 'faces')
+FRAME_TAG = re.compile(r'(.*)_f[0-9]+')  # how a video frame's outputs are named: <video stem>_f<frame>
 
 
 def is_video(path: str) -> bool:
     """A video file name (by extension)."""
     return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def opencv_can_take(path: str) -> bool:
+    """Whether a path may be given to OpenCV: it crashes (segfault) on names that are not UTF-8 (``b'caf\\xe9'``)."""
+    try:
+        path.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -75,9 +96,11 @@ def collect_media(specs: Sequence[str], recursive: bool = False) -> tuple[list[s
                 bad.append((spec, 'folder holds no photos or videos'))
         elif os.path.exists(spec):
             files.append(spec)
-        elif glob.has_magic(spec):
+        elif glob.has_magic(spec):  # FIFOs and devices are kept, as in a folder: they are skipped with the reason
             found = sorted(
-                p for p in glob.glob(spec, recursive=True) if os.path.isfile(p) and p.lower().endswith(wanted)
+                p
+                for p in glob.glob(spec, recursive=True)
+                if os.path.exists(p) and not os.path.isdir(p) and p.lower().endswith(wanted)
             )
             files += found
             if not found:
@@ -124,14 +147,49 @@ def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else np.ascontiguousarray(image[..., :3])
 
 
-def _stem(path: str, used: set[str]) -> str:
-    stem = os.path.splitext(os.path.basename(path))[0] or 'input'
-    name, n = stem, 1
-    while name in used:
+def _stem(path: str, used: dict[str, bool], video: bool = False) -> str:
+    """A new output stem for ``path``: its printable file stem, with ``_2``, ``_3``... when taken.
+
+    Args:
+        path: The input.
+        used: The stems given so far (casefolded), each mapped to whether it is a video's; the new one is added.
+        video: ``path`` is a video (its frames write ``<stem>_f<frame>_face<k>_*.png``).
+
+    Returns:
+        A stem no other input has (case-insensitively) and whose face files no other input writes.
+    """
+    base = printable_text(os.path.splitext(os.path.basename(path))[0]) or 'input'
+    name, n = base, 1
+    while _stem_clashes(name.casefold(), used, video):
         n += 1
-        name = f'{stem}_{n}'
-    used.add(name)
+        name = f'{base}_{n}'
+    used[name.casefold()] = video
     return name
+
+
+def _stem_clashes(key: str, used: dict[str, bool], video: bool) -> bool:
+    """Whether stem ``key`` is taken, or names face files like a frame of a video (or a photo like its frames)."""
+    if key in used:
+        return True
+    if video:
+        return any(not was_video and _frame_of(other) == key for other, was_video in used.items())
+    return used.get(_frame_of(key) or '', False)
+
+
+def _frame_of(stem: str) -> str | None:
+    """The video stem whose frame outputs a stem ``<video>_f<digits>`` would share, else None."""
+    match = FRAME_TAG.fullmatch(stem)
+    return match.group(1) if match else None
+
+
+def _temporary_video() -> str:
+    """A new temporary ``.mp4`` file whose path OpenCV can take (for an output folder whose name it cannot)."""
+    fd, path = tempfile.mkstemp(prefix='srfer_annotated_', suffix='.mp4')
+    os.close(fd)
+    if not opencv_can_take(path):
+        os.remove(path)
+        raise OSError('neither the output folder nor the temporary folder has a UTF-8 name: OpenCV cannot write video')
+    return path
 
 
 class WildRun:
@@ -140,7 +198,8 @@ class WildRun:
     def __init__(self, predictor: SRFERPredictor, detector: Any, out_dir: str, args: argparse.Namespace):
         self.predictor, self.detector, self.out_dir, self.args = predictor, detector, out_dir, args
         self.summary = WildSummary()
-        self.stems: set[str] = set()
+        self.stems: dict[str, bool] = {}
+        self.inputs: set[str] = set()  # real paths of the inputs: never written over
         self.warned: set[str] = set()
         self.class_names = predictor.label_names
         self.fields = csv_fields(self.class_names)
@@ -161,12 +220,26 @@ class WildRun:
             image, self.detector, args.lr_size or None, args.face_margin, args.max_faces or None
         )
 
+    def write_image(self, sub: str, name: str, image: np.ndarray) -> str:
+        """Write ``image`` as a new PNG file ``OUT/sub/name`` (encoded in memory, written by Python).
+
+        Returns:
+            ``sub/name``.
+
+        Raises:
+            OSError: The image cannot be encoded, or the file exists or is an input (nothing is overwritten).
+        """
+        ok, buf = cv2.imencode('.png', to_bgr_uint8(image))
+        if not ok:
+            raise OSError(f'cannot encode {printable_text(os.path.join(sub, name))!r} as PNG')
+        write_new_file(os.path.join(self.out_dir, sub), name, buf.tobytes(), self.inputs)
+        return os.path.join(sub, name)
+
     def record(self, csv: RowByRowCSV, path: str, stem: str, frame: int | None, faces: list[FacePrediction]) -> None:
         tag = stem if frame is None else f'{stem}_f{frame:06d}'
         for k, face in enumerate(faces, start=1):
-            sr_rel = os.path.join('faces', f'{tag}_face{k}_sr.png')
-            cv2.imwrite(os.path.join(self.out_dir, sr_rel), to_bgr_uint8(face.sr))
-            cv2.imwrite(os.path.join(self.out_dir, 'faces', f'{tag}_face{k}_lr.png'), to_bgr_uint8(face.lr))
+            sr_rel = self.write_image('faces', f'{tag}_face{k}_sr.png', face.sr)
+            self.write_image('faces', f'{tag}_face{k}_lr.png', face.lr)
             row = {'file': path, 'frame': frame, 'face': k, 'score': round(face.score, 4), 'sr_file': sr_rel}
             row.update(zip('xywh', face.box))
             if face.label_name is not None:
@@ -180,16 +253,30 @@ class WildRun:
         faces = self.faces_of(image, path)
         stem = _stem(path, self.stems)
         self.summary.frames += 1
-        cv2.imwrite(os.path.join(self.out_dir, 'annotated', f'{stem}.png'), annotate(image, faces))
+        self.write_image('annotated', f'{stem}.png', annotate(image, faces))
         self.record(csv, path, stem, None, faces)
         return bool(faces)
 
     def video(self, csv: RowByRowCSV, path: str) -> bool:
+        kind = file_kind(os.stat(path).st_mode)
+        if kind is not None:  # a FIFO would block VideoCapture forever
+            raise ValueError(f'not a regular file ({kind}): not read')
+        if not opencv_can_take(path):
+            raise ValueError('file name is not valid UTF-8: OpenCV cannot open such a video (rename it)')
         capture = cv2.VideoCapture(path)
         if not capture.isOpened():
+            capture.release()
             raise ValueError('not a readable video (OpenCV cannot open it)')
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        stem = _stem(path, self.stems)
+        stem = _stem(path, self.stems, video=True)
+        out = os.path.join(self.out_dir, 'annotated', f'{stem}.mp4')
+        try:
+            if os.path.lexists(out):
+                raise OSError(f'{printable_text(out)!r} already exists: not overwritten')
+            target = out if opencv_can_take(out) else _temporary_video()  # then moved to ``out`` by Python
+        except OSError:
+            capture.release()
+            raise
         writer, frame, found, faces = None, 0, False, []
         every = max(1, self.args.every)
         try:
@@ -204,14 +291,18 @@ class WildRun:
                     found = found or bool(faces)
                 if writer is None:
                     h, w = image.shape[:2]
-                    out = os.path.join(self.out_dir, 'annotated', f'{stem}.mp4')
-                    writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+                    writer = cv2.VideoWriter(target, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
                 writer.write(annotate(image, faces))
                 frame += 1
         finally:
             capture.release()
             if writer is not None:
                 writer.release()
+            if target != out:
+                if writer is not None and os.path.exists(target):
+                    shutil.move(target, out)
+                elif os.path.exists(target):
+                    os.remove(target)
         if frame == 0:
             raise ValueError('not a readable video (no frame decoded)')
         return found
@@ -229,6 +320,7 @@ class WildRun:
 
             for spec, reason in skipped:
                 skip(spec, reason)
+            self.inputs = {os.path.realpath(path) for path in files}
             for path in files:
                 try:
                     found = self.video(faces_csv, path) if is_video(path) else self.photo(faces_csv, path)

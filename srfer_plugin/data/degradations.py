@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
@@ -269,7 +270,7 @@ def degrade(
 
 def rng_for_image(key: str, seed: int = 0) -> np.random.Generator:
     """A generator determined by an image's path (or key) and a seed: test sets degrade reproducibly."""
-    return np.random.default_rng([zlib.crc32(key.encode('utf-8')), int(seed)])
+    return np.random.default_rng([zlib.crc32(os.fsencode(key)), int(seed)])  # a name's own bytes (any encoding)
 
 
 def upsample_bicubic(lq: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

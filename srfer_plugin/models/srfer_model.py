@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 
+import cv2
+import numpy as np
 import torch
 from basicsr.metrics import calculate_metric
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
@@ -21,6 +23,8 @@ from srfer_plugin.models.fer_guidance import FERGuidance
 from srfer_plugin.models.joint_learning import build_scheduler, check_fer_options
 from srfer_plugin.models.safe_sr_model import SafeSRModel
 from srfer_plugin.utils.fer_report import top1_accuracy, write_fer_reports
+from srfer_plugin.utils.inference_outputs import printable_text
+from srfer_plugin.utils.saved_image_names import SavedImageNames
 
 FER_METRICS = ('acc', 'acc_hr', 'acc_bicubic')
 
@@ -51,6 +55,7 @@ class SRFERModel(SafeSRModel):
         if not self.is_train:
             self.fer = self.build_fer_guidance()
         self.fer_results: dict[str, dict[str, list]] = {}
+        self.sr_image_names = SavedImageNames()
 
     @property
     def net_fer(self) -> torch.nn.Module:
@@ -165,7 +170,9 @@ class SRFERModel(SafeSRModel):
                     for name, opt_ in metrics_opt.items():
                         sums[name] += calculate_metric(metric_data, opt_)
                     if save_img:
-                        self._save_sr_image(metric_data['img'], val_data['lq_path'][i], dataset_name, current_iter)
+                        self._save_sr_image(
+                            metric_data['img'], val_data['lq_path'][i], dataloader.dataset, current_iter
+                        )
                 num_images += self.output.shape[0]
                 del self.lq, self.output
                 if hasattr(self, 'gt'):
@@ -203,11 +210,22 @@ class SRFERModel(SafeSRModel):
             classifier=self.fer.classifier_state,
         )
 
-    def _save_sr_image(self, img, lq_path: str, dataset_name: str, current_iter) -> None:
-        img_name = os.path.splitext(os.path.basename(lq_path))[0]
+    def _save_sr_image(self, img: np.ndarray, lq_path: str, dataset, current_iter) -> None:
+        """Save an SR image in BasicSR's layout, named by :class:`SavedImageNames`; written by Python (any path).
+
+        Training: ``visualization/<name>/<name>_<iter>.png``; test: ``visualization/<dataset>/<name>_<suffix>.png``.
+        """
+        folder = '' if self.opt['is_train'] else dataset.opt['name']  # in training all val sets share one folder
+        roots = [dataset.opt.get('dataroot_lq'), dataset.opt.get('dataroot_gt')]
+        img_name = self.sr_image_names.name(lq_path, dataset.opt['name'], roots, folder)
         if self.opt['is_train']:
             path = os.path.join(self.opt['path']['visualization'], img_name, f'{img_name}_{current_iter}.png')
         else:
             suffix = self.opt['val'].get('suffix') or self.opt['name']
-            path = os.path.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}.png')
-        imwrite(img, path)
+            path = os.path.join(self.opt['path']['visualization'], dataset.opt['name'], f'{img_name}_{suffix}.png')
+        ok, buf = cv2.imencode('.png', img)  # cv2.imwrite crashes on a path that is not UTF-8
+        if not ok:
+            raise OSError(f'cannot encode the SR image of {printable_text(lq_path)!r} as PNG')
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(buf.tobytes())

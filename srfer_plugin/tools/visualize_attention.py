@@ -15,7 +15,9 @@ and ``gt_size`` make the LR faces (an image listed by that set gets exactly its 
 
 Each picture is ``OUT/<image stem>_attention.png``; images that share a stem (``a/face.png``, ``b/face.png``) get
 ``_1``, ``_2``... Nothing is overwritten: pictures of an earlier run (or any file) at those names are first moved
-into ``OUT/archived_<time>/``, as ``srfer infer`` archives its earlier outputs.
+into ``OUT/archived_<time>/``, as ``srfer infer`` archives its earlier outputs. Any file name works: images are
+read and pictures written by Python (OpenCV crashes on paths that are not UTF-8), a name's undecodable bytes
+written ``\\xHH`` as ``srfer infer`` writes them.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ import torch
 from srfer_plugin.data.degradations import degrade, rng_for_image, upsample_bicubic
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
 from srfer_plugin.predictor import SRFERPredictor, build_fer_network, resolve_device
-from srfer_plugin.utils.inference_io import load_yaml
-from srfer_plugin.utils.inference_outputs import archive_earlier_outputs, printable_text, sr_output_name
+from srfer_plugin.utils.inference_io import load_yaml, read_lr_image
+from srfer_plugin.utils.inference_outputs import archive_earlier_outputs, printable_text, sr_output_name, write_new_file
 from srfer_plugin.utils.visualize import attention_grid, attention_rows
 
 
@@ -75,17 +77,16 @@ def load_face(dataset: PairedFERDataset, path: str) -> tuple[torch.Tensor, torch
     if index is not None:
         item = dataset[index]
         return item['gt'], item['lq'], int(item['label'])
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise OSError(f'cannot read image {path!r}')
-    img = img.astype(np.float32) / 255.0
+    img = read_lr_image(path)  # numpy reads it: cv2.imread crashes on a path that is not UTF-8
+    img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
     scale = dataset.scale
     if dataset.gt_size is not None:
         size = int(dataset.gt_size)
         img = np.clip(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA), 0.0, 1.0)
     h, w = img.shape[0] // scale * scale, img.shape[1] // scale * scale
     img = np.ascontiguousarray(img[:h, :w])
-    lq = degrade(img, scale, dataset.degradation, rng_for_image(os.path.basename(path), dataset.degradation_seed))
+    rng = rng_for_image(printable_text(os.path.basename(path)), dataset.degradation_seed)
+    lq = degrade(img, scale, dataset.degradation, rng)
     classes = dataset.classes or []
     parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
     label = classes.index(parent) if parent in classes else None
@@ -136,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         moved = ', '.join(archived[1])
         print(f'note: moved the earlier outputs ({moved}) to {printable_text(archived[0])}', file=sys.stderr)
     written = 0
+    inputs = {os.path.realpath(path) for path in paths}  # never written over
     for path, out_name in zip(paths, names):
         try:
             gt, lq, label = load_face(dataset, path)
         except (OSError, ValueError) as err:
-            print(f'skipped {path}: {err}', file=sys.stderr)
+            print(f'skipped {printable_text(path)}: {printable_text(str(err))}', file=sys.stderr)
             continue
         lq = lq[None].to(device)
         images = {'HR': gt, 'bicubic': upsample_bicubic(lq, gt.shape[-2:])[0].cpu()}
@@ -148,9 +150,17 @@ def main(argv: list[str] | None = None) -> int:
             images[name] = predictor.super_resolve(lq)[0].cpu()
         rows = attention_rows(fer, images, class_names, p, label)
         truth = f' (true: {class_names[label]})' if label is not None and class_names else ''
-        out_path = os.path.join(args.out, out_name)
-        attention_grid(rows, out_path, title=f'{os.path.basename(path)}{truth}', stage_names=stage_names)
-        print(f'{out_path}: ' + ', '.join(f'{r.name} -> {r.caption}' for r in rows))
+        title = f'{printable_text(os.path.basename(path))}{truth}'
+        picture = attention_grid(rows, title=title, stage_names=stage_names)
+        ok, png = cv2.imencode('.png', np.ascontiguousarray(picture[..., ::-1]))
+        try:
+            if not ok:
+                raise OSError(f'cannot encode the picture of {printable_text(path)!r} as PNG')
+            out_path = write_new_file(args.out, out_name, png.tobytes(), inputs)
+        except OSError as err:
+            print(f'skipped {printable_text(path)}: {printable_text(str(err))}', file=sys.stderr)
+            continue
+        print(f'{printable_text(out_path)}: ' + ', '.join(f'{r.name} -> {r.caption}' for r in rows))
         written += 1
     return 0 if written else 1
 

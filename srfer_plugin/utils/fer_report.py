@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from srfer_plugin.utils.formatting import format_value
+from srfer_plugin.utils.inference_outputs import printable_text
 
 # Which prediction of the records each image kind uses, and its accuracy name in the logs.
 IMAGE_KINDS: tuple[tuple[str, str, str], ...] = (
@@ -127,7 +128,7 @@ def _write_csv(path: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) 
     with open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([printable_text(c) if isinstance(c, str) else c for c in row] for row in rows)  # any name
 
 
 def save_confusion_png(matrix: np.ndarray, class_names: Sequence[str], path: str, title: str) -> None:

@@ -6,6 +6,7 @@ import os
 import runpy
 import subprocess
 import sys
+import zlib
 
 import cv2
 import numpy as np
@@ -155,3 +156,15 @@ def test_make_lr_yaml_degradation_and_class_folders(tiny_fer_root, tmp_path, cap
     assert ds[0]['lq'].shape == (3, 16, 16)
     assert make_lr_main(['--src', src, '--dst', dst, '--scale', '2', '--no-progress']) == 2  # not empty
     assert make_lr_main(['--src', src, '--dst', str(tmp_path / 'x'), '--degradation', 'blurry']) == 1
+
+
+def test_a_test_image_whose_name_is_not_utf8_gets_its_own_fixed_draw():
+    """A name with bytes that are not UTF-8 (surrogate escapes) crashed the test-set draw with UnicodeEncodeError."""
+    from srfer_plugin.data.degradations import rng_for_image
+
+    name = 'val/caf\udce9.png'  # the byte 0xE9 of a Latin-1 file name
+    assert rng_for_image(name, 3).random() == rng_for_image(name, 3).random()
+    assert rng_for_image(name, 3).random() != rng_for_image('val/caf\u00e9.png', 3).random()
+    assert rng_for_image('val/happy/a.png', 3).random() == np.random.default_rng(
+        [zlib.crc32(b'val/happy/a.png'), 3]
+    ).random()  # UTF-8 names draw as before

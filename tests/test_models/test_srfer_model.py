@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
-from fer_fixtures import TINY_SR_ARCHS, TINY_VIT_FER, model_options
+from fer_fixtures import TINY_CLASSES, TINY_SR_ARCHS, TINY_VIT_FER, draw_face, model_options, write_options
 
+from srfer_plugin.data.fer_layout import write_meta_info
 from srfer_plugin.models.srfer_model import SRFERModel
 
 
@@ -207,3 +213,86 @@ def test_label_outside_num_classes_without_classes_txt_fails_before_training(tmp
         ValueError, match=r'datasets.train.meta_info_file: .*meta_info.txt:2: label 9 is outside \[0, 7\)'
     ):
         build_model(opt)
+
+
+def _faces_sharing_a_file_name(root: str) -> str:
+    """Kaggle FER2013's layout, ``test/<class>/im0.png`` in each class folder, plus ``test/happy_im0.png``.
+
+    Returns:
+        The meta_info file (paths relative to ``root/test``).
+    """
+    rng = np.random.default_rng(0)
+    items = [('happy/im0.png', 1), ('sad/im0.png', 2), ('happy_im0.png', 1)]
+    for rel, label in items:
+        os.makedirs(os.path.dirname(os.path.join(root, 'test', rel)), exist_ok=True)
+        cv2.imwrite(os.path.join(root, 'test', rel), draw_face(label, 32, rng))
+    write_meta_info(os.path.join(root, 'meta_info_test.txt'), items)
+    return os.path.join(root, 'meta_info_test.txt')
+
+
+@pytest.mark.parametrize('is_train', [True, False])
+def test_saved_sr_images_of_faces_sharing_a_file_name_are_kept_apart(is_train, tiny_fer_root, tmp_path):
+    """``val.save_img`` names each SR image by the face's path in its set (not its file name alone), in BasicSR's
+    folders: no two faces (nor two val sets of the same faces, in training) write one file."""
+    meta_info = _faces_sharing_a_file_name(str(tmp_path / 'kaggle'))
+    exp = tmp_path / 'exp'
+    opt = model_options(tiny_fer_root, str(exp), is_train=is_train)
+    opt['val']['suffix'] = 'x4'
+    model = build_model(opt)
+    for name in ('kaggle', 'kaggle_blur'):  # two sets of the same faces
+        ds_opt = dict(opt['datasets']['val'], name=name, dataroot_gt=str(tmp_path / 'kaggle' / 'test'))
+        ds_opt['meta_info_file'] = meta_info
+        loader = build_dataloader(build_dataset(ds_opt), ds_opt, num_gpu=0, dist=False)
+        for current_iter in (1, 2):  # a face keeps its name at every validation
+            model.validation(loader, current_iter=current_iter, tb_logger=None, save_img=True)
+    saved = sorted(str(p.relative_to(exp / 'visualization')) for p in (exp / 'visualization').rglob('*.png'))
+    names = ['happy_im0', 'sad_im0', 'happy_im0_2']
+    if is_train:  # visualization/<name>/<name>_<iter>.png; the second set's names start with its own
+        names += [f'kaggle_blur_{n}' for n in names]
+        assert saved == sorted(os.path.join(n, f'{n}_{i}.png') for n in names for i in (1, 2))
+    else:  # visualization/<set>/<name>_<suffix>.png
+        assert saved == sorted(os.path.join(s, f'{n}_x4.png') for s in ('kaggle', 'kaggle_blur') for n in names)
+
+
+VALIDATE_AND_SAVE = """
+import sys
+
+import yaml
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.models import build_model
+
+import srfer_plugin.models.srfer_model  # noqa: F401 (registers the model)
+
+with open(sys.argv[1], encoding='utf-8') as f:
+    opt = yaml.safe_load(f)
+val = opt['datasets']['val']
+model = build_model(opt)
+model.validation(build_dataloader(build_dataset(val), val, num_gpu=0, dist=False), 1, None, save_img=True)
+"""
+
+
+def test_sr_image_of_a_face_whose_name_is_not_utf8_is_saved(tiny_fer_root, tmp_path):
+    """``val.save_img`` on Kaggle-style class folders holding ``caf\\xe9.png`` (not UTF-8): cv2.imwrite crashed
+    (segfault) on such a path; the SR image is written by Python, named as ``srfer infer`` names such a file
+    (``\\xHH``). In a child process: a segfault fails this test, not the session."""
+    faces, lr_faces = tmp_path / 'kaggle' / 'test', tmp_path / 'kaggle' / 'test_lr'  # LR given: no degradation
+    rng = np.random.default_rng(0)
+    for rel in (b'happy/caf\xe9.png', b'happy/im0.png', b'sad/im0.png'):
+        face = draw_face(1, 32, rng)
+        for folder, image in ((faces, face), (lr_faces, cv2.resize(face, (8, 8), interpolation=cv2.INTER_AREA))):
+            path = os.path.join(os.fsencode(str(folder)), rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                with open(path, 'wb') as f:
+                    f.write(cv2.imencode('.png', image)[1].tobytes())
+            except (OSError, UnicodeError):
+                pytest.skip('this file system does not allow file names that are not UTF-8')
+    (tmp_path / 'kaggle' / 'classes.txt').write_text('\n'.join(TINY_CLASSES) + '\n', encoding='utf-8')
+    exp = tmp_path / 'exp'
+    opt = model_options(tiny_fer_root, str(exp))
+    opt['datasets']['val'].update(dataroot_gt=str(faces), dataroot_lq=str(lr_faces), meta_info_file=None)
+    opt_path = write_options(opt, str(tmp_path / 'opt.yml'))
+    proc = subprocess.run([sys.executable, '-c', VALIDATE_AND_SAVE, opt_path], capture_output=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode(errors='replace')[-3000:]
+    saved = sorted(str(p.relative_to(exp / 'visualization')) for p in (exp / 'visualization').rglob('*.png'))
+    assert saved == [os.path.join(n, f'{n}_1.png') for n in ('happy_caf\\xe9', 'happy_im0', 'sad_im0')]

@@ -104,3 +104,18 @@ def test_srfer_test_writes_reports(tiny_fer_root, tmp_path):
     assert hr[0] == hr[1]
     assert os.path.isfile(os.path.join(root, 'summary.md'))
     assert len(glob.glob(os.path.join(root, 'visualization', 'tiny_fer_val', '*.png'))) == 8
+
+
+def test_reports_of_images_whose_names_are_not_utf8(tmp_path):
+    """``predictions.csv`` crashed with UnicodeEncodeError on a Latin-1 file name, after the whole test pass."""
+    root = str(tmp_path / 'results' / 'exp')
+    records = {
+        'path': ['caf\udce9.png', 'ok.png'],
+        'label': [0, 1],
+        'pred_sr': [0, 1],
+        'pred_hr': [0, 1],
+        'pred_bicubic': [1, 1],
+    }
+    write_fer_reports(root, 'set_a', {'acc': 100.0, 'acc_hr': 100.0, 'acc_bicubic': 50.0}, records, ['a', 'b'])
+    text = open(os.path.join(root, 'fer', 'set_a', 'predictions.csv'), encoding='utf-8').read()
+    assert 'caf\\xe9.png' in text and 'ok.png' in text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -134,3 +136,98 @@ def test_odd_detection_arguments_are_refused_by_name(flag, value, message, capsy
     with pytest.raises(SystemExit) as stop:
         infer.build_parser().parse_args(['--detect', '-i', 'x.png', '-o', 'out', flag, value])
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def _non_utf8(folder, name: bytes) -> bytes:
+    """``folder/name`` as bytes (a name that is not UTF-8); skips the test where the file system refuses it."""
+    path = os.path.join(os.fsencode(str(folder)), name)
+    try:
+        open(path, 'wb').close()
+        os.remove(path)
+    except (OSError, UnicodeError):
+        pytest.skip('this file system does not allow file names that are not UTF-8')
+    return path
+
+
+def test_non_utf8_names_are_processed_or_skipped_not_crashed(setup, tmp_path):
+    """OpenCV crashes (segfault) on paths that are not UTF-8: photos are read and every output written by Python,
+    named as face-crop mode names them (``caf\\xe9``); such a video is skipped with the reason; an output folder so
+    named still gets its annotated video."""
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    with open(_non_utf8(inputs, b'caf\xe9.png'), 'wb') as f:
+        f.write(cv2.imencode('.png', setup['scene'])[1].tobytes())
+    with open(_non_utf8(inputs, b'clip\xe9.mp4'), 'wb') as f:
+        f.write(setup['video'].read_bytes())
+    (inputs / 'clip.mp4').write_bytes(setup['video'].read_bytes())
+    out = _non_utf8(tmp_path, b'out\xe9')
+    argv = [sys.executable, '-m', 'srfer_plugin.infer', '--detect', '-i', str(inputs), '-o', out, '--opt', setup['opt']]
+    argv += '--device cpu --no-progress --min-face 40 --lr-size 8 --max-faces 1 --every 2'.split()
+    # in a child process: a segfault fails this test, not the whole session
+    proc = subprocess.run(argv, capture_output=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode(errors='replace')[-3000:]
+
+    rows = _rows(os.path.join(out, b'faces.csv'))
+    assert [(os.path.basename(r['file']), r['frame'], r['sr_file']) for r in rows] == [
+        ('caf\\xe9.png', '', os.path.join('faces', 'caf\\xe9_face1_sr.png')),
+        ('clip.mp4', '0', os.path.join('faces', 'clip_f000000_face1_sr.png')),
+        ('clip.mp4', '2', os.path.join('faces', 'clip_f000002_face1_sr.png')),
+    ]
+    for row in rows:
+        with open(os.path.join(out, os.fsencode(row['sr_file'])), 'rb') as f:
+            assert cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR).shape == (32, 32, 3)
+    annotated = sorted(os.listdir(os.path.join(out, b'annotated')))
+    assert annotated == [b'caf\\xe9.png', b'clip.mp4']
+    assert os.path.getsize(os.path.join(out, b'annotated', b'clip.mp4')) > 0
+    (skipped,) = _rows(os.path.join(out, b'skipped.csv'))
+    assert os.path.basename(skipped['file']) == 'clip\\xe9.mp4'
+    assert skipped['reason'] == 'file name is not valid UTF-8: OpenCV cannot open such a video (rename it)'
+
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='no FIFOs on this system')
+def test_fifo_named_like_a_video_is_skipped_not_waited_on(setup, tmp_path):
+    """A FIFO ``pipe.mp4`` (no writer) would block VideoCapture forever: skipped with the reason, as photos are."""
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    os.mkfifo(inputs / 'pipe.mp4')
+    cv2.imwrite(str(inputs / 'a.png'), setup['scene'])
+    for n, spec in enumerate((inputs, inputs / '*.*', inputs / 'pipe.mp4')):  # a folder, a glob, the FIFO alone
+        out = tmp_path / f'out{n}'
+        argv = [sys.executable, '-m', 'srfer_plugin.infer', *_args(setup, out, spec, extra=['--detect'])]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f'srfer infer --detect -i {spec} still waits on the FIFO after 120 s')
+        assert proc.returncode == (1 if spec.name == 'pipe.mp4' else 0), proc.stderr[-3000:]
+        (skipped,) = _rows(out / 'skipped.csv')
+        assert skipped == {
+            'file': str(inputs / 'pipe.mp4'),
+            'reason': 'not a regular file (a FIFO (named pipe)): not read',
+        }
+
+
+def test_no_two_inputs_write_the_same_face_file(setup, tmp_path):
+    """A photo ``clip_f000000.png`` and frame 0 of ``clip.mp4`` (and ``Clip.png`` beside ``clip.png``, one file on a
+    case-insensitive disk) get their own face files: no output of a run replaces another."""
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    for name in ('clip_f000000.png', 'clip.png', 'Clip.png'):
+        cv2.imwrite(str(inputs / name), setup['scene'])
+    out = tmp_path / 'out'
+    specs = [inputs / 'clip_f000000.png', setup['video'], inputs / 'clip.png', inputs / 'Clip.png']
+    assert infer.main(_args(setup, out, *specs, extra=['--detect', '--max-faces', '1'])) == 0
+    rows = _rows(out / 'faces.csv')
+    assert [(os.path.basename(r['file']), r['frame']) for r in rows] == [
+        ('clip_f000000.png', ''),
+        ('clip.mp4', '0'),
+        ('clip.mp4', '1'),
+        ('clip.mp4', '2'),
+        ('clip.png', ''),
+        ('Clip.png', ''),
+    ]
+    sr_files = [r['sr_file'] for r in rows]
+    assert len({name.lower() for name in sr_files}) == len(rows), sr_files
+    assert sorted(os.listdir(out / 'faces')) == sorted(
+        os.path.basename(f).replace('_sr', part) for f in sr_files for part in ('_sr', '_lr')
+    )
+    assert len({name.lower() for name in os.listdir(out / 'annotated')}) == 4
