@@ -165,6 +165,7 @@ def test_a_test_image_whose_name_is_not_utf8_gets_its_own_fixed_draw():
     name = 'val/caf\udce9.png'  # the byte 0xE9 of a Latin-1 file name
     assert rng_for_image(name, 3).random() == rng_for_image(name, 3).random()
     assert rng_for_image(name, 3).random() != rng_for_image('val/caf\u00e9.png', 3).random()
-    assert rng_for_image('val/happy/a.png', 3).random() == np.random.default_rng(
-        [zlib.crc32(b'val/happy/a.png'), 3]
-    ).random()  # UTF-8 names draw as before
+    assert (
+        rng_for_image('val/happy/a.png', 3).random()
+        == np.random.default_rng([zlib.crc32(b'val/happy/a.png'), 3]).random()
+    )  # UTF-8 names draw as before
