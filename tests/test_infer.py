@@ -156,3 +156,21 @@ def test_settings_that_would_be_ignored_are_refused(tmp_path, capsys, extra, mes
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+def test_photos_are_read_upright_as_the_datasets_read_them(tmp_path):
+    """A phone photo stored sideways (EXIF orientation 6) went through inference sideways (no face found)."""
+    from PIL import Image
+
+    from srfer_plugin.utils.inference_io import read_lr_image
+
+    stored = np.zeros((16, 32, 3), np.uint8)
+    stored[:, :8] = 255
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / 'sideways.jpg', exif=exif.tobytes(), quality=95)
+    upright = read_lr_image(str(tmp_path / 'sideways.jpg'))
+    as_trained = cv2.imread(str(tmp_path / 'sideways.jpg'), cv2.IMREAD_COLOR)  # how PairedFERDataset decodes
+    assert upright.shape == as_trained.shape == (32, 16, 3)
+    assert np.abs(upright * 255 - as_trained).max() <= 1

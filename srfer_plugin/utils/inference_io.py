@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from srfer_plugin.data.fer_layout import CLASSES_FILE, read_classes, resolve_classes
-from srfer_plugin.data.image_check import NotRegularFileError, read_regular_file
+from srfer_plugin.data.image_check import DECODE_FLAGS, NotRegularFileError, read_regular_file
 from srfer_plugin.utils.shipped_options import resolve_path
 
 
@@ -93,7 +93,7 @@ def read_lr_image(path: str) -> np.ndarray:
         raise ValueError(f'not a regular file ({err.kind}): not read') from None
     if data.size == 0:
         raise ValueError('empty file')
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(data, DECODE_FLAGS)  # the EXIF orientation applied, as the datasets and `srfer web` do
     if img is None:
         raise ValueError('not a readable image (OpenCV cannot decode it)')
     return as_float_image(img)
