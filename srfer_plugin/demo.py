@@ -51,6 +51,7 @@ from srfer_plugin.studies.synthetic import (
     sr_options,
 )
 from srfer_plugin.synthetic import SyntheticRootError
+from srfer_plugin.utils.cli_args import at_least
 from srfer_plugin.utils.formatting import format_value
 
 METHODS = ('hr', 'bicubic', 'plain_sr', 'srfer')
@@ -69,15 +70,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action='store_true',
         help='also train joint SR-FER (scored by its adapted classifier) and a classifier on x4 LR faces',
     )
-    parser.add_argument('--seed', type=int, default=0, help='seed of the SR trainings (data and FER stay fixed)')
-    parser.add_argument('--sr-iters', type=int, help='SR training iterations (default: from the preset)')
+    parser.add_argument(
+        '--seed', type=at_least(0), default=0, help='seed of the SR trainings (data and FER stay fixed)'
+    )
+    parser.add_argument('--sr-iters', type=at_least(1), help='SR training iterations (default: from the preset)')
     parser.add_argument('--out', default='results/demo', help='report folder')
     parser.add_argument(
         '--data-root',
         help='synthetic dataset folder: new, or written by the generator (default: datasets/synthetic_fer[_quick])',
     )
     parser.add_argument('--exp-root', default='.', help='folder that receives experiments/ and tb_logger/')
-    parser.add_argument('--num-grid-faces', type=int, default=6, help='faces in faces.png')
+    parser.add_argument('--num-grid-faces', type=at_least(1), default=6, help='faces in faces.png')
     return parser.parse_args(argv)
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from srfer_plugin.utils.cli_args import at_least
+
 WEB_EXTRA = 'pip install "srfer_plugin[web]" (in a clone: pip install -e ".[web,wild]")'
 NO_MODEL_HELP = """### No model loaded
 
@@ -67,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     from srfer_plugin import infer
 
     infer.add_model_arguments(parser, no_fer_help='super-resolve only (no expressions)')
-    parser.add_argument('--fer-size', type=int, help='resize SR to this size for the classifier (see srfer-infer)')
+    parser.add_argument(
+        '--fer-size', type=at_least(0), help='resize SR to this size for the classifier (see srfer-infer)'
+    )
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument(
         '--pad-multiple', type=infer.at_least(1), help='pad LR sides to a multiple of this (default: window_size)'

@@ -90,3 +90,28 @@ def test_console_script_and_module_run_from_any_folder(tmp_path):
     proc = subprocess.run([*command, 'list-options', 'fer'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'srfer::fer/resnet18slim_fer7_demo.py' in proc.stdout.split()
+
+
+@pytest.mark.parametrize(
+    ('argv', 'message'),
+    [
+        (['visualize-attention', '--num', '-1'], 'argument --num: -1 is below 1'),
+        (['benchmark', '--iters', '0'], 'argument --iters: 0 is below 1'),
+        (['benchmark', '--seed-list', '0', '-2'], 'argument --seed-list: -2 is below 0'),
+        (['benchmark-speed', '--steps', '0'], 'argument --steps: 0 is below 1'),
+        (['generate-synthetic-faces', '--out', 'x', '--size', '8'], 'argument --size: 8 is below 16'),
+        (['prepare-dataset', '--workers', '0'], 'argument --workers: 0 is below 1'),
+        (['fer-taps', 'resnet18_8xb32_in1k', '--num-classes', '0'], 'argument --num-classes: 0 is below 1'),
+        (['demo', '--sr-iters', '0'], 'argument --sr-iters: 0 is below 1'),
+    ],
+)
+def test_counts_and_sizes_below_their_minimum_are_refused_by_flag(argv, message, capsys, tmp_path, monkeypatch):
+    """A zero or negative count was taken silently (``--num -1`` drew all but the last image) or failed later."""
+    from srfer_plugin import cli
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []

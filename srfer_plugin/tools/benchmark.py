@@ -95,6 +95,7 @@ from srfer_plugin.studies.study_presets import (
 )
 from srfer_plugin.studies.synthetic import check_train_faces
 from srfer_plugin.synthetic import SyntheticRootError
+from srfer_plugin.utils.cli_args import at_least
 
 FER_HELP = (
     'FER classifiers, each CONFIG[=CHECKPOINT][@SIZE]: an mmpretrain config file, or a shipped one by name '
@@ -129,7 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--variants', nargs='+', default=None, metavar='NAME', help='study presets: only these variants'
     )
-    parser.add_argument('--iters', type=int, default=None, help='training iterations per cell (preset default)')
+    parser.add_argument('--iters', type=at_least(1), default=None, help='training iterations per cell (preset default)')
     parser.add_argument(
         '--train-faces',
         type=int,
@@ -143,7 +144,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument('--seeds', type=int, default=None, help='seeds 0..N-1 (default: 3 for a study, else 1)')
-    seeds.add_argument('--seed-list', nargs='+', type=int, default=None, metavar='SEED', help='these seeds')
+    seeds.add_argument('--seed-list', nargs='+', type=at_least(0), default=None, metavar='SEED', help='these seeds')
     parser.add_argument('--data-root', default=None, help='FER dataset in the plugin layout (preset default)')
     parser.add_argument(
         '--fer-checkpoint', default=None, help='weights of the only classifier (preset default; several: --fer C=W)'

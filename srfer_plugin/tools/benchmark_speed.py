@@ -42,6 +42,7 @@ import torch
 
 from srfer_plugin.studies.benchmark_options import RECIPE_NAME
 from srfer_plugin.studies.speed import CACHED, NETWORKS, measure, measure_inference, resolve_device
+from srfer_plugin.utils.cli_args import at_least
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,14 +56,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the option file's networks; demo-small: the demo's small RCAN with the option file's classifier; "
         "demo: the demo's small RCAN, slim ResNet-18 and consistency losses",
     )
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--steps', type=int, default=10, help='timed steps per model')
-    parser.add_argument('--warmup', type=int, default=3, help='untimed steps per model first')
+    parser.add_argument('--batch', type=at_least(1), default=16)
+    parser.add_argument('--steps', type=at_least(1), default=10, help='timed steps per model')
+    parser.add_argument('--warmup', type=at_least(0), default=3, help='untimed steps per model first')
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
     parser.add_argument('--use-amp', action='store_true', help='train.use_amp (both models)')
     parser.add_argument('--amp-dtype', default='bf16', choices=('bf16', 'fp16'))
     parser.add_argument('--channels-last', action='store_true', help='train.channels_last (both models)')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--threads', type=at_least(1), default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument(
         '--no-hr-cache', action='store_true', help='skip the SR-FER model with train.cache_hr_reference'
     )
@@ -70,10 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--inference', action='store_true', help='inference faces/s instead: torch vs onnxruntime (CPU, onnx extra)'
     )
-    parser.add_argument('--lr-size', type=int, default=None, help='--inference: LR face side (default: 112 / scale)')
+    parser.add_argument(
+        '--lr-size', type=at_least(1), default=None, help='--inference: LR face side (default: 112 / scale)'
+    )
     args = parser.parse_args(argv)
-    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
-        parser.error('--batch and --steps must be >= 1 and --warmup >= 0')
     return args
 
 

@@ -19,20 +19,22 @@ from typing import Any
 
 import numpy as np
 
+from srfer_plugin.utils.cli_args import at_least
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description='HR vs bicubic-restored accuracy of a ResNet-18 on synthetic faces.')
     parser.add_argument('--config', default='srfer::fer/resnet18_fer7.py', help='FER config (model part only)')
-    parser.add_argument('--num-train', type=int, default=250, help='train faces per class')
-    parser.add_argument('--num-test', type=int, default=60, help='test faces per class')
-    parser.add_argument('--epochs', type=int, default=8)
+    parser.add_argument('--num-train', type=at_least(1), default=250, help='train faces per class')
+    parser.add_argument('--num-test', type=at_least(1), default=60, help='test faces per class')
+    parser.add_argument('--epochs', type=at_least(1), default=8)
     parser.add_argument('--lr', type=float, default=2e-3, help='AdamW peak learning rate (one-cycle)')
-    parser.add_argument('--batch-size', type=int, default=16)
-    parser.add_argument('--seed', type=int, default=0, help='dataset seed (torch seed is 0)')
-    parser.add_argument('--size', type=int, default=112)
-    parser.add_argument('--scale', type=int, default=4)
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--batch-size', type=at_least(1), default=16)
+    parser.add_argument('--seed', type=at_least(0), default=0, help='dataset seed (torch seed is 0)')
+    parser.add_argument('--size', type=at_least(16), default=112)
+    parser.add_argument('--scale', type=at_least(1), default=4)
+    parser.add_argument('--threads', type=at_least(1), default=2)
     parser.add_argument('--out', help='write the result json here')
     return parser.parse_args(argv)
 

@@ -25,6 +25,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from srfer_plugin.utils.cli_args import at_least
+
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = (24, 32, 40, 48, 64, 96, 128)
 Box = tuple[int, int, int, int]
@@ -145,7 +147,7 @@ def measure(detect: Callable[[np.ndarray], list[Box]], scenes, backgrounds, iou_
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--scenes', type=int, default=20, help='composed scenes (each has one face per size)')
+    parser.add_argument('--scenes', type=at_least(1), default=20, help='composed scenes (each has one face per size)')
     parser.add_argument('--iou', type=float, default=0.5, help='IoU above which a detection finds a face')
     parser.add_argument('--detectors', nargs='+', default=list(CANDIDATES), choices=list(CANDIDATES))
     args = parser.parse_args(argv)

@@ -17,13 +17,17 @@ import argparse
 import sys
 import warnings
 
+from srfer_plugin.utils.cli_args import at_least
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description='Show the feature taps of mmpretrain classifiers.')
     parser.add_argument('models', nargs='+', help='mmpretrain model names or config files')
-    parser.add_argument('--input-size', type=int, default=None, help='network_fer.input_size (default: 112 probe)')
-    parser.add_argument('--num-classes', type=int, default=7, help='network_fer.num_classes (default 7)')
+    parser.add_argument(
+        '--input-size', type=at_least(1), default=None, help='network_fer.input_size (default: 112 probe)'
+    )
+    parser.add_argument('--num-classes', type=at_least(1), default=7, help='network_fer.num_classes (default 7)')
     parser.add_argument('--markdown', action='store_true', help='one markdown table row per model')
     return parser.parse_args(argv)
 

@@ -17,17 +17,18 @@ import sys
 import time
 
 from srfer_plugin.synthetic import SyntheticRootError, ensure_synthetic_dataset, write_synthetic_dataset
+from srfer_plugin.utils.cli_args import at_least
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description='Generate synthetic expression faces (7 FER classes).')
     parser.add_argument('--out', required=True, help='dataset root')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, default=112, help='image height and width')
-    parser.add_argument('--num-train', type=int, default=400, help='train images per class')
-    parser.add_argument('--num-val', type=int, default=50, help='val images per class')
-    parser.add_argument('--num-test', type=int, default=100, help='test images per class')
+    parser.add_argument('--seed', type=at_least(0), default=0)
+    parser.add_argument('--size', type=at_least(16), default=112, help='image height and width')
+    parser.add_argument('--num-train', type=at_least(1), default=400, help='train images per class')
+    parser.add_argument('--num-val', type=at_least(0), default=50, help='val images per class')
+    parser.add_argument('--num-test', type=at_least(0), default=100, help='test images per class')
     parser.add_argument('--force', action='store_true', help='regenerate even if a matching dataset exists')
     return parser.parse_args(argv)
 

@@ -25,6 +25,7 @@ import torch
 from basicsr.utils import set_random_seed
 
 from srfer_plugin.train_loop.option_checks import load_option_file
+from srfer_plugin.utils.cli_args import at_least
 
 
 def measure_shares(
@@ -92,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     )
     parser.add_argument('-opt', '--opt', required=True, help='SR-FER option file (datasets.train, losses)')
     parser.add_argument('--network-g', help='SR network weights (default: path.pretrain_network_g)')
-    parser.add_argument('--batches', type=int, default=10, help='training batches to read')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--batches', type=at_least(1), default=10, help='training batches to read')
+    parser.add_argument('--seed', type=at_least(0), default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.batches < 1:
         parser.error('--batches must be >= 1')

@@ -23,6 +23,7 @@ from srfer_plugin.converters import (
     format_report,
     prepare_dataset,
 )
+from srfer_plugin.utils.cli_args import at_least
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--format', required=True, choices=list(FORMATS), help='layout of --src')
     parser.add_argument('--src', required=True, help='dataset folder or file as distributed (see docs/datasets.md)')
     parser.add_argument('--dst', required=True, help='output root (classes.txt, <split>/<class>/*.png, meta_info)')
-    parser.add_argument('--size', type=int, default=112, help='output side length in pixels')
+    parser.add_argument('--size', type=at_least(1), default=112, help='output side length in pixels')
     parser.add_argument(
         '--split',
         default=None,
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         f'(train,val,test), 0.9,0.1 (train,test) or train=0.8,val=0.2. Default per format: {defaults} '
         '(imagefolder with train/val/test folders: official)',
     )
-    parser.add_argument('--seed', type=int, default=0, help='seed of subject/random splits')
+    parser.add_argument('--seed', type=at_least(0), default=0, help='seed of subject/random splits')
     parser.add_argument('--lmdb', action='store_true', help='also write DST/lmdb/<split>.lmdb (BasicSR lmdb backend)')
     parser.add_argument(
         '--resize-mode',
@@ -57,14 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument('--ferplus-csv', default=None, help='fer2013new.csv when it is not inside --src')
     parser.add_argument('--image-root', default=None, help='affectnet csv: folder the image paths are relative to')
-    parser.add_argument('--ckplus-last-frames', type=int, default=3, help='last frames per labelled CK+ sequence')
+    parser.add_argument(
+        '--ckplus-last-frames', type=at_least(1), default=3, help='last frames per labelled CK+ sequence'
+    )
     parser.add_argument('--ckplus-neutral-first', action='store_true', help='add the first CK+ frame as neutral')
     parser.add_argument(
         '--overwrite',
         action='store_true',
         help='replace a previous output in --dst once the new one is complete (other files in --dst are kept)',
     )
-    parser.add_argument('--workers', type=int, default=1, help='image decode/encode threads')
+    parser.add_argument('--workers', type=at_least(1), default=1, help='image decode/encode threads')
     parser.add_argument('--strict', action='store_true', help='exit with status 1 when there are bad rows')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return parser

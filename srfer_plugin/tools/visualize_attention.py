@@ -34,6 +34,7 @@ import torch
 from srfer_plugin.data.degradations import degrade, rng_for_image, upsample_bicubic
 from srfer_plugin.data.paired_fer_dataset import PairedFERDataset
 from srfer_plugin.predictor import SRFERPredictor, build_fer_network, resolve_device
+from srfer_plugin.utils.cli_args import at_least
 from srfer_plugin.utils.inference_io import load_yaml, read_lr_image
 from srfer_plugin.utils.inference_outputs import archive_earlier_outputs, printable_text, sr_output_name, write_new_file
 from srfer_plugin.utils.visualize import attention_grid, attention_rows
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--plain-sr-model', help='weights of the same backbone trained with the pixel loss only')
     parser.add_argument('--plain-network-g', help='network_g of the plain model as YAML text/file (default: same)')
     parser.add_argument('--images', nargs='*', help='HR images (default: the first --num images of the set)')
-    parser.add_argument('--num', type=int, default=4, help='images to draw when --images is not given')
+    parser.add_argument('--num', type=at_least(1), default=4, help='images to draw when --images is not given')
     parser.add_argument('--dataset', help='name of the test/val set to use (default: the first one)')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--p', type=float, help='attention exponent (default: train.attention_opt.p, else 2)')
