@@ -207,6 +207,16 @@ def model_options(
     return opt
 
 
+def without_classifier(opt: dict[str, Any]) -> dict[str, Any]:
+    """``opt`` (from :func:`model_options`) without the classifier and its losses: a plain-SR run (SafeSRModel)."""
+    opt['model_type'] = 'SafeSRModel'
+    opt.pop('network_fer')
+    for key in ('attention_opt', 'prediction_opt', 'fer_opt', 'optim_fer'):
+        opt['train'].pop(key, None)
+    opt['path'].pop('ignore_resume_networks', None)
+    return opt
+
+
 def synthetic_faces_and_random_fer(root: str, size: int, **split_sizes: int) -> tuple[str, str]:
     """Synthetic 7-class faces of ``size`` px (``num_train``/``num_val``/``num_test``) and the demo's classifier
     with its random initialisation (seed 0) saved as an mmengine-style checkpoint.

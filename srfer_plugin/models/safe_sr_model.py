@@ -23,7 +23,9 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from srfer_plugin.models.checkpoint_io import network_file_contents, read_network_weights, save_with_retry
 from srfer_plugin.models.mixed_precision import MixedPrecision
+from srfer_plugin.models.sr_validation import SRValidation
 from srfer_plugin.utils.rng import get_rng_states, set_rng_states
+from srfer_plugin.utils.saved_image_names import SavedImageNames
 from srfer_plugin.utils.sr_network import check_upscale
 
 
@@ -51,7 +53,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 @MODEL_REGISTRY.register()
-class SafeSRModel(SRModel):
+class SafeSRModel(SRValidation, SRModel):
     """SRModel (same options, file names and checkpoint formats) with safe IO and robust training steps.
 
     Train options (``train:``) on top of SRModel's (``pixel_opt``, ``perceptual_opt``, ``optim_g``, ``ema_decay``):
@@ -66,8 +68,9 @@ class SafeSRModel(SRModel):
     Checkpoints and training states are written atomically (temporary file + rename); training states also hold
     the RNG states, the GradScaler state and ``iters_per_epoch``. Every checkpoint is read with ``safe_load`` (no
     pickled code runs). Under DDP, a CPU model is wrapped without ``device_ids``, and validation runs on rank 0
-    with the bare networks while the other ranks wait at a barrier. ``network_g`` is checked to upscale by
-    ``scale`` when the model is built.
+    with the bare networks while the other ranks wait at a barrier; it scores every image of a batch and saves
+    SR images under unique names (:class:`SRValidation`). ``network_g`` is checked to upscale by ``scale`` when
+    the model is built.
 
     :meth:`optimize_parameters` reads top to bottom: SR forward, losses, backward and step. A subclass with other
     losses writes its own from the same helpers (``self.amp``, :meth:`super_resolve`, :meth:`sr_losses`,
@@ -83,6 +86,7 @@ class SafeSRModel(SRModel):
     def __init__(self, opt: dict):
         if opt.get('is_train') and not any((opt.get('train') or {}).get(key) for key in self.LOSS_OPTIONS):
             raise ValueError(f'train: set at least one of {", ".join(self.LOSS_OPTIONS)}')
+        self.sr_image_names = SavedImageNames()  # names of the SR images validation saves (SRValidation)
         super().__init__(opt)
         check_upscale(self.get_bare_model(self.net_g), int(opt.get('scale', 1)), opt['network_g'], self.device)
 
@@ -345,30 +349,3 @@ class SafeSRModel(SRModel):
                 f'{os.path.dirname(self.opt["path"]["models"])}; check the data and the learning rate, then '
                 'resume with --auto_resume'
             )
-
-    # ------------------------------------------------------------- validation
-    def dist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
-        """Rank 0 validates the whole (unsharded) set with the bare networks; the other ranks wait for it."""
-        if self.opt['rank'] == 0:
-            wrapped = {name: net for name, net in vars(self).items() if name.startswith('net_')}
-            for name, net in wrapped.items():
-                setattr(self, name, self.get_bare_model(net))
-            try:
-                self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
-            finally:
-                for name, net in wrapped.items():
-                    setattr(self, name, net)
-        if torch_dist.is_available() and torch_dist.is_initialized():
-            torch_dist.barrier()
-
-    def _initialize_best_metric_results(self, dataset_name: str) -> None:
-        """BasicSR's best-metric record, for whichever metrics were computed (``better`` from ``val.metrics``)."""
-        if hasattr(self, 'best_metric_results') and dataset_name in self.best_metric_results:
-            return
-        if not hasattr(self, 'best_metric_results'):
-            self.best_metric_results = {}
-        record = {}
-        for metric in self.metric_results:
-            better = (self.opt['val'].get('metrics') or {}).get(metric, {}).get('better', 'higher')
-            record[metric] = dict(better=better, val=float('-inf') if better == 'higher' else float('inf'), iter=-1)
-        self.best_metric_results[dataset_name] = record

@@ -8,23 +8,15 @@ non-finite steps, EMA, loss logging, checkpoints, DDP) is ``SafeSRModel``'s, cal
 
 from __future__ import annotations
 
-import os
-
-import cv2
-import numpy as np
 import torch
-from basicsr.metrics import calculate_metric
-from basicsr.utils import get_root_logger, tensor2img
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
-from tqdm import tqdm
 
 from srfer_plugin.data.degradations import upsample_bicubic
 from srfer_plugin.models.fer_guidance import FERGuidance
 from srfer_plugin.models.joint_learning import build_scheduler, check_fer_options
 from srfer_plugin.models.safe_sr_model import SafeSRModel
 from srfer_plugin.utils.fer_report import top1_accuracy, write_fer_reports
-from srfer_plugin.utils.inference_outputs import printable_text
-from srfer_plugin.utils.saved_image_names import SavedImageNames
 
 FER_METRICS = ('acc', 'acc_hr', 'acc_bicubic')
 
@@ -55,7 +47,6 @@ class SRFERModel(SafeSRModel):
         if not self.is_train:
             self.fer = self.build_fer_guidance()
         self.fer_results: dict[str, dict[str, list]] = {}
-        self.sr_image_names = SavedImageNames()
 
     @property
     def net_fer(self) -> torch.nn.Module:
@@ -141,63 +132,41 @@ class SRFERModel(SafeSRModel):
             self.net_g.eval()
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
-        """SRModel's validation (``val.metrics``, e.g. PSNR, SSIM, NIQE; saved images) plus FER accuracy on SR, HR
-        and bicubic images."""
+        """SafeSRModel's validation plus FER accuracy on SR, HR and bicubic images (``acc``, ``acc_hr``,
+        ``acc_bicubic``); a test run writes the FER reports."""
         dataset_name = dataloader.dataset.opt['name']
-        metrics_opt = self.opt['val'].get('metrics') or {}
-        cached = self.fer.cached_reference_predictions(dataset_name)
-        sums = {metric: 0.0 for metric in metrics_opt}
-        records: dict[str, list] = {'path': [], 'label': [], 'pred_sr': [], 'pred_hr': [], 'pred_bicubic': []}
-        num_images = 0
-        use_pbar = self.opt['val'].get('pbar', False)
-        pbar = tqdm(total=len(dataloader), unit='batch', desc=f'Validate {dataset_name}') if use_pbar else None
+        self._fer_cached = self.fer.cached_reference_predictions(dataset_name)
+        self._fer_records = {'path': [], 'label': [], 'pred_sr': [], 'pred_hr': [], 'pred_bicubic': []}
         with self.fer.evaluating():
-            for val_data in dataloader:
-                self.feed_data(val_data)
-                self.test()
-                if 'label' in val_data:
-                    records['label'] += val_data['label'].tolist()
-                    records['pred_sr'] += self.fer.predict(self.output).tolist()
-                    if cached is None:
-                        records['pred_hr'] += self.fer.predict(self.gt).tolist()
-                        bicubic = upsample_bicubic(self.lq, self.gt.shape[-2:])
-                        records['pred_bicubic'] += self.fer.predict(bicubic).tolist()
-                records['path'] += list(val_data['gt_path'] if 'gt_path' in val_data else val_data['lq_path'])
-                for i in range(self.output.shape[0]):
-                    metric_data = {'img': tensor2img([self.output[i].detach().cpu()])}
-                    if hasattr(self, 'gt'):
-                        metric_data['img2'] = tensor2img([self.gt[i].detach().cpu()])
-                    for name, opt_ in metrics_opt.items():
-                        sums[name] += calculate_metric(metric_data, opt_)
-                    if save_img:
-                        self._save_sr_image(
-                            metric_data['img'], val_data['lq_path'][i], dataloader.dataset, current_iter
-                        )
-                num_images += self.output.shape[0]
-                del self.lq, self.output
-                if hasattr(self, 'gt'):
-                    del self.gt
-                if pbar:
-                    pbar.update(1)
-        if pbar:
-            pbar.close()
-
-        self.metric_results = {name: value / max(num_images, 1) for name, value in sums.items()}
-        if records['label']:
-            if cached is not None:
-                records.update(cached)
-            else:
-                self.fer.cache_reference_predictions(dataset_name, records)
-            for metric, key in zip(FER_METRICS, ('pred_sr', 'pred_hr', 'pred_bicubic')):
-                self.metric_results[metric] = top1_accuracy(records['label'], records[key])
-            self.fer_results[dataset_name] = records
-        if self.metric_results:
-            self._initialize_best_metric_results(dataset_name)
-            for metric, value in self.metric_results.items():
-                self._update_best_metric_result(dataset_name, metric, value, current_iter)
-            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
         if not self.opt['is_train'] and self.opt['rank'] == 0:
             self.write_test_reports(dataset_name, dataloader.dataset)
+
+    def record_validation_batch(self, val_data: dict) -> None:
+        """The classifier's predictions on the batch's SR faces (and, unless cached, its HR and bicubic faces)."""
+        records = self._fer_records
+        if 'label' in val_data:
+            records['label'] += val_data['label'].tolist()
+            records['pred_sr'] += self.fer.predict(self.output).tolist()
+            if self._fer_cached is None:
+                records['pred_hr'] += self.fer.predict(self.gt).tolist()
+                records['pred_bicubic'] += self.fer.predict(upsample_bicubic(self.lq, self.gt.shape[-2:])).tolist()
+        records['path'] += list(val_data['gt_path'] if 'gt_path' in val_data else val_data['lq_path'])
+
+    def extra_validation_metrics(self, dataset_name: str) -> dict[str, float]:
+        """Top-1 accuracy on SR, HR and bicubic faces (none for a set without labels); kept in ``fer_results``."""
+        records = self._fer_records
+        if not records['label']:
+            return {}
+        if self._fer_cached is not None:
+            records.update(self._fer_cached)
+        else:
+            self.fer.cache_reference_predictions(dataset_name, records)
+        self.fer_results[dataset_name] = records
+        return {
+            metric: top1_accuracy(records['label'], records[key])
+            for metric, key in zip(FER_METRICS, ('pred_sr', 'pred_hr', 'pred_bicubic'))
+        }
 
     def write_test_reports(self, dataset_name: str, dataset) -> None:
         """Write the evaluation reports of a test set under ``results/<name>/`` (see ``utils/fer_report.py``)."""
@@ -209,23 +178,3 @@ class SRFERModel(SafeSRModel):
             getattr(dataset, 'classes', None) or self.fer.class_names,
             classifier=self.fer.classifier_state,
         )
-
-    def _save_sr_image(self, img: np.ndarray, lq_path: str, dataset, current_iter) -> None:
-        """Save an SR image in BasicSR's layout, named by :class:`SavedImageNames`; written by Python (any path).
-
-        Training: ``visualization/<name>/<name>_<iter>.png``; test: ``visualization/<dataset>/<name>_<suffix>.png``.
-        """
-        folder = '' if self.opt['is_train'] else dataset.opt['name']  # in training all val sets share one folder
-        roots = [dataset.opt.get('dataroot_lq'), dataset.opt.get('dataroot_gt')]
-        img_name = self.sr_image_names.name(lq_path, dataset.opt['name'], roots, folder)
-        if self.opt['is_train']:
-            path = os.path.join(self.opt['path']['visualization'], img_name, f'{img_name}_{current_iter}.png')
-        else:
-            suffix = self.opt['val'].get('suffix') or self.opt['name']
-            path = os.path.join(self.opt['path']['visualization'], dataset.opt['name'], f'{img_name}_{suffix}.png')
-        ok, buf = cv2.imencode('.png', img)  # cv2.imwrite crashes on a path that is not UTF-8
-        if not ok:
-            raise OSError(f'cannot encode the SR image of {printable_text(lq_path)!r} as PNG')
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, 'wb') as f:
-            f.write(buf.tobytes())

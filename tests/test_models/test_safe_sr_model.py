@@ -8,7 +8,7 @@ import pytest
 import torch
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from fer_fixtures import model_options
+from fer_fixtures import model_options, without_classifier
 
 from srfer_plugin.models.safe_sr_model import SafeSRModel
 from srfer_plugin.models.srfer_model import SRFERModel
@@ -17,13 +17,7 @@ from srfer_plugin.utils.checkpoint import safe_load
 
 def plain_options(data_root: str, exp_root: str) -> dict:
     """The tiny SR-FER options without the classifier and its losses: a plain-SR run."""
-    opt = model_options(data_root, exp_root)
-    opt['model_type'] = 'SafeSRModel'
-    opt.pop('network_fer')
-    for key in ('attention_opt', 'prediction_opt', 'fer_opt', 'optim_fer'):
-        opt['train'].pop(key, None)
-    opt['path'].pop('ignore_resume_networks', None)
-    return opt
+    return without_classifier(model_options(data_root, exp_root))
 
 
 def _batch(opt: dict) -> dict:

@@ -13,7 +13,15 @@ import pytest
 import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
-from fer_fixtures import TINY_CLASSES, TINY_SR_ARCHS, TINY_VIT_FER, draw_face, model_options, write_options
+from fer_fixtures import (
+    TINY_CLASSES,
+    TINY_SR_ARCHS,
+    TINY_VIT_FER,
+    draw_face,
+    model_options,
+    without_classifier,
+    write_options,
+)
 
 from srfer_plugin.data.fer_layout import write_meta_info
 from srfer_plugin.models.srfer_model import SRFERModel
@@ -215,6 +223,13 @@ def test_label_outside_num_classes_without_classes_txt_fails_before_training(tmp
         build_model(opt)
 
 
+MODEL_TYPES = ('SRFERModel', 'SafeSRModel')  # the plain-SR model validates and saves images the same way
+
+
+def _options_of(model_type: str, opt: dict) -> dict:
+    return opt if model_type == 'SRFERModel' else without_classifier(opt)
+
+
 def _faces_sharing_a_file_name(root: str) -> str:
     """Kaggle FER2013's layout, ``test/<class>/im0.png`` in each class folder, plus ``test/happy_im0.png``.
 
@@ -230,13 +245,14 @@ def _faces_sharing_a_file_name(root: str) -> str:
     return os.path.join(root, 'meta_info_test.txt')
 
 
+@pytest.mark.parametrize('model_type', MODEL_TYPES)
 @pytest.mark.parametrize('is_train', [True, False])
-def test_saved_sr_images_of_faces_sharing_a_file_name_are_kept_apart(is_train, tiny_fer_root, tmp_path):
+def test_saved_sr_images_of_faces_sharing_a_file_name_are_kept_apart(model_type, is_train, tiny_fer_root, tmp_path):
     """``val.save_img`` names each SR image by the face's path in its set (not its file name alone), in BasicSR's
-    folders: no two faces (nor two val sets of the same faces, in training) write one file."""
+    folders: no two faces (nor two val sets of the same faces, in training) write one file. Plain SR too."""
     meta_info = _faces_sharing_a_file_name(str(tmp_path / 'kaggle'))
     exp = tmp_path / 'exp'
-    opt = model_options(tiny_fer_root, str(exp), is_train=is_train)
+    opt = _options_of(model_type, model_options(tiny_fer_root, str(exp), is_train=is_train))
     opt['val']['suffix'] = 'x4'
     model = build_model(opt)
     for name in ('kaggle', 'kaggle_blur'):  # two sets of the same faces
@@ -271,7 +287,8 @@ model.validation(build_dataloader(build_dataset(val), val, num_gpu=0, dist=False
 """
 
 
-def test_sr_image_of_a_face_whose_name_is_not_utf8_is_saved(tiny_fer_root, tmp_path):
+@pytest.mark.parametrize('model_type', MODEL_TYPES)
+def test_sr_image_of_a_face_whose_name_is_not_utf8_is_saved(model_type, tiny_fer_root, tmp_path):
     """``val.save_img`` on Kaggle-style class folders holding ``caf\\xe9.png`` (not UTF-8): cv2.imwrite crashed
     (segfault) on such a path; the SR image is written by Python, named as ``srfer infer`` names such a file
     (``\\xHH``). In a child process: a segfault fails this test, not the session."""
@@ -289,7 +306,7 @@ def test_sr_image_of_a_face_whose_name_is_not_utf8_is_saved(tiny_fer_root, tmp_p
                 pytest.skip('this file system does not allow file names that are not UTF-8')
     (tmp_path / 'kaggle' / 'classes.txt').write_text('\n'.join(TINY_CLASSES) + '\n', encoding='utf-8')
     exp = tmp_path / 'exp'
-    opt = model_options(tiny_fer_root, str(exp))
+    opt = _options_of(model_type, model_options(tiny_fer_root, str(exp)))
     opt['datasets']['val'].update(dataroot_gt=str(faces), dataroot_lq=str(lr_faces), meta_info_file=None)
     opt_path = write_options(opt, str(tmp_path / 'opt.yml'))
     proc = subprocess.run([sys.executable, '-c', VALIDATE_AND_SAVE, opt_path], capture_output=True, timeout=300)
