@@ -24,6 +24,7 @@ from srfer_plugin.fer_pretrain_weights import (  # noqa: F401  (re-exported: the
     write_init_weights,
 )
 from srfer_plugin.utils.checkpoint import atomic_torch_save, atomic_write_json
+from srfer_plugin.utils.inference_outputs import archive_earlier_results
 from srfer_plugin.utils.run_lock import acquire_folder, release_folder
 from srfer_plugin.utils.shipped_options import resolve_path
 
@@ -254,7 +255,7 @@ def _train_and_test(
     runner = Runner.from_cfg(cfg)
     # the Runner logs into a new <time>/ folder (with a copy of the config); what training overwrites is moved first
     earlier = checks.earlier_results(work_dir, (FINAL_NAME, SUMMARY_NAME), (INIT_NAME,), resume)
-    checks.archive_earlier_results(work_dir, earlier)
+    archive_earlier_results(work_dir, earlier)
     if init is not None:
         write_init_weights(cfg, init)
     runner.train()

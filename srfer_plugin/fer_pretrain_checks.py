@@ -219,18 +219,3 @@ def earlier_results(work_dir: str, results: tuple[str, ...], fresh_results: tupl
     for pattern in ('last_checkpoint', 'epoch_*.pth', 'best_*.pth'):
         found += sorted(osp.basename(p) for p in glob.glob(osp.join(work_dir, pattern)))
     return names + [n for n in dict.fromkeys(found) if n not in names]
-
-
-def archive_earlier_results(work_dir: str, names: list[str]) -> str | None:
-    """Move ``names`` (entries of ``work_dir``) into a new ``work_dir/archived_<time>/`` and say so.
-
-    Returns:
-        The archive folder, or None when there is nothing to move.
-    """
-    from srfer_plugin.utils.inference_outputs import move_to_archive
-
-    if not names:
-        return None
-    archive = move_to_archive(work_dir, names)
-    print(f'note: moved the results of an earlier run in {work_dir} ({", ".join(names)}) to {archive}', flush=True)
-    return archive

@@ -26,6 +26,7 @@ from srfer_plugin.studies.benchmark_reuse import check_earlier_work, work_settin
 from srfer_plugin.studies.evaluation import evaluation_options, run_evaluation
 from srfer_plugin.studies.runner import network_path, run_training, train_seconds_per_iter, write_options
 from srfer_plugin.utils.checkpoint import atomic_write_json
+from srfer_plugin.utils.inference_outputs import archive_earlier_results
 from srfer_plugin.utils.shipped_options import resolve_path
 
 
@@ -279,8 +280,6 @@ def archive_tables_of_other_cells(out: str, cells: list[Cell]) -> str | None:
     Returns:
         The archive folder, or None when nothing was moved.
     """
-    from srfer_plugin.fer_pretrain_checks import archive_earlier_results
-
     cells_dir = os.path.join(out, 'cells')
     finished = {
         entry.name

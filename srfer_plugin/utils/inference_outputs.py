@@ -326,3 +326,16 @@ def move_to_archive(out_dir: str, names: Sequence[str]) -> str:
     for name in names:
         os.rename(os.path.join(out_dir, name), os.path.join(archive, name))
     return archive
+
+
+def archive_earlier_results(out_dir: str, names: Sequence[str]) -> str | None:
+    """Move ``names`` (entries of ``out_dir``) into a new ``out_dir/archived_<time>/`` and say so on stdout.
+
+    Returns:
+        The archive folder, or None when there is nothing to move.
+    """
+    if not names:
+        return None
+    archive = move_to_archive(out_dir, names)
+    print(f'note: moved the results of an earlier run in {out_dir} ({", ".join(names)}) to {archive}', flush=True)
+    return archive
