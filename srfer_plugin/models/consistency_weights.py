@@ -9,6 +9,10 @@ The norms are running means (exponential, ``momentum``) measured every ``interva
 the weights follow the classifier's gradient scale without the noise of a per-step renormalisation. A classifier
 whose gradients at the SR face are ten times larger gets a ten times smaller weight, so the same shares suit any
 classifier. Measuring costs one extra backward pass to the SR output per term on a measuring step.
+
+With ``calibration_iters: N`` the norms are measured over the first N iterations only and the weights are then
+held: constant weights, as hand-set ones are, chosen from the gradients at the start of training. Without it the
+weights follow the norms for the whole run (they rise as the SR faces come to agree with the HR ones).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import torch.distributed as dist
 RULES = ('gradient_share',)
 TERMS = {'l_att': 'attention_opt', 'l_pred': 'prediction_opt'}
 PIXEL_LOSSES = ('l_pix', 'l_g_pix')  # SRFERModel's and the GAN models' pixel loss
-DEFAULTS = {'interval': 10, 'momentum': 0.9}
+DEFAULTS = {'interval': 10, 'momentum': 0.9, 'calibration_iters': None}
+KEYS = ('rule', 'shares', 'interval', 'momentum', 'calibration_iters')
 
 
 class ConsistencyWeights:
@@ -30,8 +35,9 @@ class ConsistencyWeights:
 
     Args:
         options: ``rule`` (``gradient_share``), ``shares`` (``{l_att: s, l_pred: s}``, one per consistency loss of
-            the run), ``interval`` (steps between measurements, default 10) and ``momentum`` (of the running
-            means, default 0.9).
+            the run), ``interval`` (steps between measurements, default 10), ``momentum`` (of the running means,
+            default 0.9) and ``calibration_iters`` (measure over the first N iterations, then hold the weights;
+            default None: measure throughout).
         train_opt: The ``train`` section (which consistency losses are set; their ``loss_weight`` must be unset).
 
     Raises:
@@ -41,10 +47,10 @@ class ConsistencyWeights:
     def __init__(self, options: Mapping, train_opt: Mapping):
         where = 'train.consistency_weights'
         if not isinstance(options, Mapping):
-            raise ValueError(f'{where} must be a mapping (rule, shares, interval, momentum); got {options!r}')
-        unknown = sorted(set(options) - {'rule', 'shares', 'interval', 'momentum'})
+            raise ValueError(f'{where} must be a mapping ({", ".join(KEYS)}); got {options!r}')
+        unknown = sorted(set(options) - set(KEYS))
         if unknown:
-            raise ValueError(f'{where}: unknown key(s) {unknown}; known: rule, shares, interval, momentum')
+            raise ValueError(f'{where}: unknown key(s) {unknown}; known: {", ".join(KEYS)}')
         if options.get('rule') not in RULES:
             raise ValueError(f'{where}.rule must be one of {RULES}; got {options.get("rule")!r}')
         pixel_opt = train_opt.get('pixel_opt')
@@ -63,11 +69,16 @@ class ConsistencyWeights:
                 raise ValueError(f'{where}.shares.{term} must be a number > 0; got {shares[term]!r}')
         self.shares = {term: float(shares[term]) for term in terms}
         self.interval = options.get('interval', DEFAULTS['interval'])
-        if isinstance(self.interval, bool) or not isinstance(self.interval, int) or self.interval < 1:
+        if not _whole_at_least(self.interval, 1):
             raise ValueError(f'{where}.interval must be a whole number >= 1; got {self.interval!r}')
         self.momentum = options.get('momentum', DEFAULTS['momentum'])
         if not (_number(self.momentum) and 0 <= self.momentum < 1):
             raise ValueError(f'{where}.momentum must be a number in [0, 1); got {self.momentum!r}')
+        self.calibration_iters = options.get('calibration_iters', DEFAULTS['calibration_iters'])
+        if self.calibration_iters is not None and not _whole_at_least(self.calibration_iters, 1):
+            raise ValueError(
+                f'{where}.calibration_iters must be a whole number >= 1 (or left out); got {self.calibration_iters!r}'
+            )
         self.norms: dict[str, float] = {}  # running means of the gradient norms at the SR output
         self.weights: dict[str, float] = {}
 
@@ -79,9 +90,11 @@ class ConsistencyWeights:
             losses: The step's losses (``l_pix`` or ``l_g_pix``, and the consistency losses at weight 1); changed
                 in place.
             sr: The SR batch the losses were computed from (with its graph).
-            current_iter: The iteration (the norms are measured at the first call and every ``interval``).
+            current_iter: The iteration (the norms are measured at the first call and every ``interval``, up to
+                ``calibration_iters`` when it is set).
         """
-        if not self.norms or current_iter % self.interval == 0:
+        calibrating = self.calibration_iters is None or current_iter <= self.calibration_iters
+        if not self.norms or (calibrating and current_iter % self.interval == 0):
             self._measure(losses, sr)
         for term in self.shares:
             self.weights[term] = self.shares[term] * self.norms['pixel'] / max(self.norms[term], 1e-12)
@@ -115,6 +128,10 @@ class ConsistencyWeights:
 
 def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole_at_least(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def _positive(value: object) -> bool:

@@ -47,6 +47,7 @@ TRAINED: dict[str, str] = {
     'auto_full': '`auto` with shares 0.47 and 4.2 (read with the demo classifier pre-trained in full)',
     'auto_pred0.3': '`auto` with shares 1.15 and 0.3',
     'auto_pred1': '`auto` with shares 1.15 and 1',
+    'auto_hold': 'shares 0.83 and 6.0, measured over the first 50 iterations and then held',
     **{f'stage{s}': f'L1 + attention 0.1 on stage {s} only' for s in range(4)},
     'deep_weighted': 'L1 + attention 0.1, stage weights 0.4, 0.8, 1.2, 1.6 (deeper stages weigh more)',
     'shallow_weighted': 'L1 + attention 0.1, stage weights 1.6, 1.2, 0.8, 0.4 (shallower stages weigh more)',

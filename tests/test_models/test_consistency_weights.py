@@ -53,6 +53,29 @@ def test_norms_are_running_means_measured_every_interval():
     assert resumed.norms == weights.norms
 
 
+def test_calibration_iters_holds_the_weights_after_the_window():
+    """``calibration_iters: 4``: measured at iterations 1, 2 and 4 (interval 2), then held, whatever the gradients
+    do; the held weights survive a resume (they come from the saved norms)."""
+    torch.manual_seed(0)
+    sr, target = torch.rand(2, 3, 8, 8, requires_grad=True), torch.rand(2, 3, 8, 8)
+    weights = ConsistencyWeights({**OPTIONS, 'calibration_iters': 4}, TRAIN)
+    for current_iter in (1, 2, 4):
+        weights.weigh(_losses(sr, target, float(current_iter)), sr, current_iter=current_iter)
+    held = dict(weights.weights)
+    for current_iter in (6, 8, 100):  # measuring steps of the interval, past the window
+        losses = _losses(sr, target, 50.0)
+        weights.weigh(losses, sr, current_iter=current_iter)
+        assert weights.weights == held
+    resumed = ConsistencyWeights({**OPTIONS, 'calibration_iters': 4}, TRAIN)
+    resumed.load_state_dict(weights.state_dict())
+    resumed.weigh(_losses(sr, target, 50.0), sr, current_iter=101)
+    assert resumed.weights == held
+    unheld = ConsistencyWeights(OPTIONS, TRAIN)  # without the window the same steps move the weights
+    for current_iter in (1, 2, 4, 6):
+        unheld.weigh(_losses(sr, target, 50.0 if current_iter == 6 else float(current_iter)), sr, current_iter)
+    assert unheld.weights['l_att'] < held['l_att']
+
+
 @pytest.mark.parametrize(
     ('options', 'train', 'message'),
     [
@@ -61,6 +84,8 @@ def test_norms_are_running_means_measured_every_interval():
         ({**OPTIONS, 'shares': {'l_att': 0}}, TRAIN, 'shares.l_att must be a number > 0'),
         ({**OPTIONS, 'interval': 0}, TRAIN, 'interval must be a whole number >= 1'),
         ({**OPTIONS, 'momentum': 1}, TRAIN, r'momentum must be a number in \[0, 1\)'),
+        ({**OPTIONS, 'calibration_iters': 0}, TRAIN, 'calibration_iters must be a whole number >= 1'),
+        ({**OPTIONS, 'calibration_iters': '50'}, TRAIN, "calibration_iters must be a whole number >= 1.*got '50'"),
         ({**OPTIONS, 'every': 3}, TRAIN, r"unknown key\(s\) \['every'\]"),
         (
             OPTIONS,

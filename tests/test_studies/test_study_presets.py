@@ -126,11 +126,11 @@ def test_stages_preset(fer, tmp_path):
 
 def test_weights_preset(fer, tmp_path):
     cells = sp.plan_study_cells('weights', [fer], [2])
-    assert len(cells) == 1 + 9 + 4 and cells[0].method == 'none'
-    assert [c.method for c in cells[-4:]] == ['auto', 'auto_full', 'auto_pred0.3', 'auto_pred1']
+    assert len(cells) == 1 + 9 + 5 and cells[0].method == 'none'
+    assert [c.method for c in cells[-5:]] == ['auto', 'auto_full', 'auto_pred0.3', 'auto_pred1', 'auto_hold']
     opts = _options(cells, 'weights', tmp_path)
     grid = set()
-    for cell in cells[1:-4]:
+    for cell in cells[1:-5]:
         train = opts[cell.name]['train']
         grid.add((train['attention_opt']['loss_weight'], train['prediction_opt']['loss_weight']))
         assert opts[cell.name]['network_fer']['stages'] == [0, 1, 2, 3]
@@ -148,6 +148,14 @@ def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
     train = sp.study_options(cell, 'weights', None, str(tmp_path / 'faces'), str(tmp_path))['train']
     assert train['consistency_weights'] == {'rule': 'gradient_share', 'shares': {'l_att': 1.15, 'l_pred': 0.007}}
     assert 'loss_weight' not in train['attention_opt'] and 'loss_weight' not in train['prediction_opt']
+    (held,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_hold'])
+    assert held.train_name == 'bench_study_att0.83_pred6_gshare_hold50_seed0'
+    train = sp.study_options(held, 'weights', None, str(tmp_path / 'faces'), str(tmp_path))['train']
+    assert train['consistency_weights'] == {
+        'rule': 'gradient_share',
+        'shares': {'l_att': 0.83, 'l_pred': 6.0},
+        'calibration_iters': 50,
+    }
     ConsistencyWeights(train['consistency_weights'], train)  # the model accepts the section as written
     assert 'gradient shares' in sp.descriptions('weights')['auto']
     (full,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_full'])
