@@ -33,7 +33,7 @@ import cv2
 from basicsr.utils.misc import get_time_str
 
 if TYPE_CHECKING:
-    from srfer_plugin.infer import InputImage
+    from srfer_plugin.inference_run import InputImage
     from srfer_plugin.predictor import ImagePrediction
 
 PARTIAL_SUFFIX = '.partial'
