@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srfer_plugin.archs.mmpretrain_fer_arch import as_hw
+from srfer_plugin.archs.mmpretrain_config import as_hw
 from srfer_plugin.inference_networks import build_fer_network, load_sr_network, resolve_device, sr_param_key
 from srfer_plugin.prediction_types import (
     FacePrediction,

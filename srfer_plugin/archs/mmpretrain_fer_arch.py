@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import inspect
 import os
 from collections.abc import Sequence
 
@@ -23,39 +21,8 @@ from srfer_plugin.archs.feature_taps import (
     probe_taps,
     resolutions,
 )
+from srfer_plugin.archs.mmpretrain_config import accepts_option, as_hw, load_mmpretrain_config, set_num_classes
 from srfer_plugin.utils.checkpoint import extract_state_dict, safe_load, strip_key_prefix
-from srfer_plugin.utils.shipped_options import resolve_path
-
-
-def load_mmpretrain_config(config: str, where: str = 'network_fer.config'):
-    """Load an mmpretrain config from a ``.py`` file or a model name (``mmpretrain.list_models()``).
-
-    Args:
-        config: Config file path, a shipped config's name (``srfer::fer/resnet18_fer7.py``) or a model name.
-        where: Option name for error messages.
-
-    Returns:
-        An ``mmengine.Config`` (a copy the caller may change).
-    """
-    from mmengine import Config
-
-    if str(config).endswith('.py'):
-        try:
-            path = resolve_path(config)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f'{where}: {err}') from None
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'{where}: mmpretrain config file {config!r} does not exist')
-        return Config.fromfile(path)
-    from mmpretrain.apis.model import ModelHub
-
-    try:
-        return copy.deepcopy(ModelHub.get(config).config)
-    except ValueError as err:
-        raise ValueError(
-            f'{where}: {config!r} is neither a .py config file nor an mmpretrain model name '
-            '(see mmpretrain.list_models())'
-        ) from err
 
 
 def _strip_prefixes(state_dict: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
@@ -69,40 +36,6 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor], model_keys: set[str]) -
 DEFAULT_PROBE_SIZE = 112
 # Backbone options some families need for small feature maps, set for the user when a probe fails without them.
 SMALL_MAP_OPTIONS = {'pad_small_map': True}
-
-
-def as_hw(size: int | Sequence[int] | None, where: str = 'network_fer.input_size') -> tuple[int, int] | None:
-    """An image size as ``(height, width)``: an int is a square; None stays None; anything else is a ValueError."""
-    if size is None:
-        return None
-    hw = (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(v) for v in size)
-    if len(hw) != 2 or min(hw) < 1:
-        raise ValueError(f'{where}: {size!r} is not a size (an int or [height, width] of positive ints)')
-    return hw
-
-
-def _set_num_classes(cfg, num_classes: int, config: str) -> None:
-    """Set the class count of every head type: the head's ``num_classes``, else the backbone's (VGG)."""
-    head = cfg.model.get('head') or {}
-    if 'num_classes' in head:
-        cfg.model.head.num_classes = num_classes
-    elif 'num_classes' in cfg.model.backbone:
-        cfg.model.backbone.num_classes = num_classes
-    else:
-        raise ValueError(
-            f'network_fer.num_classes: neither the head ({head.get("type")}) nor the backbone '
-            f'({cfg.model.backbone.get("type")}) of {config!r} has num_classes to set; use a config whose head '
-            'classifies (e.g. LinearClsHead with num_classes), or set it through network_fer.cfg_options'
-        )
-    if cfg.get('data_preprocessor') is not None:
-        cfg.data_preprocessor.num_classes = num_classes
-
-
-def _accepts(backbone_type, option: str) -> bool:
-    from mmpretrain.registry import MODELS
-
-    cls = MODELS.get(backbone_type) if isinstance(backbone_type, str) else backbone_type
-    return cls is not None and option in inspect.signature(cls.__init__).parameters
 
 
 @ARCH_REGISTRY.register()
@@ -155,7 +88,7 @@ class MMPretrainFER(nn.Module):
                 'with a backbone and a classification head'
             )
         if num_classes is not None:
-            _set_num_classes(cfg, int(num_classes), str(config))
+            set_num_classes(cfg, int(num_classes), str(config))
         self.config_path = str(config)
         self.input_size = as_hw(input_size)
         self.class_names: list[str] | None = None
@@ -219,7 +152,7 @@ class MMPretrainFER(nn.Module):
                 fixes = {
                     k: v
                     for k, v in SMALL_MAP_OPTIONS.items()
-                    if k not in backbone_cfg and k not in tried and _accepts(backbone_cfg.get('type'), k)
+                    if k not in backbone_cfg and k not in tried and accepts_option(backbone_cfg.get('type'), k)
                 }
                 if not fixes:
                     where = 'network_fer.input_size' if self.input_size else 'the face size'

@@ -43,7 +43,7 @@ def test_scoped_name_resolves_from_outside_the_repository(tmp_path, monkeypatch)
 
 def test_scoped_config_loads_with_its_base_chain_from_outside_the_repository(tmp_path, monkeypatch):
     """``resnet18slim_fer7_demo.py`` -> ``resnet18_fer7.py`` -> ``_base_/models``, ``_base_/datasets`` ..."""
-    from srfer_plugin.archs.mmpretrain_fer_arch import load_mmpretrain_config
+    from srfer_plugin.archs.mmpretrain_config import load_mmpretrain_config
     from srfer_plugin.fer_pretrain import build_config
 
     monkeypatch.chdir(tmp_path)
