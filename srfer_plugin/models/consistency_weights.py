@@ -10,9 +10,11 @@ the weights follow the classifier's gradient scale without the noise of a per-st
 whose gradients at the SR face are ten times larger gets a ten times smaller weight, so the same shares suit any
 classifier. Measuring costs one extra backward pass to the SR output per term on a measuring step.
 
-With ``calibration_iters: N`` the norms are measured over the first N iterations only and the weights are then
-held: constant weights, as hand-set ones are, chosen from the gradients at the start of training. Without it the
-weights follow the norms for the whole run (they rise as the SR faces come to agree with the HR ones).
+With ``calibration_iters: N`` the norms are measured at the first iteration and every ``interval`` up to N, averaged
+with equal weight (no ``momentum``), and the weights are then held: constant weights, as hand-set ones are, chosen
+from the gradients at the start of training. N must be at least ``interval`` (and, in GAN models, whose generator
+steps alone measure, above ``net_d_init_iters``). Without it the weights follow the norms for the whole run (they
+rise as the SR faces come to agree with the HR ones).
 """
 
 from __future__ import annotations
@@ -75,11 +77,30 @@ class ConsistencyWeights:
         if not (_number(self.momentum) and 0 <= self.momentum < 1):
             raise ValueError(f'{where}.momentum must be a number in [0, 1); got {self.momentum!r}')
         self.calibration_iters = options.get('calibration_iters', DEFAULTS['calibration_iters'])
-        if self.calibration_iters is not None and not _whole_at_least(self.calibration_iters, 1):
+        if self.calibration_iters is not None and 'momentum' in options:
             raise ValueError(
-                f'{where}.calibration_iters must be a whole number >= 1 (or left out); got {self.calibration_iters!r}'
+                f"{where}: momentum is not used with calibration_iters (the window's measurements are averaged "
+                'with equal weight); remove one of them'
             )
+        if self.calibration_iters is not None:
+            if not _whole_at_least(self.calibration_iters, 1):
+                raise ValueError(
+                    f'{where}.calibration_iters must be a whole number >= 1 (or left out); got '
+                    f'{self.calibration_iters!r}'
+                )
+            if self.calibration_iters < self.interval:
+                raise ValueError(
+                    f'{where}.calibration_iters ({self.calibration_iters}) is below interval ({self.interval}): the '
+                    'norms would be measured on the first batch alone; raise it or lower interval'
+                )
+            generator_start = train_opt.get('net_d_init_iters') or 0
+            if _number(generator_start) and self.calibration_iters <= generator_start:
+                raise ValueError(
+                    f'{where}.calibration_iters ({self.calibration_iters}) must be above train.net_d_init_iters '
+                    f'({generator_start}): the generator steps, which measure the norms, start after it'
+                )
         self.norms: dict[str, float] = {}  # running means of the gradient norms at the SR output
+        self.measurements = 0  # how many went into self.norms (the equal-weight mean of a calibration window)
         self.weights: dict[str, float] = {}
 
     def weigh(self, losses: dict[str, torch.Tensor], sr: torch.Tensor, current_iter: int) -> None:
@@ -109,21 +130,28 @@ class ConsistencyWeights:
         if dist.is_available() and dist.is_initialized():  # every rank uses the same weights
             dist.all_reduce(norms)
             norms /= dist.get_world_size()
+        self.measurements += 1
         for name, value in zip(named, norms.tolist()):
             previous = self.norms.get(name)
-            self.norms[name] = value if previous is None else self.momentum * previous + (1 - self.momentum) * value
+            if previous is None:
+                self.norms[name] = value
+            elif self.calibration_iters is not None:  # the mean of the window's measurements
+                self.norms[name] = previous + (value - previous) / self.measurements
+            else:
+                self.norms[name] = self.momentum * previous + (1 - self.momentum) * value
 
     def log(self) -> dict[str, float]:
         """The current weights, as log entries (``w_att``, ``w_pred``)."""
         return {term.replace('l_', 'w_'): weight for term, weight in self.weights.items()}
 
     def state_dict(self) -> dict:
-        """The running norms (for an exact resume)."""
-        return {'norms': dict(self.norms)}
+        """The running norms and their count (for an exact resume)."""
+        return {'norms': dict(self.norms), 'measurements': self.measurements}
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore :meth:`state_dict`."""
         self.norms = dict(state.get('norms') or {})
+        self.measurements = int(state.get('measurements', 1 if self.norms else 0))
 
 
 def _number(value: object) -> bool:

@@ -337,7 +337,15 @@ class FERGuidance:
             ValueError: Its weights differ from those the training state records.
         """
         if self.auto_weights is not None:
-            self.auto_weights.load_state_dict(resume_state.get('consistency_weights') or {})
+            saved_norms = resume_state.get('consistency_weights') or {}
+            self.auto_weights.load_state_dict(saved_norms)
+            calibration = self.auto_weights.calibration_iters
+            if not saved_norms.get('norms') and calibration is not None and resume_state.get('iter', 0) >= calibration:
+                get_root_logger().warning(
+                    f'train.consistency_weights: the training state of iteration {resume_state.get("iter")} holds no '
+                    f'gradient norms (the run did not use the rule), and calibration_iters ({calibration}) is past: '
+                    'the weights are measured on the first resumed step and held from there'
+                )
         saved = resume_state.get('fer_fingerprint')
         if saved is not None and self.fingerprint is not None and saved != self.fingerprint:
             source = self.opt['network_fer'].get('checkpoint')

@@ -25,7 +25,6 @@ from srfer_plugin.models.checkpoint_io import network_file_contents, read_networ
 from srfer_plugin.models.mixed_precision import MixedPrecision
 from srfer_plugin.models.sr_validation import SRValidation
 from srfer_plugin.utils.rng import get_rng_states, set_rng_states
-from srfer_plugin.utils.saved_image_names import SavedImageNames
 from srfer_plugin.utils.sr_network import check_upscale
 
 
@@ -86,7 +85,6 @@ class SafeSRModel(SRValidation, SRModel):
     def __init__(self, opt: dict):
         if opt.get('is_train') and not any((opt.get('train') or {}).get(key) for key in self.LOSS_OPTIONS):
             raise ValueError(f'train: set at least one of {", ".join(self.LOSS_OPTIONS)}')
-        self.sr_image_names = SavedImageNames()  # names of the SR images validation saves (SRValidation)
         super().__init__(opt)
         check_upscale(self.get_bare_model(self.net_g), int(opt.get('scale', 1)), opt['network_g'], self.device)
 

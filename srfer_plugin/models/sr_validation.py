@@ -1,9 +1,10 @@
 """SRValidation: the validation of the plugin's SR models (``val.metrics``, ``val.save_img``), batch by batch.
 
-BasicSR's ``SRModel.nondist_validation`` reads the first image of each batch and names saved images by their file
-name alone (``happy/im0.png`` and ``sad/im0.png`` overwrite each other) through ``cv2.imwrite``, which crashes on
-paths that are not UTF-8. This one scores every image of a batch and names saved images with
-:class:`~srfer_plugin.utils.saved_image_names.SavedImageNames`, written by Python.
+BasicSR's ``SRModel.nondist_validation`` names saved images by their file name alone (``happy/im0.png`` and
+``sad/im0.png`` overwrite each other) and writes them with ``cv2.imwrite``, which crashes on paths that are not
+UTF-8; it scores a batch as one tiled image (its loaders validate one image at a time). This one names saved images
+with :class:`~srfer_plugin.utils.saved_image_names.SavedImageNames`, writes them from Python, and scores every
+image of a batch on its own.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ class SRValidation:
     :meth:`record_validation_batch` sees each batch after :meth:`test` (``self.lq``, ``self.output`` and
     ``self.gt`` are set); :meth:`extra_validation_metrics` returns the metrics computed from what it recorded.
     """
-
-    sr_image_names: SavedImageNames
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
         """``val.metrics`` (e.g. PSNR, SSIM, NIQE) averaged over every image, plus the hooks' metrics; saved images.
@@ -114,7 +113,8 @@ class SRValidation:
         """
         folder = '' if self.opt['is_train'] else dataset.opt['name']  # in training all val sets share one folder
         roots = [dataset.opt.get('dataroot_lq'), dataset.opt.get('dataroot_gt')]
-        img_name = self.sr_image_names.name(lq_path, dataset.opt['name'], roots, folder)
+        names = self.__dict__.setdefault('sr_image_names', SavedImageNames())  # kept across validations
+        img_name = names.name(lq_path, dataset.opt['name'], roots, folder)
         if self.opt['is_train']:
             path = os.path.join(self.opt['path']['visualization'], img_name, f'{img_name}_{current_iter}.png')
         else:

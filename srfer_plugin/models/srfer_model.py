@@ -47,6 +47,8 @@ class SRFERModel(SafeSRModel):
         if not self.is_train:
             self.fer = self.build_fer_guidance()
         self.fer_results: dict[str, dict[str, list]] = {}
+        self._fer_records: dict[str, list] | None = None  # the predictions of the validation under way
+        self._fer_cached: dict[str, list] | None = None  # its cached HR and bicubic predictions, if any
 
     @property
     def net_fer(self) -> torch.nn.Module:
@@ -137,8 +139,11 @@ class SRFERModel(SafeSRModel):
         dataset_name = dataloader.dataset.opt['name']
         self._fer_cached = self.fer.cached_reference_predictions(dataset_name)
         self._fer_records = {'path': [], 'label': [], 'pred_sr': [], 'pred_hr': [], 'pred_bicubic': []}
-        with self.fer.evaluating():
-            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        try:
+            with self.fer.evaluating():
+                super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        finally:
+            self._fer_records = self._fer_cached = None
         if not self.opt['is_train'] and self.opt['rank'] == 0:
             self.write_test_reports(dataset_name, dataloader.dataset)
 

@@ -47,8 +47,16 @@ TRAINED: dict[str, str] = {
     'auto_full': '`auto` with shares 0.47 and 4.2 (read with the demo classifier pre-trained in full)',
     'auto_pred0.3': '`auto` with shares 1.15 and 0.3',
     'auto_pred1': '`auto` with shares 1.15 and 1',
-    'auto_hold': 'shares 0.83 and 6.0, measured over the first 50 iterations and then held',
+    'auto_hold': (
+        'L1 + attention + prediction, shares 0.83 and 6.0 (the demo weights under the demo classifier pre-trained in '
+        'full), norms averaged over the first 50 iterations, then the weights held (calibration_iters)'
+    ),
     **{f'stage{s}': f'L1 + attention 0.1 on stage {s} only' for s in range(4)},
+    **{
+        f'att{a:g}_pred{p:g}': f'L1 + attention {a:g} + prediction {p:g}'
+        for a in (0.03, 0.1, 0.3)
+        for p in (0.0003, 0.001, 0.003)
+    },
     'deep_weighted': 'L1 + attention 0.1, stage weights 0.4, 0.8, 1.2, 1.6 (deeper stages weigh more)',
     'shallow_weighted': 'L1 + attention 0.1, stage weights 1.6, 1.2, 0.8, 0.4 (shallower stages weigh more)',
     'bicubic': 'bicubic upsampling (nothing trained)',

@@ -53,24 +53,31 @@ def test_norms_are_running_means_measured_every_interval():
     assert resumed.norms == weights.norms
 
 
-def test_calibration_iters_holds_the_weights_after_the_window():
-    """``calibration_iters: 4``: measured at iterations 1, 2 and 4 (interval 2), then held, whatever the gradients
-    do; the held weights survive a resume (they come from the saved norms)."""
+HELD = {'rule': 'gradient_share', 'shares': {'l_att': 0.5}, 'interval': 2, 'calibration_iters': 4}
+
+
+def test_calibration_iters_averages_the_window_then_holds_the_weights():
+    """``calibration_iters: 4``: measured at iterations 1, 2 and 4 (interval 2), averaged with equal weight, then
+    held whatever the gradients do; the held weights survive a resume (they come from the saved norms)."""
     torch.manual_seed(0)
     sr, target = torch.rand(2, 3, 8, 8, requires_grad=True), torch.rand(2, 3, 8, 8)
-    weights = ConsistencyWeights({**OPTIONS, 'calibration_iters': 4}, TRAIN)
-    for current_iter in (1, 2, 4):
-        weights.weigh(_losses(sr, target, float(current_iter)), sr, current_iter=current_iter)
+    weights = ConsistencyWeights(HELD, TRAIN)
+    norms = []
+    for current_iter, scale in ((1, 1.0), (2, 2.0), (3, 7.0), (4, 3.0)):  # iteration 3 is not a measuring step
+        weights.weigh(_losses(sr, target, scale), sr, current_iter=current_iter)
+        if current_iter != 3:
+            norms.append(_grad_norm(_losses(sr, target, scale)['l_att'], sr))
+    assert weights.measurements == 3
+    assert weights.norms['l_att'] == pytest.approx(sum(norms) / 3, rel=1e-5)
     held = dict(weights.weights)
     for current_iter in (6, 8, 100):  # measuring steps of the interval, past the window
-        losses = _losses(sr, target, 50.0)
-        weights.weigh(losses, sr, current_iter=current_iter)
+        weights.weigh(_losses(sr, target, 50.0), sr, current_iter=current_iter)
         assert weights.weights == held
-    resumed = ConsistencyWeights({**OPTIONS, 'calibration_iters': 4}, TRAIN)
+    resumed = ConsistencyWeights(HELD, TRAIN)
     resumed.load_state_dict(weights.state_dict())
     resumed.weigh(_losses(sr, target, 50.0), sr, current_iter=101)
-    assert resumed.weights == held
-    unheld = ConsistencyWeights(OPTIONS, TRAIN)  # without the window the same steps move the weights
+    assert resumed.weights == held and resumed.measurements == 3
+    unheld = ConsistencyWeights({**HELD, 'calibration_iters': None}, TRAIN)  # measured throughout: it moves
     for current_iter in (1, 2, 4, 6):
         unheld.weigh(_losses(sr, target, 50.0 if current_iter == 6 else float(current_iter)), sr, current_iter)
     assert unheld.weights['l_att'] < held['l_att']
@@ -84,8 +91,11 @@ def test_calibration_iters_holds_the_weights_after_the_window():
         ({**OPTIONS, 'shares': {'l_att': 0}}, TRAIN, 'shares.l_att must be a number > 0'),
         ({**OPTIONS, 'interval': 0}, TRAIN, 'interval must be a whole number >= 1'),
         ({**OPTIONS, 'momentum': 1}, TRAIN, r'momentum must be a number in \[0, 1\)'),
-        ({**OPTIONS, 'calibration_iters': 0}, TRAIN, 'calibration_iters must be a whole number >= 1'),
-        ({**OPTIONS, 'calibration_iters': '50'}, TRAIN, "calibration_iters must be a whole number >= 1.*got '50'"),
+        ({**HELD, 'calibration_iters': 0}, TRAIN, 'calibration_iters must be a whole number >= 1'),
+        ({**HELD, 'calibration_iters': '50'}, TRAIN, "calibration_iters must be a whole number >= 1.*got '50'"),
+        ({**HELD, 'calibration_iters': 1}, TRAIN, r'calibration_iters \(1\) is below interval \(2\)'),
+        ({**HELD, 'momentum': 0.9}, TRAIN, 'momentum is not used with calibration_iters'),
+        (HELD, {**TRAIN, 'net_d_init_iters': 4}, r'calibration_iters \(4\) must be above train.net_d_init_iters'),
         ({**OPTIONS, 'every': 3}, TRAIN, r"unknown key\(s\) \['every'\]"),
         (
             OPTIONS,
@@ -119,6 +129,24 @@ def test_a_training_step_logs_the_weights_and_saves_the_norms(tiny_fer_root, tmp
     resumed = build_model(copy.deepcopy(opt))
     resumed.fer.check_resume_state({'consistency_weights': state})
     assert resumed.fer.auto_weights.norms == state['norms']
+
+
+def test_resuming_past_the_window_without_saved_norms_says_so(tiny_fer_root, tmp_path, monkeypatch):
+    """A run resumed with ``calibration_iters`` from a state without norms (it ran with hand-set weights) measures
+    once and holds: a warning names this."""
+    opt = model_options(tiny_fer_root, str(tmp_path))
+    for key in ('attention_opt', 'prediction_opt'):
+        opt['train'][key].pop('loss_weight', None)
+    opt['train']['consistency_weights'] = {**HELD, 'shares': {'l_att': 0.05, 'l_pred': 0.05}, 'calibration_iters': 10}
+    model = build_model(opt)
+    warnings = []
+    monkeypatch.setattr(
+        'srfer_plugin.models.fer_guidance.get_root_logger', lambda: type('L', (), {'warning': warnings.append})()
+    )
+    model.fer.check_resume_state({'iter': 5})
+    assert not warnings  # inside the window: measured as usual
+    model.fer.check_resume_state({'iter': 20})
+    assert len(warnings) == 1 and 'holds no gradient norms' in warnings[0] and 'calibration_iters (10)' in warnings[0]
 
 
 def test_gradient_shares_tool_reads_the_hand_set_weights(tiny_fer_root, tmp_path, capsys):

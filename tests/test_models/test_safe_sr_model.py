@@ -66,3 +66,19 @@ def test_plain_model_checks_losses_and_scale_when_built(tiny_fer_root, tmp_path)
     opt['network_g']['upscale'] = 2
     with pytest.raises(ValueError, match=r'turns a 16x16 input into 32x32.*scale 4'):
         build_model(opt)
+
+
+def test_validation_scores_every_image_of_a_batch(tiny_fer_root, tmp_path):
+    """Validation batches of 2 give the per-image mean PSNR of batches of 1 (BasicSR scored a batch as one tiled
+    image)."""
+    opt = plain_options(tiny_fer_root, str(tmp_path))
+    opt['val']['metrics'] = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}
+    torch.manual_seed(0)
+    model = build_model(opt)
+    dataset = build_dataset(opt['datasets']['val'])
+    results = []
+    for batch_size in (1, 2):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+        model.nondist_validation(loader, current_iter=1, tb_logger=None, save_img=False)
+        results.append(model.metric_results['psnr'])
+    assert len(dataset) >= 4 and results[1] == pytest.approx(results[0], rel=1e-9)
