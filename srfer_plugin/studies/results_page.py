@@ -145,6 +145,7 @@ BLOCKS: dict[str, Callable[[str], list[str]]] = {
     'joint-1001': study('benchmark_joint_train1001.csv', ('both_joint', 'both'), TRAINED_NOW),
     'joint-distill': study('benchmark_joint_distill.csv', ('both_joint', 'both'), TRAINED_NOW),
     'weights-auto': study('benchmark_weights_auto.csv', ('both', 'none')),
+    'weights-grid': study('benchmark_weights_grid.csv', ('both', 'none')),
     'stages': study('benchmark_stages.csv', ('both', 'none')),
     'baselines': baselines_block,
     'gan': study('benchmark_gan.csv', ('plain_sr', 'esrgan')),
