@@ -10,6 +10,21 @@ from collections.abc import Sequence
 from srfer_plugin.utils.shipped_options import resolve_path
 
 
+def resolve_config_file(config: str, where: str) -> str:
+    """The path of an mmpretrain ``.py`` config: a file, or a shipped config's name (``srfer::fer/...``).
+
+    Raises:
+        FileNotFoundError: No such config (the message starts with ``where``).
+    """
+    try:
+        path = resolve_path(config)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f'{where}: {err}') from None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{where}: mmpretrain config {config!r} does not exist')
+    return path
+
+
 def load_mmpretrain_config(config: str, where: str = 'network_fer.config'):
     """Load an mmpretrain config from a ``.py`` file or a model name (``mmpretrain.list_models()``).
 
@@ -23,13 +38,7 @@ def load_mmpretrain_config(config: str, where: str = 'network_fer.config'):
     from mmengine import Config
 
     if str(config).endswith('.py'):
-        try:
-            path = resolve_path(config)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f'{where}: {err}') from None
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'{where}: mmpretrain config file {config!r} does not exist')
-        return Config.fromfile(path)
+        return Config.fromfile(resolve_config_file(config, where))
     from mmpretrain.apis.model import ModelHub
 
     try:

@@ -14,6 +14,7 @@ import os
 import re
 from typing import Any
 
+from srfer_plugin.archs.mmpretrain_config import resolve_config_file
 from srfer_plugin.studies.benchmark_options import (
     METHODS,
     cell_name,
@@ -21,7 +22,6 @@ from srfer_plugin.studies.benchmark_options import (
     make_options,
     template,
 )
-from srfer_plugin.utils.shipped_options import resolve_path
 
 SIZE_RE = re.compile(r'(\d+)(?:x(\d+))?')  # @SIZE of a --fer entry: N or HxW
 MATRIX_SEED = 0  # manual_seed of both templates: the matrix presets' cells of this seed keep their old names
@@ -137,12 +137,7 @@ def resolve_classifiers(preset: str, entries: list[str] | None, fer_checkpoint: 
         parsed = [(parsed[0][0], fer_checkpoint, parsed[0][2])]
     classifiers: list[Classifier] = []
     for config, checkpoint, input_size in parsed:
-        try:
-            path = resolve_path(config)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f'--fer: {err}') from None
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'--fer: mmpretrain config {config!r} does not exist')
+        path = resolve_config_file(config, '--fer')
         if checkpoint and not os.path.isfile(checkpoint):
             raise FileNotFoundError(f'--fer: checkpoint {checkpoint!r} of {config!r} does not exist')
         path = os.path.abspath(path)
