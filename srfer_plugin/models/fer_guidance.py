@@ -14,7 +14,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from basicsr.archs import build_network
@@ -23,7 +23,7 @@ from basicsr.utils import get_root_logger
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from srfer_plugin.models.consistency_weights import ConsistencyWeights
-from srfer_plugin.models.fer_option_checks import check_dataset_classes, hr_cache_enabled
+from srfer_plugin.models.fer_option_checks import check_dataset_classes, classifier_batch_size, hr_cache_enabled
 from srfer_plugin.models.hr_reference_cache import HRReferenceCache
 from srfer_plugin.models.joint_learning import (
     FER_INPUTS,
@@ -57,6 +57,9 @@ class FERGuidance:
             and a frozen copy's logits on the HR batch), so that a small training set is not overfit and HR faces
             not forgotten; needs ``fer_opt``.
         fer_inputs: images the classification loss sees, ``[sr, hr]`` (default) or ``[sr]``.
+        fer_batch_size: the classifier reads only the first N faces of each training batch (the loader shuffles,
+            so a random N), for all its losses; the pixel losses still see every face. Cuts the classifier's
+            share of the step; default: every face.
         joint_opt: ``sr_grad_weight`` (share of ``fer_opt``'s gradient reaching ``net_g`` through the SR face,
             default 0) and ``fer_frozen_iters`` (iterations with the classifier frozen, default 0).
     The model owns ``optim_fer``, ``scheduler_fer`` and ``train_network_g``; checks and gradient routing are in
@@ -110,6 +113,7 @@ class FERGuidance:
             check_dataset_classes(opt, int(num_classes), getattr(self.bare, 'class_names', None))
         self._check_input_sizes()
         self.hr_cache = self._build_hr_cache(train_opt)
+        self.batch_size = classifier_batch_size(opt, train_opt) if self.is_train else None
         auto = train_opt.get('consistency_weights')
         self.auto_weights = ConsistencyWeights(auto, train_opt) if auto is not None else None
         self.reference_predictions: dict[str, dict[str, list]] = {}
@@ -190,6 +194,13 @@ class FERGuidance:
         classifier pass with gradients goes through the DDP wrapper."""
         self.set_phase(current_iter)
         self._wrapper_unused = self.trains
+
+    def classifier_batch(self, *batches: Any) -> tuple[Any, ...]:
+        """The faces of a training batch that the classifier reads: the first ``train.fer_batch_size`` of each of
+        ``batches`` (tensors, lists or None, one entry per face, in the same order), or all of them without it."""
+        if self.batch_size is None:
+            return batches
+        return tuple(None if batch is None else batch[: self.batch_size] for batch in batches)
 
     def classify(self, sr: torch.Tensor) -> ClassifierOutput | None:
         """The classifier on the SR batch, with the full gradient to ``net_g``; None when no loss needs it."""

@@ -1,8 +1,9 @@
 """The checks of an SR-FER model's classifier options (``network_fer``, ``train``, datasets) that need no model.
 
 :func:`check_training_options` runs when the options are parsed, before BasicSR creates the experiment folder;
-:class:`~srfer_plugin.models.fer_guidance.FERGuidance` runs :func:`hr_cache_enabled` again and
-:func:`check_dataset_classes` (which needs the built classifier's ``num_classes``) as it builds.
+:class:`~srfer_plugin.models.fer_guidance.FERGuidance` runs :func:`hr_cache_enabled` and
+:func:`classifier_batch_size` again and :func:`check_dataset_classes` (which needs the built classifier's
+``num_classes``) as it builds.
 """
 
 from __future__ import annotations
@@ -45,6 +46,29 @@ def hr_cache_enabled(opt: dict, train_opt: dict) -> bool:
     return True
 
 
+def classifier_batch_size(opt: dict, train_opt: dict) -> int | None:
+    """``train.fer_batch_size``, checked: the faces of each training batch that the classifier reads (None: all).
+
+    Raises:
+        ValueError: The value is not a whole number >= 1, no classifier loss is set, or it is not below the
+            training set's ``batch_size_per_gpu`` (then it would change nothing).
+    """
+    size = train_opt.get('fer_batch_size')
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f'train.fer_batch_size must be a whole number >= 1 (faces per batch); got {size!r}')
+    if not any(train_opt.get(key) for key in ('attention_opt', 'prediction_opt', 'fer_opt')):
+        raise ValueError('train.fer_batch_size: no attention_opt, prediction_opt or fer_opt reads faces')
+    batch = ((opt.get('datasets') or {}).get('train') or {}).get('batch_size_per_gpu')
+    if isinstance(batch, int) and size >= batch:
+        raise ValueError(
+            f'train.fer_batch_size ({size}) must be below datasets.train.batch_size_per_gpu ({batch}); '
+            'leave it out for the classifier to read every face'
+        )
+    return size
+
+
 def check_training_options(opt: dict, loss_options: tuple[str, ...]) -> None:
     """Every classifier option a training reads, checked from the options alone (before any folder exists).
 
@@ -58,6 +82,7 @@ def check_training_options(opt: dict, loss_options: tuple[str, ...]) -> None:
     check_fer_options(opt, loss_options)
     train_opt = opt.get('train') or {}
     hr_cache_enabled(opt, train_opt)
+    classifier_batch_size(opt, train_opt)
     if train_opt.get('consistency_weights') is not None:
         ConsistencyWeights(train_opt['consistency_weights'], train_opt)
     checkpoint = opt['network_fer'].get('checkpoint')

@@ -44,11 +44,14 @@ class SRFERGANModel(SRFERModel, SafeSRGANModel):
                 self.output = self.super_resolve()
                 losses = self.sr_losses(self.output, self.gt)  # l_g_pix, l_g_percep, l_g_style
                 losses['l_g_gan'] = self.generator_gan_loss()
-                sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt, self.hr_keys)
+                sr_faces, hr_faces, hr_keys, labels = self.fer.classifier_batch(
+                    self.output, self.gt, self.hr_keys, self.label
+                )
+                sr_read, hr_read = self.fer.classify(sr_faces), self.fer.reference(hr_faces, hr_keys)
                 losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
                 weights = self.fer.weigh_consistency(losses, self.output, current_iter)  # consistency_weights
                 losses.update(  # l_fer, l_fer_distill
-                    self.fer.classification_loss(self.output, sr_read, hr_read, self.label, self.gt)
+                    self.fer.classification_loss(sr_faces, sr_read, hr_read, labels, hr_faces)
                 )
             generator_stepped = self.backward_and_step(losses, self.generator_optimizers(), current_iter)
             generator_log = OrderedDict(self.log_dict, **weights)

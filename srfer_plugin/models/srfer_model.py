@@ -105,10 +105,13 @@ class SRFERModel(SafeSRModel):
         with self.amp.autocast():
             self.output = self.super_resolve(frozen=not self.joint_opt.train_network_g)
             losses = self.sr_losses(self.output, self.gt)  # l_pix, l_percep, l_style
-            sr_read, hr_read = self.fer.classify(self.output), self.fer.reference(self.gt, self.hr_keys)
+            sr_faces, hr_faces, hr_keys, labels = self.fer.classifier_batch(
+                self.output, self.gt, self.hr_keys, self.label
+            )
+            sr_read, hr_read = self.fer.classify(sr_faces), self.fer.reference(hr_faces, hr_keys)
             losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
             weights = self.fer.weigh_consistency(losses, self.output, current_iter)  # consistency_weights
-            losses.update(self.fer.classification_loss(self.output, sr_read, hr_read, self.label, self.gt))  # l_fer
+            losses.update(self.fer.classification_loss(sr_faces, sr_read, hr_read, labels, hr_faces))  # l_fer
         if self.backward_and_step(losses, self.optimizers, current_iter):
             self.amp.update()
             self.update_ema()

@@ -57,6 +57,10 @@ TRAINED: dict[str, str] = {
         for a in (0.03, 0.1, 0.3)
         for p in (0.0003, 0.001, 0.003)
     },
+    **{
+        f'both_fer_batch{n}': f'`both` with the classifier on {n} of the 8 faces of each batch (`fer_batch_size: {n}`)'
+        for n in (4, 2)
+    },
     'deep_weighted': 'L1 + attention 0.1, stage weights 0.4, 0.8, 1.2, 1.6 (deeper stages weigh more)',
     'shallow_weighted': 'L1 + attention 0.1, stage weights 1.6, 1.2, 0.8, 0.4 (shallower stages weigh more)',
     'bicubic': 'bicubic upsampling (nothing trained)',
@@ -147,6 +151,7 @@ BLOCKS: dict[str, Callable[[str], list[str]]] = {
     'weights-auto': study('benchmark_weights_auto.csv', ('both', 'none')),
     'weights-grid': study('benchmark_weights_grid.csv', ('both', 'none')),
     'stages': study('benchmark_stages.csv', ('both', 'none')),
+    'cost': study('benchmark_cost.csv', ('both', 'none')),
     'baselines': baselines_block,
     'gan': study('benchmark_gan.csv', ('plain_sr', 'esrgan')),
     'classifiers': classifier_axis,

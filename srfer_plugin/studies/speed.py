@@ -30,6 +30,11 @@ CACHED = 'SRFERModel+cache'  # the SR-FER model with train.cache_hr_reference
 NETWORKS = ('recipe', 'demo-small', 'demo')
 
 
+def sub_batch_name(fer_batch_size: int, hr_cache: bool) -> str:
+    """The SR-FER model whose classifier reads ``fer_batch_size`` faces of a batch (``train.fer_batch_size``)."""
+    return f'{CACHED if hr_cache else "SRFERModel"}+fer{fer_batch_size}'
+
+
 def resolve_device(device: str) -> str:
     """``cpu`` or ``cuda`` for ``auto``, ``cpu`` or ``cuda``; raises RuntimeError for ``cuda`` without a GPU."""
     if device == 'auto':
@@ -146,6 +151,7 @@ def measure(
     warmup: int,
     network: str = 'recipe',
     hr_cache: bool = True,
+    fer_batch_size: int | None = None,
     **train_options: Any,
 ) -> dict[str, Any]:
     """Time the models of :func:`model_options` (and the SR-FER one with its HR cache) on the same random batches.
@@ -161,13 +167,21 @@ def measure(
         warmup: Untimed steps per model first.
         network: One of :data:`NETWORKS`.
         hr_cache: Also time the SR-FER model with ``train.cache_hr_reference`` (``SRFERModel+cache``).
+        fer_batch_size: Also time the SR-FER model (with the cache when ``hr_cache``) whose classifier reads this
+            many faces of each batch (``train.fer_batch_size``; :func:`sub_batch_name`).
         **train_options: ``train`` keys of both models (``use_amp``, ``amp_dtype``, ``channels_last``).
 
     Returns:
         The settings, ``models`` (``{name: median_s, mean_s, peak_step_mib}``, plain twin first),
         ``time_ratio`` and, when memory was measured, ``memory_ratio`` (SR-FER / plain); with ``hr_cache``,
-        ``cached_time_ratio`` (cached SR-FER / plain) and ``cache_mib_per_10k_faces`` (one flip of each face).
+        ``cached_time_ratio`` (cached SR-FER / plain) and ``cache_mib_per_10k_faces`` (one flip of each face);
+        with ``fer_batch_size``, ``sub_batch_time_ratio`` (that model / plain).
+
+    Raises:
+        ValueError: ``fer_batch_size`` is not below ``batch_size``.
     """
+    if fer_batch_size is not None and not 1 <= fer_batch_size < batch_size:
+        raise ValueError(f'fer_batch_size must be in [1, batch_size - 1] = [1, {batch_size - 1}]; got {fer_batch_size}')
     from basicsr.models import build_model
 
     with tempfile.TemporaryDirectory() as work_dir:
@@ -177,6 +191,10 @@ def measure(
             cached = copy.deepcopy(options[srfer_name])
             cached['train']['cache_hr_reference'] = True
             options[CACHED] = cached
+        if fer_batch_size is not None:
+            sub_batch = copy.deepcopy(options[srfer_name])
+            sub_batch['train'].update(cache_hr_reference=hr_cache, fer_batch_size=fer_batch_size)
+            options[sub_batch_name(fer_batch_size, hr_cache)] = sub_batch
         torch.manual_seed(0)
         models = {name: build_model(opt) for name, opt in options.items()}
     names = list(models)
@@ -227,6 +245,9 @@ def measure(
     if hr_cache:
         results['cached_time_ratio'] = results['models'][CACHED]['median_s'] / plain['median_s']
         results['cache_mib_per_10k_faces'] = models[CACHED].fer.hr_cache.bytes_per_face() * 10_000 / 2**20
+    if fer_batch_size is not None:
+        sub_batch = results['models'][sub_batch_name(fer_batch_size, hr_cache)]
+        results['sub_batch_time_ratio'] = sub_batch['median_s'] / plain['median_s']
     return results
 
 

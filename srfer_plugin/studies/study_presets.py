@@ -212,6 +212,8 @@ def study_options(cell: Cell, preset: str, iters: int | None, data_root: str, ex
     consistency_weights = v.consistency_weights()
     if consistency_weights:
         opt['train']['consistency_weights'] = consistency_weights
+    if v.fer_batch_size is not None:
+        opt['train']['fer_batch_size'] = v.fer_batch_size
     if 'network_fer' in opt:
         opt['network_fer'] = fer_network_options(opt['network_fer'], cell.fer)
     return opt

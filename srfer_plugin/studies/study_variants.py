@@ -1,8 +1,9 @@
 """The SR-FER study's variants (one SR training's losses and settings each) and the study presets made of them.
 
 A :class:`Variant` names what one training of the study changes against the demo's SR training; a
-:class:`StudyPreset` lists the variants of a preset (``ablation``, ``stages``, ``weights``, ``joint``, ``gan``) and
-those every other is compared with. :mod:`srfer_plugin.studies.study_presets` turns them into cells and options.
+:class:`StudyPreset` lists the variants of a preset (``ablation``, ``stages``, ``weights``, ``cost``, ``joint``,
+``gan``) and those every other is compared with. :mod:`srfer_plugin.studies.study_presets` turns them into cells
+and options.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Variant:
             of :data:`~srfer_plugin.studies.synthetic.DEMO_FER_DISTILL`), as ``((key, value), ...)``.
         init: The variant whose trained network this one starts from (``plain_finetuned``, the GAN methods).
         degradation: The training set's degradation scenario.
+        fer_batch_size: ``train.fer_batch_size`` (the classifier reads that many faces of each batch); None: all.
         iters_share: Its iterations as a share of the preset's (GAN fine-tuning: :data:`GAN_SHARE`).
     """
 
@@ -64,6 +66,7 @@ class Variant:
     joint: tuple[tuple[str, float], ...] = ()
     init: str | None = None
     degradation: str = 'bicubic'
+    fer_batch_size: int | None = None
     iters_share: float = 1.0
 
     def __post_init__(self) -> None:
@@ -116,6 +119,8 @@ class Variant:
             parts.extend(self._joint_name_parts())
         if self.method == 'srfer_esrgan':
             parts.append('esrgan')
+        if self.fer_batch_size is not None:
+            parts.append(f'fb{self.fer_batch_size}')
         return '_'.join(parts) + scenario
 
     def _joint_name_parts(self) -> list[str]:
@@ -180,6 +185,8 @@ class Variant:
                 + (f'; distillation from the starting classifier on HR faces, weight {distill:g}' if distill else '')
                 + ')'
             )
+        if self.fer_batch_size is not None:
+            joint += f'; the classifier reads {self.fer_batch_size} faces of each batch (train.fer_batch_size)'
         if self.method == 'srfer_esrgan':
             return f'ESRGAN fine-tuning of {self.init} (L1 + relativistic GAN) + ' + ' + '.join(parts) + scenario
         return 'L1 + ' + ' + '.join(parts) + joint + scenario
@@ -303,6 +310,11 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             *AUTO_PRED,
             AUTO_HOLD,
         ),
+        ('both',),
+    ),
+    # The cheaper step: the classifier on part of each batch of 8 (train.fer_batch_size).
+    'cost': StudyPreset(
+        (NONE, BOTH, *(Variant(f'both_fer_batch{n}', att=ATT, pred=PRED, fer_batch_size=n) for n in (4, 2))),
         ('both',),
     ),
     # How to set joint learning: where the classification loss's gradient goes, a warm-up, the classifier's LR.

@@ -5,6 +5,7 @@ Example::
     srfer benchmark-speed                               # full RCAN (the recipe), batch 16
     srfer benchmark-speed --network demo-small          # the demo's small RCAN, the recipe's ResNet-18
     srfer benchmark-speed --network demo                # the demo's pairing: small RCAN, slim ResNet-18
+    srfer benchmark-speed --network demo-small --fer-batch-size 8   # + the classifier on 8 of the 16 faces
     srfer benchmark-speed --device cuda --use-amp --channels-last
     srfer benchmark-speed --inference --network demo-small --batch 8   # inference faces/s: torch vs onnxruntime
 
@@ -17,7 +18,8 @@ initialised when its checkpoint is absent: the weights do not change the cost. T
 
 With ``--no-hr-cache`` off (the default) a third model, the SR-FER one with ``train.cache_hr_reference``, is
 timed with every HR face already cached (a run after its first epoch), and the memory of the cache per 10,000
-faces is printed.
+faces is printed. ``--fer-batch-size N`` adds the SR-FER model (cached unless ``--no-hr-cache``) whose
+classifier reads only N faces of each batch (``train.fer_batch_size``), and its ratio.
 
 Printed per model: median and mean step time, peak memory a step adds (CUDA: allocator peak over the memory
 held before the step; CPU: peak resident set over the resident set before the step, from ``/proc``, with a
@@ -41,7 +43,7 @@ from typing import Any
 import torch
 
 from srfer_plugin.studies.benchmark_options import RECIPE_NAME
-from srfer_plugin.studies.speed import CACHED, NETWORKS, measure, measure_inference, resolve_device
+from srfer_plugin.studies.speed import CACHED, NETWORKS, measure, measure_inference, resolve_device, sub_batch_name
 from srfer_plugin.utils.cli_args import at_least
 
 
@@ -67,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--no-hr-cache', action='store_true', help='skip the SR-FER model with train.cache_hr_reference'
     )
+    parser.add_argument(
+        '--fer-batch-size',
+        type=at_least(1),
+        default=None,
+        help='also time the SR-FER model whose classifier reads N faces of each batch (train.fer_batch_size)',
+    )
     parser.add_argument('--json', default=None, help='also write the results to this file')
     parser.add_argument(
         '--inference', action='store_true', help='inference faces/s instead: torch vs onnxruntime (CPU, onnx extra)'
@@ -75,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--lr-size', type=at_least(1), default=None, help='--inference: LR face side (default: 112 / scale)'
     )
     args = parser.parse_args(argv)
+    if args.fer_batch_size is not None and args.fer_batch_size >= args.batch:
+        parser.error(f'--fer-batch-size ({args.fer_batch_size}) must be below --batch ({args.batch})')
     return args
 
 
@@ -96,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.warmup,
             network=args.network,
             hr_cache=not args.no_hr_cache,
+            fer_batch_size=args.fer_batch_size,
             use_amp=args.use_amp,
             amp_dtype=args.amp_dtype,
             channels_last=args.channels_last,
@@ -107,16 +118,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f'{results["network_fer"]}, batch {args.batch}, {results["hr_size"]}px HR, {results["device"]}, '
         f'{args.steps} timed steps per model'
     )
-    print(f'{"model":<17} {"median s/step":>14} {"mean s/step":>12} {"peak MiB/step":>14}')
+    print(f'{"model":<22} {"median s/step":>14} {"mean s/step":>12} {"peak MiB/step":>14}')
     for name, row in results['models'].items():
         peak = f'{row["peak_step_mib"]:.0f}' if row['peak_step_mib'] is not None else 'n/a'
-        print(f'{name:<17} {row["median_s"]:>14.4f} {row["mean_s"]:>12.4f} {peak:>14}')
+        print(f'{name:<22} {row["median_s"]:>14.4f} {row["mean_s"]:>12.4f} {peak:>14}')
     memory = f'{results["memory_ratio"]:.2f}x' if 'memory_ratio' in results else 'n/a'
     print(f'ratio {srfer} / {plain}: time {results["time_ratio"]:.2f}x, memory {memory}')
     if 'cached_time_ratio' in results:
         print(
             f'ratio {CACHED} / {plain}: time {results["cached_time_ratio"]:.2f}x (every HR face cached); the cache '
             f'holds {results["cache_mib_per_10k_faces"]:.1f} MiB per 10,000 faces (one flip each; x2 with use_hflip)'
+        )
+    if 'sub_batch_time_ratio' in results:
+        name = sub_batch_name(args.fer_batch_size, not args.no_hr_cache)
+        print(
+            f'ratio {name} / {plain}: time {results["sub_batch_time_ratio"]:.2f}x (the classifier reads '
+            f'{args.fer_batch_size} of the {args.batch} faces)'
         )
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:

@@ -33,7 +33,7 @@ PLUGIN_TRAIN_KEYS = frozenset(
         'attention_opt', 'prediction_opt', 'fer_opt', 'fer_distill_opt', 'fer_inputs', 'train_network_fer',
         'train_network_g', 'optim_fer', 'scheduler_fer', 'joint_opt', 'consistency_weights', 'cache_hr_reference',
         'gan_opt', 'optim_d', 'net_d_iters', 'net_d_init_iters', 'use_amp', 'amp_dtype', 'channels_last',
-        'max_nonfinite_steps', 'seed_per_iter',
+        'max_nonfinite_steps', 'seed_per_iter', 'fer_batch_size',
     }
 )  # fmt: skip
 BASICSR_TRAIN_KEYS = frozenset(

@@ -85,6 +85,7 @@ BAD_VALUES = [
     ('train.fer_opt', {'type': 'FERCrossEntropyLoss'}, 'train.fer_opt trains the classifier'),
     ('train.cache_hr_reference', 'yes', "train.cache_hr_reference must be true or false; got 'yes'"),
     ('train.consistency_weights', {'rule': 'manual'}, 'train.consistency_weights.rule must be one of'),
+    ('train.fer_batch_size', 0, 'train.fer_batch_size must be a whole number >= 1 (faces per batch); got 0'),
     ('network_fer.checkpoint', 'missing.pth', "network_fer.checkpoint: 'missing.pth' is not a file"),
 ]
 

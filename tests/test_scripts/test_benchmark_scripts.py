@@ -265,6 +265,18 @@ def test_speed_benchmark_runs_both_models_side_by_side(tmp_path, capsys):
     assert 'ratio SRFERModel / SafeSRModel: time' in printed and 'ratio SRFERModel+cache / SafeSRModel' in printed
 
 
+def test_speed_benchmark_times_the_classifier_on_part_of_the_batch(tmp_path, capsys):
+    benchmark_speed = load_script('benchmark_speed')
+    argv = ['--network', 'demo', '--batch', '3', '--steps', '1', '--warmup', '0', '--device', 'cpu',
+            '--fer-batch-size', '1']  # fmt: skip
+    results = benchmark_speed['main'](argv)
+    assert list(results['models'])[-1] == 'SRFERModel+cache+fer1' and results['sub_batch_time_ratio'] > 0
+    assert 'ratio SRFERModel+cache+fer1 / SafeSRModel: time' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        benchmark_speed['main']([*argv[:-1], '3'])
+    assert '--fer-batch-size (3) must be below --batch (3)' in capsys.readouterr().err
+
+
 def test_speed_benchmark_networks_replace_what_they_name(tmp_path):
     """demo-small swaps network_g only; demo also swaps the classifier and the consistency losses."""
     from srfer_plugin.studies.speed import model_options

@@ -11,6 +11,7 @@ import os
 import pytest
 
 from srfer_plugin.models.consistency_weights import ConsistencyWeights
+from srfer_plugin.models.fer_option_checks import classifier_batch_size
 from srfer_plugin.studies import benchmark_cells as cells_lib
 from srfer_plugin.studies import study_presets as sp
 from srfer_plugin.studies import study_variants as sv
@@ -95,6 +96,21 @@ def test_ablation_options(fer, tmp_path):
     assert not any(k in train for k in ('pixel_opt', 'optim_g', *CONSISTENCY))
     assert train['fer_opt'] == synthetic.DEMO_JOINT_LEARNING['fer_opt'] and train['total_iter'] == 1000
     assert train['optim_fer'] == synthetic.DEMO_JOINT_LEARNING['optim_fer']
+
+
+def test_cost_preset_sets_the_classifier_batch(fer, tmp_path):
+    cells = sp.plan_study_cells('cost', [fer], [0])
+    assert [c.method for c in cells] == ['none', 'both', 'both_fer_batch4', 'both_fer_batch2']
+    opts = _options(cells, 'cost', tmp_path)
+    assert [c.train_name for c in cells][2:] == [
+        'bench_study_att0.1_pred0.001_fb4_seed0',
+        'bench_study_att0.1_pred0.001_fb2_seed0',
+    ]
+    both, half = (opts[f'bench_cost_{name}_seed0']['train'] for name in ('both', 'both_fer_batch4'))
+    assert 'fer_batch_size' not in both and half['fer_batch_size'] == 4
+    assert {k: v for k, v in half.items() if k != 'fer_batch_size'} == both, 'only the classifier batch differs'
+    half_opt = opts['bench_cost_both_fer_batch4_seed0']
+    assert classifier_batch_size(half_opt, half_opt['train']) == 4 < half_opt['datasets']['train']['batch_size_per_gpu']
 
 
 def test_stages_preset(fer, tmp_path):
