@@ -49,9 +49,13 @@ def hr_cache_enabled(opt: dict, train_opt: dict) -> bool:
 def classifier_batch_size(opt: dict, train_opt: dict) -> int | None:
     """``train.fer_batch_size``, checked: the faces of each training batch that the classifier reads (None: all).
 
+    The batch is the one a training step sees: ``batch_size_per_gpu`` in a distributed run (per process), times
+    ``num_gpu`` with DataParallel.
+
     Raises:
-        ValueError: The value is not a whole number >= 1, no classifier loss is set, or it is not below the
-            training set's ``batch_size_per_gpu`` (then it would change nothing).
+        ValueError: The value is not a whole number >= 1, no classifier loss is set, ``consistency_weights`` is
+            set (its gradient shares are of whole batches), or it is not below the step's batch (then it would
+            change nothing).
     """
     size = train_opt.get('fer_batch_size')
     if size is None:
@@ -59,12 +63,24 @@ def classifier_batch_size(opt: dict, train_opt: dict) -> int | None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f'train.fer_batch_size must be a whole number >= 1 (faces per batch); got {size!r}')
     if not any(train_opt.get(key) for key in ('attention_opt', 'prediction_opt', 'fer_opt')):
-        raise ValueError('train.fer_batch_size: no attention_opt, prediction_opt or fer_opt reads faces')
-    batch = ((opt.get('datasets') or {}).get('train') or {}).get('batch_size_per_gpu')
-    if isinstance(batch, int) and size >= batch:
+        raise ValueError(f'train.fer_batch_size ({size}): no attention_opt, prediction_opt or fer_opt reads faces')
+    if train_opt.get('consistency_weights') is not None:
         raise ValueError(
-            f'train.fer_batch_size ({size}) must be below datasets.train.batch_size_per_gpu ({batch}); '
-            'leave it out for the classifier to read every face'
+            f'train.fer_batch_size ({size}) with train.consistency_weights: the rule measures gradient shares over '
+            'whole batches (a sub-batch inflates the consistency gradient); set the weights by hand or drop '
+            'fer_batch_size'
+        )
+    batch = ((opt.get('datasets') or {}).get('train') or {}).get('batch_size_per_gpu')
+    if not isinstance(batch, int) or isinstance(batch, bool):
+        return size
+    num_gpu = opt.get('num_gpu')
+    if not opt.get('dist') and isinstance(num_gpu, int) and num_gpu > 1:  # DataParallel: one batch for all GPUs
+        batch *= num_gpu
+    if size >= batch:
+        raise ValueError(
+            f'train.fer_batch_size ({size}) must be below the batch of a training step ({batch}: '
+            'datasets.train.batch_size_per_gpu, times num_gpu without distributed training); leave it out for the '
+            'classifier to read every face'
         )
     return size
 

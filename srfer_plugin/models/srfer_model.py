@@ -27,7 +27,7 @@ class SRFERModel(SafeSRModel):
     validation.
 
     Options on top of SafeSRModel's: those of :class:`FERGuidance` (``network_fer``, ``attention_opt``,
-    ``prediction_opt``, ``fer_opt``, ``fer_inputs``, ``joint_opt``) and, in joint learning
+    ``prediction_opt``, ``fer_opt``, ``fer_inputs``, ``fer_batch_size``, ``joint_opt``) and, in joint learning
     (``train_network_fer: true``):
         optim_fer: the classifier's optimizer (any ``torch.optim`` class name).
         scheduler_fer: the classifier's scheduler (BasicSR's types); default: ``scheduler``.

@@ -11,13 +11,14 @@ Example::
     srfer benchmark --preset weights --seed-list 0 1 --iters 300
     srfer benchmark --preset baselines                     # SR-FER against LR-trained classifiers, 3 seeds
 
-Presets: ``paper`` and ``cpu-small`` are the backbone x scale matrices (below); ``ablation``, ``stages`` and
-``weights`` are the SR-FER study on the demo's synthetic faces (RCAN x4, the demo's classifier or the ``--fer``
-classifiers, ``srfer_plugin.studies.study_variants``): plain SR, each consistency loss alone, both, joint learning
-and the plain-SR network with the classifier fine-tuned (``ablation``); attention on single stages, on all, and with
-stage weights (``stages``); a 3 x 3 grid of attention x prediction weights around the demo's and the gradient-share
-rule at two sets of shares (``weights``). Joint cells are scored by the classifier their training fine-tuned
-(``classifier`` column ``adapted``).
+Presets: ``paper`` and ``cpu-small`` are the backbone x scale matrices (below); ``ablation``, ``stages``,
+``weights``, ``cost``, ``joint`` and ``gan`` are the SR-FER study on the demo's synthetic faces (RCAN x4, the demo's
+classifier or the ``--fer`` classifiers, ``srfer_plugin.studies.study_variants``): plain SR, each consistency loss
+alone, both, joint learning and the plain-SR network with the classifier fine-tuned (``ablation``); attention on
+single stages, on all, and with stage weights (``stages``); a 3 x 3 grid of attention x prediction weights around the
+demo's and the gradient-share rule at several sets of shares (``weights``); the classifier on part of each batch
+(``cost``); joint learning's settings (``joint``); blind faces with L1 and GAN training (``gan``). Joint cells are
+scored by the classifier their training fine-tuned (``classifier`` column ``adapted``).
 
 ``baselines`` (``srfer_plugin.studies.baselines``) answers "why not train the classifier on low-resolution faces?":
 at x4 and x8 (``--scales``) on bicubic and ``blind_face`` test faces (``--degradations``), the accuracy of bicubic,
@@ -172,7 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if given:
             parser.error(f"--preset {args.preset} trains the demo's RCAN x4: drop {given}")
     elif args.variants:
-        parser.error(f'--variants chooses variants of a study preset (ablation, stages, weights), not of {args.preset}')
+        parser.error(
+            f'--variants chooses variants of a study preset ({", ".join(STUDY_PRESETS)}), not of {args.preset}'
+        )
     else:
         args.backbones = args.backbones or list(BACKBONES)
         args.scales = args.scales or list(SCALES)

@@ -143,8 +143,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def inference_main(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
     """``--inference``: faces per second of torch and onnxruntime, side by side; prints the table and the ratio."""
-    if args.device == 'cuda' or args.use_amp or args.channels_last:
-        raise SystemExit('srfer benchmark-speed --inference: CPU only, without --use-amp and --channels-last')
+    if args.device == 'cuda' or args.use_amp or args.channels_last or args.fer_batch_size is not None:
+        raise SystemExit(
+            'srfer benchmark-speed --inference: CPU only, without --use-amp, --channels-last and --fer-batch-size'
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     results: dict[str, Any] = {

@@ -78,7 +78,8 @@ def measure_shares(
         model.feed_data(torch.utils.data.default_collate([dataset[int(i)] for i in picked]))
         sr = model.net_g(model.lq)
         pixel = model.sr_losses(sr, model.gt)['l_pix']
-        terms = model.fer.consistency_losses(model.fer.classify(sr), model.fer.reference(model.gt, model.hr_keys))
+        sr_faces, hr_faces, hr_keys = model.fer.classifier_batch(sr, model.gt, model.hr_keys)  # fer_batch_size
+        terms = model.fer.consistency_losses(model.fer.classify(sr_faces), model.fer.reference(hr_faces, hr_keys))
         pixel_norm = torch.autograd.grad(pixel, sr, retain_graph=True)[0].norm()
         for name, loss in terms.items():
             norm = torch.autograd.grad(loss, sr, retain_graph=True)[0].norm()

@@ -165,3 +165,6 @@ def test_gradient_shares_tool_reads_the_hand_set_weights(tiny_fer_root, tmp_path
     opt['train']['attention_opt']['loss_weight'] *= 10
     tenfold = main(['-opt', write_options(opt, str(tmp_path / 'b.yml')), '--batches', '2'])
     assert tenfold['l_att'] == pytest.approx([10 * v for v in shares['l_att']], rel=1e-4)
+    opt['train']['fer_batch_size'] = 2  # as training does, the tool lets the classifier read the first 2 faces
+    sub_batch = main(['-opt', write_options(opt, str(tmp_path / 'c.yml')), '--batches', '2'])
+    assert sub_batch['l_att'] != pytest.approx(tenfold['l_att'], rel=1e-3)
