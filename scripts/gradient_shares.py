@@ -3,7 +3,7 @@
 The code is :mod:`srfer_plugin.tools.gradient_shares`; this file keeps the command of a clone working.
 """
 
-from srfer_plugin.tools.gradient_shares import main, measure_shares  # noqa: F401
+from srfer_plugin.tools.gradient_shares import main, measure_gradients, measure_shares  # noqa: F401
 
 if __name__ == '__main__':
     main()

@@ -6,9 +6,10 @@ Example::
 
 Builds the SR-FER model of the option file, reads ``--batches`` training batches and prints, for ``l_att`` and
 ``l_pred`` at their ``loss_weight``, the norm of the gradient at the SR output as a share of the pixel loss's
-(mean ± std over batches). Those are the ``shares`` of ``train.consistency_weights: {rule: gradient_share}`` that
-reproduce the hand-set weights with this classifier; the same shares then set the weights for another classifier.
-Nothing is trained or written.
+(mean ± std over batches), and the cosine between the two gradients. The shares are the ``shares`` of
+``train.consistency_weights: {rule: gradient_share}`` that reproduce the hand-set weights with this classifier; the
+same shares then set the weights for another classifier. The cosine says whether a term pulls the SR face against
+the pixel loss (negative) or across it (near 0). Nothing is trained or written.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from srfer_plugin.train_loop.option_checks import load_option_file
 from srfer_plugin.utils.cli_args import at_least
 
 
-def measure_shares(
+def measure_gradients(
     opt_path: str, network_g: str | None = None, batches: int = 10, seed: int = 0
-) -> dict[str, list[float]]:
-    """Gradient norms of the weighted consistency losses at the SR output, per batch, as shares of ``l_pix``'s.
+) -> dict[str, dict[str, list[float]]]:
+    """Gradients of the weighted consistency losses at the SR output against ``l_pix``'s, per batch.
 
     Args:
         opt_path: SR-FER option file with ``datasets.train`` and ``train.pixel_opt``.
@@ -40,7 +41,8 @@ def measure_shares(
         seed: Seed of the batch order and the on-the-fly degradations.
 
     Returns:
-        ``{'l_att': [...], 'l_pred': [...]}`` (the losses the file sets), one share per batch.
+        ``{'l_att': {'share': [...], 'cosine': [...]}, 'l_pred': ...}`` (the losses the file sets), one value per
+        batch: the norm as a share of ``l_pix``'s and the cosine between the two gradients.
 
     Raises:
         ValueError: The file has no pixel loss or no consistency loss.
@@ -72,7 +74,7 @@ def measure_shares(
     set_random_seed(seed)  # the batches (torch, numpy and random: degradations and flips)
     order = np.random.default_rng(seed).permutation(len(dataset))
     size = int(dataset_opt.get('batch_size_per_gpu', 8))
-    shares: dict[str, list[float]] = {}
+    measured: dict[str, dict[str, list[float]]] = {}
     for index in range(batches):
         picked = order[(index * size) % len(dataset) :][:size]
         model.feed_data(torch.utils.data.default_collate([dataset[int(i)] for i in picked]))
@@ -80,17 +82,27 @@ def measure_shares(
         pixel = model.sr_losses(sr, model.gt)['l_pix']
         sr_faces, hr_faces, hr_keys = model.fer.classifier_batch(sr, model.gt, model.hr_keys)  # fer_batch_size
         terms = model.fer.consistency_losses(model.fer.classify(sr_faces), model.fer.reference(hr_faces, hr_keys))
-        pixel_norm = torch.autograd.grad(pixel, sr, retain_graph=True)[0].norm()
+        pixel_grad = torch.autograd.grad(pixel, sr, retain_graph=True)[0].flatten()
         for name, loss in terms.items():
-            norm = torch.autograd.grad(loss, sr, retain_graph=True)[0].norm()
-            shares.setdefault(name, []).append(float(norm / pixel_norm))
-    return shares
+            grad = torch.autograd.grad(loss, sr, retain_graph=True)[0].flatten()
+            values = measured.setdefault(name, {'share': [], 'cosine': []})
+            values['share'].append(float(grad.norm() / pixel_grad.norm()))
+            values['cosine'].append(float(torch.nn.functional.cosine_similarity(grad, pixel_grad, dim=0)))
+    return measured
+
+
+def measure_shares(
+    opt_path: str, network_g: str | None = None, batches: int = 10, seed: int = 0
+) -> dict[str, list[float]]:
+    """The shares of :func:`measure_gradients` alone: ``{'l_att': [...], 'l_pred': [...]}``, one per batch."""
+    return {name: values['share'] for name, values in measure_gradients(opt_path, network_g, batches, seed).items()}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
-    """Run ``srfer gradient-shares``; prints and returns the shares per batch."""
+    """Run ``srfer gradient-shares``; prints the shares and cosines, returns the shares per batch."""
     parser = argparse.ArgumentParser(
-        prog='srfer gradient-shares', description='Gradient shares of the hand-set consistency weights.'
+        prog='srfer gradient-shares',
+        description='Gradient shares (and cosines with the pixel loss) of the hand-set consistency weights.',
     )
     parser.add_argument('-opt', '--opt', required=True, help='SR-FER option file (datasets.train, losses)')
     parser.add_argument('--network-g', help='SR network weights (default: path.pretrain_network_g)')
@@ -99,13 +111,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.batches < 1:
         parser.error('--batches must be >= 1')
-    shares = measure_shares(args.opt, args.network_g, args.batches, args.seed)
-    for name, values in shares.items():
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        print(
-            f'{name}: share {statistics.fmean(values):.4g} ± {spread:.2g} of the l_pix gradient ({len(values)} batches)'
-        )
-    return shares
+    measured = measure_gradients(args.opt, args.network_g, args.batches, args.seed)
+    for name, values in measured.items():
+        share, cosine = (_mean_spread(values[key]) for key in ('share', 'cosine'))
+        print(f'{name}: share {share} of the l_pix gradient, cosine {cosine} with it ({args.batches} batches)')
+    return {name: values['share'] for name, values in measured.items()}
+
+
+def _mean_spread(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f'{statistics.fmean(values):.4g} ± {spread:.2g}'
 
 
 if __name__ == '__main__':

@@ -153,7 +153,7 @@ def test_gradient_shares_tool_reads_the_hand_set_weights(tiny_fer_root, tmp_path
     """``srfer gradient-shares``: one share per consistency loss and batch, proportional to its loss_weight."""
     from fer_fixtures import tiny_train_options, write_options
 
-    from srfer_plugin.tools.gradient_shares import main
+    from srfer_plugin.tools.gradient_shares import main, measure_gradients
 
     opt = tiny_train_options(tiny_fer_root)
     # random-init networks: the first model build of a process draws from torch's RNG while importing, so compare
@@ -161,10 +161,17 @@ def test_gradient_shares_tool_reads_the_hand_set_weights(tiny_fer_root, tmp_path
     main(['-opt', write_options(opt, str(tmp_path / 'a.yml')), '--batches', '1'])
     shares = main(['-opt', str(tmp_path / 'a.yml'), '--batches', '2'])
     assert set(shares) == {'l_att', 'l_pred'} and all(len(v) == 2 and min(v) > 0 for v in shares.values())
-    assert 'l_att: share' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'l_att: share' in printed and 'cosine' in printed
     opt['train']['attention_opt']['loss_weight'] *= 10
     tenfold = main(['-opt', write_options(opt, str(tmp_path / 'b.yml')), '--batches', '2'])
     assert tenfold['l_att'] == pytest.approx([10 * v for v in shares['l_att']], rel=1e-4)
+    # the cosine with the pixel loss's gradient is a direction: the same at ten times the weight, within [-1, 1]
+    base, scaled = (measure_gradients(str(tmp_path / name), batches=2) for name in ('a.yml', 'b.yml'))
+    assert scaled['l_att']['share'] == pytest.approx([10 * v for v in base['l_att']['share']], rel=1e-4)
+    assert scaled['l_att']['cosine'] == pytest.approx(base['l_att']['cosine'], abs=1e-5)
+    assert all(-1 <= c <= 1 for term in base.values() for c in term['cosine'])
+    assert base['l_att']['cosine'] != pytest.approx(base['l_pred']['cosine'], abs=1e-6)  # measured per term
     opt['train']['fer_batch_size'] = 2  # as training does, the tool lets the classifier read the first 2 faces
     sub_batch = main(['-opt', write_options(opt, str(tmp_path / 'c.yml')), '--batches', '2'])
     assert sub_batch['l_att'] != pytest.approx(tenfold['l_att'], rel=1e-3)
