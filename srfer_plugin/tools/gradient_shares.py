@@ -83,10 +83,11 @@ def measure_gradients(
         sr_faces, hr_faces, hr_keys = model.fer.classifier_batch(sr, model.gt, model.hr_keys)  # fer_batch_size
         terms = model.fer.consistency_losses(model.fer.classify(sr_faces), model.fer.reference(hr_faces, hr_keys))
         pixel_grad = torch.autograd.grad(pixel, sr, retain_graph=True)[0].flatten()
+        pixel_norm = pixel_grad.norm()
         for name, loss in terms.items():
             grad = torch.autograd.grad(loss, sr, retain_graph=True)[0].flatten()
             values = measured.setdefault(name, {'share': [], 'cosine': []})
-            values['share'].append(float(grad.norm() / pixel_grad.norm()))
+            values['share'].append(float(grad.norm() / pixel_norm))
             values['cosine'].append(float(torch.nn.functional.cosine_similarity(grad, pixel_grad, dim=0)))
     return measured
 
@@ -95,7 +96,11 @@ def measure_shares(
     opt_path: str, network_g: str | None = None, batches: int = 10, seed: int = 0
 ) -> dict[str, list[float]]:
     """The shares of :func:`measure_gradients` alone: ``{'l_att': [...], 'l_pred': [...]}``, one per batch."""
-    return {name: values['share'] for name, values in measure_gradients(opt_path, network_g, batches, seed).items()}
+    return _shares(measure_gradients(opt_path, network_g, batches, seed))
+
+
+def _shares(measured: dict[str, dict[str, list[float]]]) -> dict[str, list[float]]:
+    return {name: values['share'] for name, values in measured.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
@@ -115,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     for name, values in measured.items():
         share, cosine = (_mean_spread(values[key]) for key in ('share', 'cosine'))
         print(f'{name}: share {share} of the l_pix gradient, cosine {cosine} with it ({args.batches} batches)')
-    return {name: values['share'] for name, values in measured.items()}
+    return _shares(measured)
 
 
 def _mean_spread(values: list[float]) -> str:
