@@ -15,6 +15,19 @@ with equal weight (no ``momentum``), and the weights are then held: constant wei
 from the gradients at the start of training. N must be at least ``interval`` (and, in GAN models, whose generator
 steps alone measure, above ``net_d_init_iters``). Without it the weights follow the norms for the whole run (they
 rise as the SR faces come to agree with the HR ones).
+
+Rule ``psnr_budget``: the gradient-share weights times one scale ``s`` that holds the PSNR cost at ``budget_db``.
+A plain-SR twin of ``net_g`` trains alongside it on the same batches
+(:class:`~srfer_plugin.models.plain_sr_reference.PlainSRReference`); each step measures how many dB the SR output
+lies below the twin's on the batch, ``g`` (a running mean, momentum :data:`GAP_MOMENTUM`), and moves the scale::
+
+    log s <- log s + budget_rate * (budget_db - g) / budget_db
+
+starting from ``budget_start``, each rise at most ``budget_rate * RISE_SHARE``. The gap answers a change of the
+weights about a hundred steps late, and PSNR lost early in training is not won back when the weights fall later (the
+network keeps trailing its twin), so the scale starts low and rises slowly. A classifier whose consistency losses
+cost more PSNR at the same shares gets smaller weights; the shares set only the ratio of the two weights. SRFERModel
+only (the GAN models have no twin).
 """
 
 from __future__ import annotations
@@ -25,21 +38,27 @@ from collections.abc import Mapping
 import torch
 import torch.distributed as dist
 
-RULES = ('gradient_share',)
+RULES = ('gradient_share', 'psnr_budget')
 TERMS = {'l_att': 'attention_opt', 'l_pred': 'prediction_opt'}
 PIXEL_LOSSES = ('l_pix', 'l_g_pix')  # SRFERModel's and the GAN models' pixel loss
-DEFAULTS = {'interval': 10, 'momentum': 0.9, 'calibration_iters': None}
-KEYS = ('rule', 'shares', 'interval', 'momentum', 'calibration_iters')
+DEFAULTS = {'interval': 10, 'momentum': 0.9, 'calibration_iters': None, 'budget_rate': 0.02, 'budget_start': 0.1}
+KEYS = ('rule', 'shares', 'interval', 'momentum', 'calibration_iters', 'budget_db', 'budget_rate', 'budget_start')
+BUDGET_KEYS = ('budget_db', 'budget_rate', 'budget_start')  # psnr_budget's own keys
+GAP_MOMENTUM = 0.95  # of the running PSNR gap (psnr_budget)
+RISE_SHARE = 0.25  # psnr_budget: the scale rises at most a quarter as fast as it may fall
+LOG_SCALE_LIMIT = 5.0  # psnr_budget's scale stays within exp(-5) to exp(5) of the gradient-share weights
 
 
 class ConsistencyWeights:
     """The running weights of ``l_att`` and ``l_pred`` (``train.consistency_weights``).
 
     Args:
-        options: ``rule`` (``gradient_share``), ``shares`` (``{l_att: s, l_pred: s}``, one per consistency loss of
-            the run), ``interval`` (steps between measurements, default 10), ``momentum`` (of the running means,
-            default 0.9) and ``calibration_iters`` (measure over the first N iterations, then hold the weights;
-            default None: measure throughout).
+        options: ``rule`` (``gradient_share`` or ``psnr_budget``), ``shares`` (``{l_att: s, l_pred: s}``, one
+            per consistency loss of the run), ``interval`` (steps between measurements, default 10), ``momentum``
+            (of the running means, default 0.9) and ``calibration_iters`` (measure over the first N iterations,
+            then hold the weights; default None: measure throughout); with ``psnr_budget``, ``budget_db`` (the
+            PSNR cost to hold, dB > 0), ``budget_rate`` (how fast the scale moves, default 0.02 per step) and
+            ``budget_start`` (the scale at the first step, default 0.1).
         train_opt: The ``train`` section (which consistency losses are set; their ``loss_weight`` must be unset).
 
     Raises:
@@ -99,11 +118,17 @@ class ConsistencyWeights:
                     f'{where}.calibration_iters ({self.calibration_iters}) must be above train.net_d_init_iters '
                     f'({generator_start}): the generator steps, which measure the norms, start after it'
                 )
+        self.rule = options['rule']
+        self.budget_db, self.budget_rate, start = _budget(options, where, self.calibration_iters)
+        self.log_scale = math.log(start)  # psnr_budget: log of the scale on the gradient-share weights
+        self.gap: float | None = None  # psnr_budget: running PSNR gap to the plain-SR twin (dB)
         self.norms: dict[str, float] = {}  # running means of the gradient norms at the SR output
         self.measurements = 0  # how many went into self.norms (the equal-weight mean of a calibration window)
         self.weights: dict[str, float] = {}
 
-    def weigh(self, losses: dict[str, torch.Tensor], sr: torch.Tensor, current_iter: int) -> None:
+    def weigh(
+        self, losses: dict[str, torch.Tensor], sr: torch.Tensor, current_iter: int, gap_db: float | None = None
+    ) -> None:
         """Multiply ``l_att`` and ``l_pred`` in ``losses`` by their weights, measuring the norms on this step when
         due.
 
@@ -113,12 +138,23 @@ class ConsistencyWeights:
             sr: The SR batch the losses were computed from (with its graph).
             current_iter: The iteration (the norms are measured at the first call and every ``interval``, up to
                 ``calibration_iters`` when it is set).
+            gap_db: ``psnr_budget``: this step's PSNR gap to the plain-SR twin (:class:`PlainSRReference`).
+
+        Raises:
+            ValueError: ``psnr_budget`` without ``gap_db``.
         """
+        if self.rule == 'psnr_budget':
+            if gap_db is None:
+                raise ValueError('train.consistency_weights: rule psnr_budget needs the plain-SR twin (SRFERModel)')
+            self.gap = gap_db if self.gap is None else GAP_MOMENTUM * self.gap + (1 - GAP_MOMENTUM) * gap_db
+            step = min(self.budget_rate * (self.budget_db - self.gap) / self.budget_db, self.budget_rate * RISE_SHARE)
+            self.log_scale = min(max(self.log_scale + step, -LOG_SCALE_LIMIT), LOG_SCALE_LIMIT)
         calibrating = self.calibration_iters is None or current_iter <= self.calibration_iters
         if not self.norms or (calibrating and current_iter % self.interval == 0):
             self._measure(losses, sr)
         for term in self.shares:
-            self.weights[term] = self.shares[term] * self.norms['pixel'] / max(self.norms[term], 1e-12)
+            share = self.shares[term] * math.exp(self.log_scale)
+            self.weights[term] = share * self.norms['pixel'] / max(self.norms[term], 1e-12)
             losses[term] = losses[term] * self.weights[term]
 
     def _measure(self, losses: dict[str, torch.Tensor], sr: torch.Tensor) -> None:
@@ -141,17 +177,49 @@ class ConsistencyWeights:
                 self.norms[name] = self.momentum * previous + (1 - self.momentum) * value
 
     def log(self) -> dict[str, float]:
-        """The current weights, as log entries (``w_att``, ``w_pred``)."""
-        return {term.replace('l_', 'w_'): weight for term, weight in self.weights.items()}
+        """The current weights, as log entries (``w_att``, ``w_pred``; ``psnr_gap`` with ``psnr_budget``)."""
+        entries = {term.replace('l_', 'w_'): weight for term, weight in self.weights.items()}
+        if self.gap is not None:
+            entries['psnr_gap'] = self.gap
+        return entries
 
     def state_dict(self) -> dict:
-        """The running norms and their count (for an exact resume)."""
-        return {'norms': dict(self.norms), 'measurements': self.measurements}
+        """The running norms and their count, and psnr_budget's scale and gap (for an exact resume)."""
+        return {
+            'norms': dict(self.norms),
+            'measurements': self.measurements,
+            'log_scale': self.log_scale,
+            'gap': self.gap,
+        }
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore :meth:`state_dict`."""
         self.norms = dict(state.get('norms') or {})
         self.measurements = int(state.get('measurements', 1 if self.norms else 0))
+        self.log_scale = float(state.get('log_scale', self.log_scale))
+        self.gap = state.get('gap')
+
+
+def _budget(options: Mapping, where: str, calibration_iters: int | None) -> tuple[float | None, float | None, float]:
+    """``budget_db``, ``budget_rate`` and ``budget_start`` of rule ``psnr_budget``, checked (None, None, 1 for
+    ``gradient_share``)."""
+    if options['rule'] != 'psnr_budget':
+        given = [key for key in BUDGET_KEYS if key in options]
+        if given:
+            raise ValueError(f'{where}: {given} belong to rule psnr_budget; got rule {options["rule"]!r}')
+        return None, None, 1.0
+    if calibration_iters is not None:
+        raise ValueError(f'{where}: rule psnr_budget moves the weights throughout; remove calibration_iters')
+    budget, rate = options.get('budget_db'), options.get('budget_rate', DEFAULTS['budget_rate'])
+    if not _positive(budget):
+        raise ValueError(f'{where}.budget_db must be a number > 0 (the PSNR cost to hold, in dB); got {budget!r}')
+    if not (_positive(rate) and rate <= 1):
+        raise ValueError(f'{where}.budget_rate must be a number in (0, 1]; got {rate!r}')
+    start = options.get('budget_start', DEFAULTS['budget_start'])
+    limit = math.exp(LOG_SCALE_LIMIT)
+    if not (_positive(start) and 1 / limit <= start <= limit):
+        raise ValueError(f'{where}.budget_start must be a number in [{1 / limit:.3g}, {limit:.3g}]; got {start!r}')
+    return float(budget), float(rate), float(start)
 
 
 def _number(value: object) -> bool:

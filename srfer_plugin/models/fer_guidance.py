@@ -242,15 +242,18 @@ class FERGuidance:
             losses['l_pred'] = self.cri_pred(sr.logits, hr.logits)
         return losses
 
-    def weigh_consistency(self, losses: OrderedDict, sr: torch.Tensor, current_iter: int) -> dict[str, float]:
-        """``train.consistency_weights``: weigh ``l_att`` and ``l_pred`` in ``losses`` by their gradient shares.
+    def weigh_consistency(
+        self, losses: OrderedDict, sr: torch.Tensor, current_iter: int, gap_db: float | None = None
+    ) -> dict[str, float]:
+        """``train.consistency_weights``: weigh ``l_att`` and ``l_pred`` in ``losses`` by their gradient shares
+        (rule ``psnr_budget``: scaled to hold the PSNR gap ``gap_db`` to the plain-SR twin at the budget).
 
         Returns:
             The weights as log entries (``w_att``, ``w_pred``); empty with the hand-set weights.
         """
         if self.auto_weights is None:
             return {}
-        self.auto_weights.weigh(losses, sr, current_iter)
+        self.auto_weights.weigh(losses, sr, current_iter, gap_db)
         return self.auto_weights.log()
 
     def classification_loss(

@@ -15,6 +15,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from srfer_plugin.data.degradations import upsample_bicubic
 from srfer_plugin.models.fer_guidance import FERGuidance
 from srfer_plugin.models.joint_learning import build_scheduler, check_fer_options
+from srfer_plugin.models.plain_sr_reference import PlainSRReference
 from srfer_plugin.models.safe_sr_model import SafeSRModel
 from srfer_plugin.utils.fer_report import top1_accuracy, write_fer_reports
 
@@ -66,6 +67,22 @@ class SRFERModel(SafeSRModel):
         if not self.joint_opt.train_network_g:
             self.net_g.eval()
         self.fer.set_phase(1)
+        self.plain_reference = self.build_plain_reference()
+
+    def build_plain_reference(self) -> PlainSRReference | None:
+        """``net_g``'s plain-SR twin for ``consistency_weights`` rule ``psnr_budget``, else None.
+
+        Raises:
+            ValueError: The rule is set but the model's step is not this class's (the GAN models).
+        """
+        if self.fer.auto_weights is None or self.fer.auto_weights.rule != 'psnr_budget':
+            return None
+        if type(self).optimize_parameters is not SRFERModel.optimize_parameters:  # consistency losses train net_g
+            raise ValueError(
+                'train.consistency_weights: rule psnr_budget needs model_type SRFERModel (its plain-SR twin); got '
+                f'{type(self).__name__}'
+            )
+        return PlainSRReference(self.get_bare_model(self.net_g), self.make_optimizer, self.cri_pix)
 
     def setup_optimizers(self) -> None:
         if not self.joint_opt.train_network_g:
@@ -110,7 +127,10 @@ class SRFERModel(SafeSRModel):
             )
             sr_read, hr_read = self.fer.classify(sr_faces), self.fer.reference(hr_faces, hr_keys)
             losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
-            weights = self.fer.weigh_consistency(losses, self.output, current_iter)  # consistency_weights
+            gap = None  # psnr_budget: the PSNR gap to the plain-SR twin, which trains on this batch
+            if self.plain_reference is not None:
+                gap = self.plain_reference.step(self.lq, self.gt, self.output, self.get_current_learning_rate()[0])
+            weights = self.fer.weigh_consistency(losses, self.output, current_iter, gap)  # consistency_weights
             losses.update(self.fer.classification_loss(sr_faces, sr_read, hr_read, labels, hr_faces))  # l_fer
         if self.backward_and_step(losses, self.optimizers, current_iter):
             self.amp.update()
@@ -123,12 +143,27 @@ class SRFERModel(SafeSRModel):
         super().save(epoch, current_iter)
 
     def extra_training_state(self) -> dict:
-        return {**super().extra_training_state(), **self.fer.training_state()}
+        state = {**super().extra_training_state(), **self.fer.training_state()}
+        if self.plain_reference is not None:
+            state['plain_reference'] = self.plain_reference.state_dict()
+        return state
 
     def resume_training(self, resume_state: dict) -> None:
-        """Resume the SR side; a frozen classifier must be the one the run started with."""
+        """Resume the SR side (and psnr_budget's plain-SR twin); a frozen classifier must be the one the run
+        started with.
+
+        Raises:
+            ValueError: The classifier differs, or psnr_budget resumes a state that holds no twin.
+        """
         self.fer.check_resume_state(resume_state)
         super().resume_training(resume_state)
+        if self.plain_reference is not None:
+            if 'plain_reference' not in resume_state:
+                raise ValueError(
+                    f'train.consistency_weights: rule psnr_budget: the training state of iteration '
+                    f'{resume_state.get("iter")} holds no plain-SR twin (the run did not use the rule); start a new run'
+                )
+            self.plain_reference.load_state_dict(resume_state['plain_reference'])
 
     # ------------------------------------------------------------- validation
     def test(self) -> None:

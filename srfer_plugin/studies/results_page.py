@@ -51,6 +51,11 @@ TRAINED: dict[str, str] = {
         'L1 + attention + prediction, shares 0.83 and 6.0 (the demo weights under the demo classifier pre-trained in '
         'full), norms averaged over the first 50 iterations, then the weights held (calibration_iters)'
     ),
+    'auto_budget': (
+        'L1 + attention + prediction, shares 2.49 and 6.0 scaled throughout to cost 0.5 dB against a plain-SR twin, '
+        'the scale starting at 0.1 (consistency_weights rule psnr_budget)'
+    ),
+    'auto_budget_start1': '`auto_budget` with the scale starting at 1',
     **{f'stage{s}': f'L1 + attention 0.1 on stage {s} only' for s in range(4)},
     **{
         f'att{a:g}_pred{p:g}': f'L1 + attention {a:g} + prediction {p:g}'
@@ -150,6 +155,7 @@ BLOCKS: dict[str, Callable[[str], list[str]]] = {
     'joint-distill': study('benchmark_joint_distill.csv', ('both_joint', 'both'), TRAINED_NOW),
     'weights-auto': study('benchmark_weights_auto.csv', ('both', 'none')),
     'weights-grid': study('benchmark_weights_grid.csv', ('both', 'none')),
+    'weights-budget': study('benchmark_weights_budget.csv', ('none',)),
     'stages': study('benchmark_stages.csv', ('both', 'none')),
     'cost': study('benchmark_cost.csv', ('both', 'none')),
     'baselines': baselines_block,

@@ -46,6 +46,9 @@ class Variant:
             ``gradient_share``), not hand-set weights.
         calibration_iters: With ``shares``: the rule's ``calibration_iters`` (weights held after that many
             iterations); None: measured throughout.
+        budget_db: With ``shares``: rule ``psnr_budget`` at this PSNR cost (the shares set the ratio and the
+            start); None: rule ``gradient_share``.
+        budget_start: With ``budget_db``: the rule's ``budget_start`` (named in the trainings unless 1).
         joint: Overrides of the demo's joint learning (``srfer_joint`` only): any of ``sr_grad_weight`` and
             ``fer_frozen_iters`` (``joint_opt``), ``fer_lr`` (``optim_fer.lr``) and ``fer_distill`` (the weight
             of :data:`~srfer_plugin.studies.synthetic.DEMO_FER_DISTILL`), as ``((key, value), ...)``.
@@ -63,6 +66,8 @@ class Variant:
     stage_weights: tuple[float, ...] | None = None
     shares: bool = False
     calibration_iters: int | None = None
+    budget_db: float | None = None
+    budget_start: float = 1.0
     joint: tuple[tuple[str, float], ...] = ()
     init: str | None = None
     degradation: str = 'bicubic'
@@ -70,8 +75,8 @@ class Variant:
     iters_share: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.calibration_iters is not None and not self.shares:
-            raise ValueError(f'Variant {self.name}: calibration_iters needs shares=True')
+        if (self.calibration_iters is not None or self.budget_db is not None) and not self.shares:
+            raise ValueError(f'Variant {self.name}: calibration_iters and budget_db need shares=True')
         unknown = [k for k, _ in self.joint if k not in JOINT_OVERRIDES.get(self.method, ())]
         if unknown:
             raise ValueError(
@@ -114,6 +119,10 @@ class Variant:
             parts.append('gshare')
             if self.calibration_iters is not None:
                 parts.append(f'hold{self.calibration_iters}')
+            if self.budget_db is not None:
+                parts.append(
+                    f'budget{self.budget_db:g}' + (f'_start{self.budget_start:g}' if self.budget_start != 1 else '')
+                )
         if self.method == 'srfer_joint':
             parts.append('joint')
             parts.extend(self._joint_name_parts())
@@ -150,6 +159,13 @@ class Variant:
         if not self.shares:
             return None
         shares = {term: share for term, share in (('l_att', self.att), ('l_pred', self.pred)) if share is not None}
+        if self.budget_db is not None:
+            return {
+                'rule': 'psnr_budget',
+                'shares': shares,
+                'budget_db': self.budget_db,
+                'budget_start': self.budget_start,
+            }
         rule = {'rule': 'gradient_share', 'shares': shares}
         return rule if self.calibration_iters is None else {**rule, 'calibration_iters': self.calibration_iters}
 
@@ -174,6 +190,8 @@ class Variant:
             parts.append(f'pred{share} {self.pred:g}')
         if self.shares:
             held = '' if self.calibration_iters is None else f', held after {self.calibration_iters} iterations'
+            if self.budget_db is not None:
+                held = f', scaled from {self.budget_start:g} to cost {self.budget_db:g} dB against a plain-SR twin'
             parts[-1] += f' (weights from gradient shares of l_pix{held}: train.consistency_weights)'
         joint = ''
         if self.method == 'srfer_joint':
@@ -244,6 +262,16 @@ AUTO_HOLD_SHARES, AUTO_HOLD_ITERS = (0.83, 6.0), 50
 AUTO_HOLD = Variant(
     'auto_hold', att=AUTO_HOLD_SHARES[0], pred=AUTO_HOLD_SHARES[1], shares=True, calibration_iters=AUTO_HOLD_ITERS
 )
+# The PSNR budget: the shares of the best hand-set cell within 0.7 dB under the demo's classifier (attention 0.3,
+# prediction 0.001: AUTO_HOLD's shares with three times the attention share), scaled throughout to cost BUDGET_DB
+# against a plain-SR twin on the training batches, the scale starting at 0.1 (the rule's default) or at 1.
+BUDGET_SHARES, BUDGET_DB = (2.49, AUTO_HOLD_SHARES[1]), 0.5
+AUTO_BUDGET = Variant(
+    'auto_budget', att=BUDGET_SHARES[0], pred=BUDGET_SHARES[1], shares=True, budget_db=BUDGET_DB, budget_start=0.1
+)
+AUTO_BUDGET_START1 = Variant(
+    'auto_budget_start1', att=BUDGET_SHARES[0], pred=BUDGET_SHARES[1], shares=True, budget_db=BUDGET_DB
+)
 # Between the two: AUTO's attention share with a prediction share between AUTO's and AUTO_FULL's.
 AUTO_PRED_SHARES = (0.3, 1.0)
 AUTO_PRED = tuple(
@@ -309,6 +337,8 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             AUTO_FULL,
             *AUTO_PRED,
             AUTO_HOLD,
+            AUTO_BUDGET,
+            AUTO_BUDGET_START1,
         ),
         ('both',),
     ),

@@ -61,3 +61,39 @@ def test_a_training_without_a_network_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, 'train_command', _fake_training('pass'))
     with pytest.raises(RuntimeError, match='exit 0'):
         runner.run_training(_options(tmp_path), str(tmp_path))
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='parent-death signal is Linux-only')
+def test_a_killed_benchmark_leaves_no_training_running(tmp_path):
+    """SIGKILL the process that started a training: the training ends too (else it would run on unseen)."""
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / 'child.pid'
+    child = f'import os, time; open({str(pid_file)!r}, "w").write(str(os.getpid())); time.sleep(120)'
+    parent = (
+        'import sys\n'
+        'from srfer_plugin.studies import runner\n'
+        f'runner.train_command = lambda opt_path: [sys.executable, "-c", {child!r}]\n'
+        f'runner.run_training({_options(tmp_path)!r}, {str(tmp_path)!r})\n'
+    )
+    proc = subprocess.Popen([sys.executable, '-c', parent])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f'/proc/{child_pid}/stat', encoding='utf-8') as f:
+            if f.read().split(')')[-1].split()[0] == 'Z':  # ended, not yet reaped
+                return
+        time.sleep(0.1)
+    os.kill(child_pid, signal.SIGKILL)
+    pytest.fail('the training outlived the process that started it')

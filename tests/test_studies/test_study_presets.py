@@ -142,11 +142,12 @@ def test_stages_preset(fer, tmp_path):
 
 def test_weights_preset(fer, tmp_path):
     cells = sp.plan_study_cells('weights', [fer], [2])
-    assert len(cells) == 1 + 9 + 5 and cells[0].method == 'none'
-    assert [c.method for c in cells[-5:]] == ['auto', 'auto_full', 'auto_pred0.3', 'auto_pred1', 'auto_hold']
+    assert len(cells) == 1 + 9 + 7 and cells[0].method == 'none'
+    rules = ['auto', 'auto_full', 'auto_pred0.3', 'auto_pred1', 'auto_hold', 'auto_budget', 'auto_budget_start1']
+    assert [c.method for c in cells[-7:]] == rules
     opts = _options(cells, 'weights', tmp_path)
     grid = set()
-    for cell in cells[1:-5]:
+    for cell in cells[1:-7]:
         train = opts[cell.name]['train']
         grid.add((train['attention_opt']['loss_weight'], train['prediction_opt']['loss_weight']))
         assert opts[cell.name]['network_fer']['stages'] == [0, 1, 2, 3]
@@ -174,6 +175,19 @@ def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
     }
     ConsistencyWeights(train['consistency_weights'], train)  # the model accepts the section as written
     assert 'gradient shares' in sp.descriptions('weights')['auto']
+    (budget,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_budget'])
+    assert budget.train_name == 'bench_study_att2.49_pred6_gshare_budget0.5_start0.1_seed0'
+    train = sp.study_options(budget, 'weights', None, str(tmp_path / 'faces'), str(tmp_path))['train']
+    assert train['consistency_weights'] == {
+        'rule': 'psnr_budget',
+        'shares': {'l_att': 2.49, 'l_pred': 6.0},
+        'budget_db': 0.5,
+        'budget_start': 0.1,
+    }
+    assert ConsistencyWeights(train['consistency_weights'], train).budget_db == 0.5
+    assert 'from 0.1 to cost 0.5 dB against a plain-SR twin' in sp.descriptions('weights')['auto_budget']
+    (at_one,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_budget_start1'])
+    assert at_one.train_name == 'bench_study_att2.49_pred6_gshare_budget0.5_seed0'
     (full,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_full'])
     assert full.train_name == 'bench_study_att0.47_pred4.2_gshare_seed0'
     (mid,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_pred0.3'])
