@@ -28,10 +28,12 @@ from srfer_plugin.train_loop import (
     patch_basicsr_train,
     resolve_option_argument,
 )
+from srfer_plugin.utils.parent_process import end_with_parent
 
 
 def main() -> None:
     """Run ``basicsr.train.train_pipeline`` rooted at the current directory."""
+    end_with_parent()  # started by the benchmark or the demo: end with it
     sys.argv = resolve_option_argument(normalize_launcher_argv(sys.argv))
     opt_path = option_file_argument(sys.argv)
     backend = None

@@ -2,17 +2,15 @@
 
 An interrupted training resumes from its last training state when it is run again. Its output can feed a progress
 bar (BasicSR's ``epoch: N, iter: M`` log lines) and be appended to a log file; a failure raises with the last lines.
-On Linux the training ends with the process that started it (a killed benchmark leaves no training running on).
+On Linux the training ends with the process that started it (:mod:`srfer_plugin.utils.parent_process`).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import os
 import re
-import signal
 import subprocess
 import sys
 from typing import Any
@@ -20,10 +18,11 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
+from srfer_plugin.utils.parent_process import PARENT_PID_ENV
+
 ITER_RE = re.compile(r'epoch:\s*\d+, iter:\s*([\d,]+)')  # BasicSR's MessageLogger line
 TIME_RE = re.compile(r'time \(data\): ([\d.]+) \(([\d.]+)\)')  # BasicSR MessageLogger: avg iter time (data time)
 TAIL_LINES = 40  # lines of output quoted when a training fails
-PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal a process gets when its parent dies
 
 
 def write_options(opt: dict[str, Any], path: str, header: str | None = None) -> str:
@@ -56,17 +55,6 @@ def network_path(exp_root: str, name: str, net: str = 'net_g') -> str:
 def train_command(opt_path: str) -> list[str]:
     """The command line of one training (``--auto_resume``: an interrupted training continues)."""
     return [sys.executable, '-m', 'srfer_plugin.train', '-opt', opt_path, '--auto_resume']
-
-
-def _end_with(parent_pid: int):
-    """A ``preexec_fn`` (Linux): the child gets SIGTERM when ``parent_pid`` dies, at once if it already has."""
-
-    def arm() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
 
 
 def run_training(
@@ -105,12 +93,11 @@ def run_training(
         proc = subprocess.Popen(
             cmd,
             cwd=exp_root,
-            env=dict(os.environ, **(env or {})),
+            env=dict(os.environ, **(env or {}), **{PARENT_PID_ENV: str(os.getpid())}),  # ends with this process
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors='replace',
-            preexec_fn=_end_with(os.getpid()) if sys.platform.startswith('linux') else None,
         )
         for line in proc.stdout:
             tail.append(line)

@@ -71,7 +71,13 @@ def test_a_killed_benchmark_leaves_no_training_running(tmp_path):
     import time
 
     pid_file = tmp_path / 'child.pid'
-    child = f'import os, time; open({str(pid_file)!r}, "w").write(str(os.getpid())); time.sleep(120)'
+    child = (
+        'import os, time\n'
+        'from srfer_plugin.utils.parent_process import end_with_parent\n'
+        'end_with_parent()  # as srfer_plugin.train does first\n'
+        f'open({str(pid_file)!r}, "w").write(str(os.getpid()))\n'
+        'time.sleep(120)\n'
+    )
     parent = (
         'import sys\n'
         'from srfer_plugin.studies import runner\n'
