@@ -16,7 +16,7 @@ from the gradients at the start of training. N must be at least ``interval`` (an
 steps alone measure, above ``net_d_init_iters``). Without it the weights follow the norms for the whole run (they
 rise as the SR faces come to agree with the HR ones).
 
-Rule ``psnr_budget``: the gradient-share weights times one scale ``s`` that holds the PSNR cost at ``budget_db``.
+Rule ``psnr_budget``: the gradient-share weights times one scale ``s`` meant to hold the PSNR cost at ``budget_db``.
 A plain-SR twin of ``net_g`` trains alongside it on the same batches
 (:class:`~srfer_plugin.models.plain_sr_reference.PlainSRReference`); each step measures how many dB the SR output
 lies below the twin's on the batch, ``g`` (a running mean, momentum :data:`GAP_MOMENTUM`), and moves the scale::
