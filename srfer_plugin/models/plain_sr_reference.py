@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
-from basicsr.utils.color_util import rgb2ycbcr_pt
+from basicsr.metrics.psnr_ssim import calculate_psnr_pt
 
 
 class PlainSRReference:
@@ -56,9 +56,12 @@ class PlainSRReference:
             loss = self.pixel_loss(twin, gt.float())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            with torch.no_grad():
-                sr_mse, twin_mse = (_face_mse(x.detach().float(), gt.float()) for x in (sr, twin))
-                gap = torch.stack([(10 * torch.log10(sr_mse / twin_mse)).sum(), sr_mse.new_tensor(float(len(sr_mse)))])
+            with torch.no_grad():  # BasicSR's PSNR, as the validation reads it (Y channel of RGB faces, per face)
+                sr_psnr, twin_psnr = (
+                    calculate_psnr_pt(x.detach().float().clamp(0, 1), gt.float(), 0, test_y_channel=gt.shape[1] == 3)
+                    for x in (sr, twin)
+                )
+                gap = torch.stack([(twin_psnr - sr_psnr).sum(), twin_psnr.new_tensor(float(len(twin_psnr)))])
         if dist.is_available() and dist.is_initialized():  # one twin and one gap on every rank
             world = dist.get_world_size()
             for param in self.net.parameters():
@@ -77,11 +80,3 @@ class PlainSRReference:
         """Restore :meth:`state_dict`."""
         self.net.load_state_dict(state['net'])
         self.optimizer.load_state_dict(state['optimizer'])
-
-
-def _face_mse(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per face: the MSE on the Y channel of RGB faces clamped to [0, 1] (as PSNR is read), floored at 1e-10."""
-    images = images.clamp(0, 1)
-    if images.shape[1] == 3:
-        images, target = rgb2ycbcr_pt(images, y_only=True), rgb2ycbcr_pt(target, y_only=True)
-    return ((images - target) ** 2).flatten(1).mean(1).clamp_min(1e-10)

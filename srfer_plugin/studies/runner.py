@@ -93,7 +93,7 @@ def run_training(
         proc = subprocess.Popen(
             cmd,
             cwd=exp_root,
-            env=dict(os.environ, **(env or {}), **{PARENT_PID_ENV: str(os.getpid())}),  # ends with this process
+            env={**os.environ, **(env or {}), PARENT_PID_ENV: str(os.getpid())},  # the training ends with this process
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

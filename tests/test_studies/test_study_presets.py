@@ -159,15 +159,20 @@ def test_weights_preset(fer, tmp_path):
     assert 'bench_weights_att0.3_pred0.0003_seed2' in {c.name for c in cells}
 
 
+def _rule_cell(fer, tmp_path, variant: str) -> tuple[str, dict]:
+    """The training name and ``train`` section of the weights preset's ``variant`` at seed 0."""
+    (cell,) = sp.plan_study_cells('weights', [fer], [0], variants=[variant])
+    return cell.train_name, sp.study_options(cell, 'weights', None, str(tmp_path / 'faces'), str(tmp_path))['train']
+
+
 def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
     (cell,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto'])
     assert cell.train_name == 'bench_study_att1.15_pred0.007_gshare_seed0'
     train = sp.study_options(cell, 'weights', None, str(tmp_path / 'faces'), str(tmp_path))['train']
     assert train['consistency_weights'] == {'rule': 'gradient_share', 'shares': {'l_att': 1.15, 'l_pred': 0.007}}
     assert 'loss_weight' not in train['attention_opt'] and 'loss_weight' not in train['prediction_opt']
-    (held,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_hold'])
-    assert held.train_name == 'bench_study_att0.83_pred6_gshare_hold50_seed0'
-    train = sp.study_options(held, 'weights', None, str(tmp_path / 'faces'), str(tmp_path))['train']
+    name, train = _rule_cell(fer, tmp_path, 'auto_hold')
+    assert name == 'bench_study_att0.83_pred6_gshare_hold50_seed0'
     assert train['consistency_weights'] == {
         'rule': 'gradient_share',
         'shares': {'l_att': 0.83, 'l_pred': 6.0},
@@ -175,9 +180,8 @@ def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
     }
     ConsistencyWeights(train['consistency_weights'], train)  # the model accepts the section as written
     assert 'gradient shares' in sp.descriptions('weights')['auto']
-    (budget,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_budget'])
-    assert budget.train_name == 'bench_study_att2.49_pred6_gshare_budget0.5_start0.1_seed0'
-    train = sp.study_options(budget, 'weights', None, str(tmp_path / 'faces'), str(tmp_path))['train']
+    name, train = _rule_cell(fer, tmp_path, 'auto_budget')
+    assert name == 'bench_study_att2.49_pred6_gshare_budget0.5_start0.1_seed0'
     assert train['consistency_weights'] == {
         'rule': 'psnr_budget',
         'shares': {'l_att': 2.49, 'l_pred': 6.0},
