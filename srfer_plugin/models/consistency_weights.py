@@ -28,6 +28,15 @@ weights about a hundred steps late, and PSNR lost early in training is not won b
 network keeps trailing its twin), so the scale starts low and rises slowly. A classifier whose consistency losses
 cost more PSNR at the same shares gets smaller weights; the shares set only the ratio of the two weights. SRFERModel
 only (the GAN models have no twin).
+
+Rule ``psnr_pilot``: a pilot measures the classifier's PSNR cost, then the run starts over from plain SR with
+constant weights. For the first ``pilot_iters`` steps ``net_g`` trains with the gradient-share weights (scale 1)
+beside its plain-SR twin, and the running gap ``g`` is measured as in ``psnr_budget``. At the pilot's end ``net_g``
+and its optimizer take the twin's state (the plain-SR network of that iteration: the pilot's own PSNR cost is
+dropped) and the weights are the shares times ``min(1, budget_db / g)`` from then on, held: the gradient norms are
+measured during the pilot only (running means, ``momentum``), so the weights stay constant after it as hand-set ones
+do; the twin is dropped. The shares are the most the rule gives; a classifier whose pilot costs more PSNR gets
+proportionally smaller weights.
 """
 
 from __future__ import annotations
@@ -38,12 +47,19 @@ from collections.abc import Mapping
 import torch
 import torch.distributed as dist
 
-RULES = ('gradient_share', 'psnr_budget')
+RULES = ('gradient_share', 'psnr_budget', 'psnr_pilot')
+TWIN_RULES = ('psnr_budget', 'psnr_pilot')  # the rules that train a plain-SR twin
 TERMS = {'l_att': 'attention_opt', 'l_pred': 'prediction_opt'}
 PIXEL_LOSSES = ('l_pix', 'l_g_pix')  # SRFERModel's and the GAN models' pixel loss
 DEFAULTS = {'interval': 10, 'momentum': 0.9, 'calibration_iters': None, 'budget_rate': 0.02, 'budget_start': 0.1}
-KEYS = ('rule', 'shares', 'interval', 'momentum', 'calibration_iters', 'budget_db', 'budget_rate', 'budget_start')
-BUDGET_KEYS = ('budget_db', 'budget_rate', 'budget_start')  # psnr_budget's own keys
+KEYS = (
+    'rule', 'shares', 'interval', 'momentum', 'calibration_iters', 'budget_db', 'budget_rate', 'budget_start',
+    'pilot_iters',
+)  # fmt: skip
+RULE_KEYS = {  # the keys of one rule only
+    'psnr_budget': ('budget_db', 'budget_rate', 'budget_start'),
+    'psnr_pilot': ('budget_db', 'pilot_iters'),
+}
 GAP_MOMENTUM = 0.95  # of the running PSNR gap (psnr_budget)
 RISE_SHARE = 0.25  # psnr_budget: the scale rises at most a quarter as fast as it may fall
 LOG_SCALE_LIMIT = 5.0  # psnr_budget's scale stays within exp(-5) to exp(5) of the gradient-share weights
@@ -53,13 +69,16 @@ class ConsistencyWeights:
     """The running weights of ``l_att`` and ``l_pred`` (``train.consistency_weights``).
 
     Args:
-        options: ``rule`` (``gradient_share`` or ``psnr_budget``), ``shares`` (``{l_att: s, l_pred: s}``, one
-            per consistency loss of the run), ``interval`` (steps between measurements, default 10), ``momentum``
-            (of the running means, default 0.9) and ``calibration_iters`` (measure over the first N iterations,
-            then hold the weights; default None: measure throughout); with ``psnr_budget``, ``budget_db`` (the
-            PSNR cost to hold, dB > 0), ``budget_rate`` (how fast the scale moves, default 0.02 per step) and
-            ``budget_start`` (the scale at the first step, default 0.1).
-        train_opt: The ``train`` section (which consistency losses are set; their ``loss_weight`` must be unset).
+        options: ``rule`` (``gradient_share``, ``psnr_budget`` or ``psnr_pilot``), ``shares``
+            (``{l_att: s, l_pred: s}``, one per consistency loss of the run), ``interval`` (steps between
+            measurements, default 10), ``momentum`` (of the running means, default 0.9) and ``calibration_iters``
+            (measure over the first N iterations, then hold the weights; default None: measure throughout); with
+            ``psnr_budget``, ``budget_db`` (the PSNR cost to hold, dB > 0), ``budget_rate`` (how fast the scale
+            moves, default 0.02 per step) and ``budget_start`` (the scale at the first step, default 0.1); with
+            ``psnr_pilot``, ``budget_db`` (the pilot gap the weights may cost in full) and ``pilot_iters`` (the
+            pilot's steps, below ``total_iter``).
+        train_opt: The ``train`` section (which consistency losses are set, their ``loss_weight`` unset;
+            ``total_iter``).
 
     Raises:
         ValueError: A key or value is wrong (the message names it).
@@ -119,7 +138,9 @@ class ConsistencyWeights:
                     f'({generator_start}): the generator steps, which measure the norms, start after it'
                 )
         self.rule = options['rule']
-        self.budget_db, self.budget_rate, start = _budget(options, where, self.calibration_iters)
+        self.budget_db, self.budget_rate, start, self.pilot_iters = _rule_settings(
+            options, train_opt, where, self.calibration_iters
+        )
         self.log_scale = math.log(start)  # psnr_budget: log of the scale on the gradient-share weights
         self.gap: float | None = None  # psnr_budget: running PSNR gap to the plain-SR twin (dB)
         self.norms: dict[str, float] = {}  # running means of the gradient norms at the SR output
@@ -138,24 +159,39 @@ class ConsistencyWeights:
             sr: The SR batch the losses were computed from (with its graph).
             current_iter: The iteration (the norms are measured at the first call and every ``interval``, up to
                 ``calibration_iters`` when it is set).
-            gap_db: ``psnr_budget``: this step's PSNR gap to the plain-SR twin (:class:`PlainSRReference`).
+            gap_db: ``psnr_budget`` and the pilot of ``psnr_pilot``: this step's PSNR gap to the plain-SR twin
+                (:class:`PlainSRReference`).
 
         Raises:
-            ValueError: ``psnr_budget`` without ``gap_db``.
+            ValueError: A rule that measures the gap now without ``gap_db``.
         """
-        if self.rule == 'psnr_budget':
+        measures_gap = self.rule == 'psnr_budget' or self.piloting(current_iter)
+        if measures_gap:
             if gap_db is None:
-                raise ValueError('train.consistency_weights: rule psnr_budget needs the plain-SR twin (SRFERModel)')
+                raise ValueError(f'train.consistency_weights: rule {self.rule} needs the plain-SR twin (SRFERModel)')
             self.gap = gap_db if self.gap is None else GAP_MOMENTUM * self.gap + (1 - GAP_MOMENTUM) * gap_db
+        if self.rule == 'psnr_budget':
             step = min(self.budget_rate * (self.budget_db - self.gap) / self.budget_db, self.budget_rate * RISE_SHARE)
             self.log_scale = min(max(self.log_scale + step, -LOG_SCALE_LIMIT), LOG_SCALE_LIMIT)
-        calibrating = self.calibration_iters is None or current_iter <= self.calibration_iters
+        window = self.pilot_iters if self.rule == 'psnr_pilot' else self.calibration_iters  # then the norms hold
+        calibrating = window is None or current_iter <= window
         if not self.norms or (calibrating and current_iter % self.interval == 0):
             self._measure(losses, sr)
         for term in self.shares:
             share = self.shares[term] * math.exp(self.log_scale)
             self.weights[term] = share * self.norms['pixel'] / max(self.norms[term], 1e-12)
             losses[term] = losses[term] * self.weights[term]
+        if self.pilot_ends(current_iter):  # this step was the pilot's last; the run's weights from the next on
+            ratio = self.budget_db / self.gap if self.gap > 0 else 1.0
+            self.log_scale = max(math.log(min(1.0, ratio)), -LOG_SCALE_LIMIT)
+
+    def piloting(self, current_iter: int) -> bool:
+        """Whether ``current_iter`` is a step of ``psnr_pilot``'s pilot (which trains the plain-SR twin)."""
+        return self.rule == 'psnr_pilot' and current_iter <= self.pilot_iters
+
+    def pilot_ends(self, current_iter: int) -> bool:
+        """Whether ``current_iter`` is the last step of ``psnr_pilot``'s pilot."""
+        return self.rule == 'psnr_pilot' and current_iter == self.pilot_iters
 
     def _measure(self, losses: dict[str, torch.Tensor], sr: torch.Tensor) -> None:
         pixel = next(losses[key] for key in PIXEL_LOSSES if key in losses)
@@ -177,7 +213,8 @@ class ConsistencyWeights:
                 self.norms[name] = self.momentum * previous + (1 - self.momentum) * value
 
     def log(self) -> dict[str, float]:
-        """The current weights, as log entries (``w_att``, ``w_pred``; ``psnr_gap`` with ``psnr_budget``)."""
+        """The current weights, as log entries (``w_att``, ``w_pred``; ``psnr_gap`` with the twin rules; after
+        ``psnr_pilot``'s pilot, the pilot's last)."""
         entries = {term.replace('l_', 'w_'): weight for term, weight in self.weights.items()}
         if self.gap is not None:
             entries['psnr_gap'] = self.gap
@@ -200,26 +237,41 @@ class ConsistencyWeights:
         self.gap = state.get('gap')
 
 
-def _budget(options: Mapping, where: str, calibration_iters: int | None) -> tuple[float | None, float | None, float]:
-    """``budget_db``, ``budget_rate`` and ``budget_start`` of rule ``psnr_budget``, checked (None, None, 1 for
-    ``gradient_share``)."""
-    if options['rule'] != 'psnr_budget':
-        given = [key for key in BUDGET_KEYS if key in options]
-        if given:
-            raise ValueError(f'{where}: {given} belong to rule psnr_budget; got rule {options["rule"]!r}')
-        return None, None, 1.0
+def _rule_settings(
+    options: Mapping, train_opt: Mapping, where: str, calibration_iters: int | None
+) -> tuple[float | None, float | None, float, int | None]:
+    """``budget_db``, ``budget_rate``, ``budget_start`` and ``pilot_iters`` of the rule, checked (None where the rule
+    has no such key; the start scale is 1 but for ``psnr_budget``)."""
+    rule = options['rule']
+    foreign = sorted({key for keys in RULE_KEYS.values() for key in keys} - set(RULE_KEYS.get(rule, ())))
+    given = [key for key in foreign if key in options]
+    if given:
+        owners = [name for name, keys in RULE_KEYS.items() if set(given) & set(keys)]
+        raise ValueError(f'{where}: {given} belong to rule {" or ".join(owners)}; got rule {rule!r}')
+    if rule == 'gradient_share':
+        return None, None, 1.0, None
     if calibration_iters is not None:
-        raise ValueError(f'{where}: rule psnr_budget moves the weights throughout; remove calibration_iters')
-    budget, rate = options.get('budget_db'), options.get('budget_rate', DEFAULTS['budget_rate'])
+        raise ValueError(f'{where}: rule {rule} sets the weights from the PSNR gap; remove calibration_iters')
+    budget = options.get('budget_db')
     if not _positive(budget):
-        raise ValueError(f'{where}.budget_db must be a number > 0 (the PSNR cost to hold, in dB); got {budget!r}')
+        raise ValueError(f'{where}.budget_db must be a number > 0 (the PSNR cost, in dB); got {budget!r}')
+    if rule == 'psnr_pilot':
+        pilot, total = options.get('pilot_iters'), train_opt.get('total_iter')
+        if not _whole_at_least(pilot, 1):
+            raise ValueError(f"{where}.pilot_iters must be a whole number >= 1 (the pilot's steps); got {pilot!r}")
+        if _number(total) and pilot >= total:
+            raise ValueError(
+                f'{where}.pilot_iters ({pilot}) must be below train.total_iter ({total}): the run trains on after it'
+            )
+        return float(budget), None, 1.0, pilot
+    rate = options.get('budget_rate', DEFAULTS['budget_rate'])
     if not (_positive(rate) and rate <= 1):
         raise ValueError(f'{where}.budget_rate must be a number in (0, 1]; got {rate!r}')
     start = options.get('budget_start', DEFAULTS['budget_start'])
     limit = math.exp(LOG_SCALE_LIMIT)
     if not (_positive(start) and 1 / limit <= start <= limit):
         raise ValueError(f'{where}.budget_start must be a number in [{1 / limit:.3g}, {limit:.3g}]; got {start!r}')
-    return float(budget), float(rate), float(start)
+    return float(budget), float(rate), float(start), None
 
 
 def _number(value: object) -> bool:

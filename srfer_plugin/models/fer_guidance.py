@@ -246,7 +246,7 @@ class FERGuidance:
         self, losses: OrderedDict, sr: torch.Tensor, current_iter: int, gap_db: float | None = None
     ) -> dict[str, float]:
         """``train.consistency_weights``: weigh ``l_att`` and ``l_pred`` in ``losses`` by their gradient shares
-        (rule ``psnr_budget``: scaled to hold the PSNR gap ``gap_db`` to the plain-SR twin at the budget).
+        (rules ``psnr_budget`` and ``psnr_pilot``: scaled by the PSNR gap ``gap_db`` to the plain-SR twin).
 
         Returns:
             The weights as log entries (``w_att``, ``w_pred``); empty with the hand-set weights.

@@ -1,4 +1,5 @@
-"""A plain-SR twin of ``net_g`` trained alongside it, for the ``psnr_budget`` rule of ``train.consistency_weights``.
+"""A plain-SR twin of ``net_g`` trained alongside it, for rules ``psnr_budget`` and ``psnr_pilot`` of
+``train.consistency_weights``.
 
 The twin starts from ``net_g``'s weights and trains on the same batches with the pixel loss alone, at ``net_g``'s
 learning rate: it is the network the run would have trained without the consistency losses. On each step

@@ -13,6 +13,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from srfer_plugin.data.degradations import upsample_bicubic
+from srfer_plugin.models.consistency_weights import TWIN_RULES
 from srfer_plugin.models.fer_guidance import FERGuidance
 from srfer_plugin.models.joint_learning import build_scheduler, check_fer_options
 from srfer_plugin.models.plain_sr_reference import PlainSRReference
@@ -70,16 +71,17 @@ class SRFERModel(SafeSRModel):
         self.plain_reference = self.build_plain_reference()
 
     def build_plain_reference(self) -> PlainSRReference | None:
-        """``net_g``'s plain-SR twin for ``consistency_weights`` rule ``psnr_budget``, else None.
+        """``net_g``'s plain-SR twin for ``consistency_weights`` rules ``psnr_budget`` and ``psnr_pilot``, else None.
 
         Raises:
             ValueError: The rule is set but the model's step is not this class's (the GAN models).
         """
-        if self.fer.auto_weights is None or self.fer.auto_weights.rule != 'psnr_budget':
+        if self.fer.auto_weights is None or self.fer.auto_weights.rule not in TWIN_RULES:
             return None
         if type(self).optimize_parameters is not SRFERModel.optimize_parameters:  # consistency losses train net_g
             raise ValueError(
-                'train.consistency_weights: rule psnr_budget needs model_type SRFERModel (its plain-SR twin); got '
+                f'train.consistency_weights: rule {self.fer.auto_weights.rule} needs model_type SRFERModel (its '
+                'plain-SR twin); got '
                 f'{type(self).__name__}'
             )
         return PlainSRReference(self.get_bare_model(self.net_g), self.make_optimizer, self.cri_pix)
@@ -127,7 +129,7 @@ class SRFERModel(SafeSRModel):
             )
             sr_read, hr_read = self.fer.classify(sr_faces), self.fer.reference(hr_faces, hr_keys)
             losses.update(self.fer.consistency_losses(sr_read, hr_read))  # l_att, l_pred
-            gap = None  # psnr_budget: the PSNR gap to the plain-SR twin, which trains on this batch
+            gap = None  # psnr_budget, psnr_pilot's pilot: the PSNR gap to the plain-SR twin, which trains on this batch
             if self.plain_reference is not None:
                 gap = self.plain_reference.step(self.lq, self.gt, self.output, self.get_current_learning_rate()[0])
             weights = self.fer.weigh_consistency(losses, self.output, current_iter, gap)  # consistency_weights
@@ -135,7 +137,19 @@ class SRFERModel(SafeSRModel):
         if self.backward_and_step(losses, self.optimizers, current_iter):
             self.amp.update()
             self.update_ema()
+        if self.fer.auto_weights is not None and self.fer.auto_weights.pilot_ends(current_iter):  # psnr_pilot
+            self.start_from_plain_reference()
         self.log_dict.update(weights)
+
+    def start_from_plain_reference(self) -> None:
+        """End ``psnr_pilot``'s pilot: ``net_g`` (and its EMA) and ``optimizer_g`` take the plain-SR twin's state, so
+        the run goes on from plain SR with the weights the pilot chose; the twin is dropped."""
+        self.get_bare_model(self.net_g).load_state_dict(self.plain_reference.net.state_dict())
+        own = self.optimizer_g.state_dict()  # keeps this optimizer's groups (the scheduler's initial_lr)
+        self.optimizer_g.load_state_dict({**own, 'state': self.plain_reference.optimizer.state_dict()['state']})
+        if hasattr(self, 'net_g_ema'):
+            self.model_ema(0)  # the EMA restarts at the twin's weights
+        self.plain_reference = None
 
     # ------------------------------------------------------------ checkpoints
     def save(self, epoch: int, current_iter: int) -> None:
@@ -149,18 +163,21 @@ class SRFERModel(SafeSRModel):
         return state
 
     def resume_training(self, resume_state: dict) -> None:
-        """Resume the SR side (and psnr_budget's plain-SR twin); a frozen classifier must be the one the run
-        started with.
+        """Resume the SR side (and the plain-SR twin of psnr_budget, or of psnr_pilot during its pilot); a frozen
+        classifier must be the one the run started with.
 
         Raises:
-            ValueError: The classifier differs, or psnr_budget resumes a state that holds no twin.
+            ValueError: The classifier differs, or a twin rule resumes a state that holds no twin.
         """
         self.fer.check_resume_state(resume_state)
         super().resume_training(resume_state)
+        rule = self.fer.auto_weights
+        if rule is not None and rule.rule == 'psnr_pilot' and not rule.piloting(resume_state.get('iter', 0) + 1):
+            self.plain_reference = None  # the pilot ended before this state: no twin from here on
         if self.plain_reference is not None:
             if 'plain_reference' not in resume_state:
                 raise ValueError(
-                    f'train.consistency_weights: rule psnr_budget: the training state of iteration '
+                    f'train.consistency_weights: rule {rule.rule}: the training state of iteration '
                     f'{resume_state.get("iter")} holds no plain-SR twin (the run did not use the rule); start a new run'
                 )
             self.plain_reference.load_state_dict(resume_state['plain_reference'])

@@ -56,6 +56,10 @@ TRAINED: dict[str, str] = {
         'the scale starting at 0.1 (consistency_weights rule psnr_budget)'
     ),
     'auto_budget_start1': '`auto_budget` with the scale starting at 1',
+    'auto_pilot': (
+        'L1 + attention + prediction, shares 2.49 and 6.0 for a pilot of 200 iterations beside a plain-SR twin, then '
+        'from the twin with the shares times min(1, 0.2 dB / the pilot gap), held (consistency_weights rule psnr_pilot)'
+    ),
     **{f'stage{s}': f'L1 + attention 0.1 on stage {s} only' for s in range(4)},
     **{
         f'att{a:g}_pred{p:g}': f'L1 + attention {a:g} + prediction {p:g}'
@@ -156,6 +160,7 @@ BLOCKS: dict[str, Callable[[str], list[str]]] = {
     'weights-auto': study('benchmark_weights_auto.csv', ('both', 'none')),
     'weights-grid': study('benchmark_weights_grid.csv', ('both', 'none')),
     'weights-budget': study('benchmark_weights_budget.csv', ('none',)),
+    'weights-pilot': study('benchmark_weights_pilot.csv', ('none',)),
     'stages': study('benchmark_stages.csv', ('both', 'none')),
     'cost': study('benchmark_cost.csv', ('both', 'none')),
     'baselines': baselines_block,

@@ -209,7 +209,7 @@ def study_options(cell: Cell, preset: str, iters: int | None, data_root: str, ex
     )
     opt['name'] = cell.train_name
     v.apply_joint(opt)
-    consistency_weights = v.consistency_weights()
+    consistency_weights = v.consistency_weights(opt['train']['total_iter'])
     if consistency_weights:
         opt['train']['consistency_weights'] = consistency_weights
     if v.fer_batch_size is not None:

@@ -49,6 +49,7 @@ class Variant:
         budget_db: With ``shares``: rule ``psnr_budget`` at this PSNR cost (the shares set the ratio and the
             start); None: rule ``gradient_share``.
         budget_start: With ``budget_db``: the rule's ``budget_start`` (named in the trainings unless 1).
+        pilot_share: With ``budget_db``: rule ``psnr_pilot`` instead, its pilot this share of the run's iterations.
         joint: Overrides of the demo's joint learning (``srfer_joint`` only): any of ``sr_grad_weight`` and
             ``fer_frozen_iters`` (``joint_opt``), ``fer_lr`` (``optim_fer.lr``) and ``fer_distill`` (the weight
             of :data:`~srfer_plugin.studies.synthetic.DEMO_FER_DISTILL`), as ``((key, value), ...)``.
@@ -68,6 +69,7 @@ class Variant:
     calibration_iters: int | None = None
     budget_db: float | None = None
     budget_start: float = 1.0
+    pilot_share: float | None = None
     joint: tuple[tuple[str, float], ...] = ()
     init: str | None = None
     degradation: str = 'bicubic'
@@ -77,6 +79,8 @@ class Variant:
     def __post_init__(self) -> None:
         if (self.calibration_iters is not None or self.budget_db is not None) and not self.shares:
             raise ValueError(f'Variant {self.name}: calibration_iters and budget_db need shares=True')
+        if self.pilot_share is not None and (self.budget_db is None or not 0 < self.pilot_share < 1):
+            raise ValueError(f'Variant {self.name}: pilot_share needs budget_db and lies in (0, 1)')
         unknown = [k for k, _ in self.joint if k not in JOINT_OVERRIDES.get(self.method, ())]
         if unknown:
             raise ValueError(
@@ -123,6 +127,8 @@ class Variant:
                 parts.append(
                     f'budget{self.budget_db:g}' + (f'_start{self.budget_start:g}' if self.budget_start != 1 else '')
                 )
+                if self.pilot_share is not None:
+                    parts.append(f'pilot{self.pilot_share:g}')
         if self.method == 'srfer_joint':
             parts.append('joint')
             parts.extend(self._joint_name_parts())
@@ -154,11 +160,15 @@ class Variant:
             losses['attention_opt']['stage_weights'] = list(self.stage_weights)
         return losses
 
-    def consistency_weights(self) -> dict[str, Any] | None:
-        """``train.consistency_weights`` of a variant with gradient shares, else None."""
+    def consistency_weights(self, total_iter: int) -> dict[str, Any] | None:
+        """``train.consistency_weights`` of a variant with gradient shares (in a run of ``total_iter`` iterations),
+        else None."""
         if not self.shares:
             return None
         shares = {term: share for term, share in (('l_att', self.att), ('l_pred', self.pred)) if share is not None}
+        if self.pilot_share is not None:
+            pilot_iters = min(max(1, round(total_iter * self.pilot_share)), total_iter - 1)
+            return {'rule': 'psnr_pilot', 'shares': shares, 'budget_db': self.budget_db, 'pilot_iters': pilot_iters}
         if self.budget_db is not None:
             return {
                 'rule': 'psnr_budget',
@@ -190,7 +200,12 @@ class Variant:
             parts.append(f'pred{share} {self.pred:g}')
         if self.shares:
             held = '' if self.calibration_iters is None else f', held after {self.calibration_iters} iterations'
-            if self.budget_db is not None:
+            if self.pilot_share is not None:
+                held = (
+                    f', scaled to cost {self.budget_db:g} dB against a plain-SR twin in a pilot of '
+                    f'{self.pilot_share:.0%} of the run, then from plain SR'
+                )
+            elif self.budget_db is not None:
                 held = f', scaled from {self.budget_start:g} to cost {self.budget_db:g} dB against a plain-SR twin'
             parts[-1] += f' (weights from gradient shares of l_pix{held}: train.consistency_weights)'
         joint = ''
@@ -272,6 +287,14 @@ AUTO_BUDGET = Variant(
 AUTO_BUDGET_START1 = Variant(
     'auto_budget_start1', att=BUDGET_SHARES[0], pred=BUDGET_SHARES[1], shares=True, budget_db=BUDGET_DB
 )
+# The pilot: the same shares run for the first PILOT_SHARE of the run beside a plain-SR twin; the run then goes on
+# from the twin with the shares scaled by min(1, PILOT_BUDGET_DB / the pilot's gap). PILOT_BUDGET_DB is the gap the
+# demo's classifier showed at those shares after 200 of 1000 iterations (seed 0), so its weights stay the shares.
+PILOT_BUDGET_DB, PILOT_SHARE = 0.2, 0.2
+AUTO_PILOT = Variant(
+    'auto_pilot', att=BUDGET_SHARES[0], pred=BUDGET_SHARES[1], shares=True, budget_db=PILOT_BUDGET_DB,
+    pilot_share=PILOT_SHARE,
+)  # fmt: skip
 # Between the two: AUTO's attention share with a prediction share between AUTO's and AUTO_FULL's.
 AUTO_PRED_SHARES = (0.3, 1.0)
 AUTO_PRED = tuple(
@@ -339,6 +362,7 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             AUTO_HOLD,
             AUTO_BUDGET,
             AUTO_BUDGET_START1,
+            AUTO_PILOT,
         ),
         ('both',),
     ),

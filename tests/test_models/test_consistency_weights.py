@@ -86,7 +86,7 @@ def test_calibration_iters_averages_the_window_then_holds_the_weights():
 @pytest.mark.parametrize(
     ('options', 'train', 'message'),
     [
-        ({**OPTIONS, 'rule': 'manual'}, TRAIN, r"rule must be one of \('gradient_share', 'psnr_budget'\); got 'man"),
+        ({**OPTIONS, 'rule': 'manual'}, TRAIN, r"rule must be one of \('gradient_share', 'psnr_budget', 'psnr_pilot'"),
         ({**OPTIONS, 'shares': {'l_pred': 0.1}}, TRAIN, r"one share per consistency loss set \(\['l_att'\]\)"),
         ({**OPTIONS, 'shares': {'l_att': 0}}, TRAIN, 'shares.l_att must be a number > 0'),
         ({**OPTIONS, 'interval': 0}, TRAIN, 'interval must be a whole number >= 1'),

@@ -76,7 +76,7 @@ def test_the_rule_needs_the_gap():
         ({**BUDGET, 'budget_rate': 2}, r'budget_rate must be a number in \(0, 1\]'),
         ({**BUDGET, 'budget_start': 0}, r'budget_start must be a number in \[0.00674, 148\]; got 0'),
         ({**BUDGET, 'budget_start': 500}, 'budget_start must be a number in'),
-        ({**BUDGET, 'calibration_iters': 50}, 'psnr_budget moves the weights throughout; remove calibration_iters'),
+        ({**BUDGET, 'calibration_iters': 50}, 'psnr_budget sets the weights from the PSNR gap; remove calibration'),
         ({**BUDGET, 'rule': 'gradient_share'}, r"\['budget_db', 'budget_rate', 'budget_start'\] belong to rule"),
     ],
 )

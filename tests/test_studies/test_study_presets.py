@@ -142,12 +142,15 @@ def test_stages_preset(fer, tmp_path):
 
 def test_weights_preset(fer, tmp_path):
     cells = sp.plan_study_cells('weights', [fer], [2])
-    assert len(cells) == 1 + 9 + 7 and cells[0].method == 'none'
-    rules = ['auto', 'auto_full', 'auto_pred0.3', 'auto_pred1', 'auto_hold', 'auto_budget', 'auto_budget_start1']
-    assert [c.method for c in cells[-7:]] == rules
+    rules = [
+        'auto', 'auto_full', 'auto_pred0.3', 'auto_pred1', 'auto_hold', 'auto_budget', 'auto_budget_start1',
+        'auto_pilot',
+    ]  # fmt: skip
+    assert len(cells) == 1 + 9 + len(rules) and cells[0].method == 'none'
+    assert [c.method for c in cells[-len(rules) :]] == rules
     opts = _options(cells, 'weights', tmp_path)
     grid = set()
-    for cell in cells[1:-7]:
+    for cell in cells[1 : -len(rules)]:
         train = opts[cell.name]['train']
         grid.add((train['attention_opt']['loss_weight'], train['prediction_opt']['loss_weight']))
         assert opts[cell.name]['network_fer']['stages'] == [0, 1, 2, 3]
@@ -180,15 +183,21 @@ def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
     }
     ConsistencyWeights(train['consistency_weights'], train)  # the model accepts the section as written
     assert 'gradient shares' in sp.descriptions('weights')['auto']
-    name, train = _rule_cell(fer, tmp_path, 'auto_budget')
-    assert name == 'bench_study_att2.49_pred6_gshare_budget0.5_start0.1_seed0'
-    assert train['consistency_weights'] == {
-        'rule': 'psnr_budget',
-        'shares': {'l_att': 2.49, 'l_pred': 6.0},
-        'budget_db': 0.5,
-        'budget_start': 0.1,
+    shares = {'l_att': 2.49, 'l_pred': 6.0}
+    twin_rules = {  # variant: (training name, consistency_weights)
+        'auto_budget': (
+            'bench_study_att2.49_pred6_gshare_budget0.5_start0.1_seed0',
+            {'rule': 'psnr_budget', 'shares': shares, 'budget_db': 0.5, 'budget_start': 0.1},
+        ),
+        'auto_pilot': (  # the pilot: a fifth of the preset's 1,000 iterations
+            'bench_study_att2.49_pred6_gshare_budget0.2_pilot0.2_seed0',
+            {'rule': 'psnr_pilot', 'shares': shares, 'budget_db': 0.2, 'pilot_iters': 200},
+        ),
     }
-    assert ConsistencyWeights(train['consistency_weights'], train).budget_db == 0.5
+    for variant, (expected_name, section) in twin_rules.items():
+        name, train = _rule_cell(fer, tmp_path, variant)
+        assert (name, train['consistency_weights']) == (expected_name, section), variant
+        ConsistencyWeights(section, train)  # the model accepts the section as written
     assert 'from 0.1 to cost 0.5 dB against a plain-SR twin' in sp.descriptions('weights')['auto_budget']
     (at_one,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_budget_start1'])
     assert at_one.train_name == 'bench_study_att2.49_pred6_gshare_budget0.5_seed0'
