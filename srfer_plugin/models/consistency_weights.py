@@ -31,7 +31,8 @@ only (the GAN models have no twin).
 
 Rule ``psnr_pilot``: a pilot measures the classifier's PSNR cost, then the run starts over from plain SR with
 constant weights. For the first ``pilot_iters`` steps ``net_g`` trains with the gradient-share weights (scale 1)
-beside its plain-SR twin, and the running gap ``g`` is measured as in ``psnr_budget``. At the pilot's end ``net_g``
+beside its plain-SR twin, and the running gap ``g`` is measured as in ``psnr_budget`` (from 0 at the first step, where
+the two are one network). At the pilot's end ``net_g``
 and its optimizer take the twin's state (the plain-SR network of that iteration: the pilot's own PSNR cost is
 dropped) and the weights are the shares times ``min(1, budget_db / g)`` from then on, held: the gradient norms are
 measured during the pilot only (running means, ``momentum``), so the weights stay constant after it as hand-set ones
@@ -182,6 +183,8 @@ class ConsistencyWeights:
             self.weights[term] = share * self.norms['pixel'] / max(self.norms[term], 1e-12)
             losses[term] = losses[term] * self.weights[term]
         if self.pilot_ends(current_iter):  # this step was the pilot's last; the run's weights from the next on
+            if not math.isfinite(self.gap):
+                raise FloatingPointError(f'train.consistency_weights: the pilot ended with a PSNR gap of {self.gap}')
             ratio = self.budget_db / self.gap if self.gap > 0 else 1.0
             self.log_scale = max(math.log(min(1.0, ratio)), -LOG_SCALE_LIMIT)
 
@@ -259,6 +262,12 @@ def _rule_settings(
         pilot, total = options.get('pilot_iters'), train_opt.get('total_iter')
         if not _whole_at_least(pilot, 1):
             raise ValueError(f"{where}.pilot_iters must be a whole number >= 1 (the pilot's steps); got {pilot!r}")
+        interval = options.get('interval', DEFAULTS['interval'])
+        if pilot < interval:
+            raise ValueError(
+                f'{where}.pilot_iters ({pilot}) is below interval ({interval}): the norms the weights hold after the '
+                'pilot would be measured on its first batch alone; raise it or lower interval'
+            )
         if _number(total) and pilot >= total:
             raise ValueError(
                 f'{where}.pilot_iters ({pilot}) must be below train.total_iter ({total}): the run trains on after it'

@@ -74,15 +74,23 @@ class SRFERModel(SafeSRModel):
         """``net_g``'s plain-SR twin for ``consistency_weights`` rules ``psnr_budget`` and ``psnr_pilot``, else None.
 
         Raises:
-            ValueError: The rule is set but the model's step is not this class's (the GAN models).
+            ValueError: The rule is set but the model's step is not this class's (the GAN models), or
+                ``psnr_pilot`` with a loss other than the pixel and consistency losses training ``net_g``.
         """
-        if self.fer.auto_weights is None or self.fer.auto_weights.rule not in TWIN_RULES:
+        rule = None if self.fer.auto_weights is None else self.fer.auto_weights.rule
+        if rule not in TWIN_RULES:
             return None
+        where = f'train.consistency_weights: rule {rule}'
         if type(self).optimize_parameters is not SRFERModel.optimize_parameters:  # consistency losses train net_g
+            raise ValueError(f'{where} needs model_type SRFERModel (its plain-SR twin); got {type(self).__name__}')
+        train_opt = self.opt['train']
+        others = ['train.perceptual_opt'] if train_opt.get('perceptual_opt') else []
+        if self.fer.joint and train_opt.get('fer_opt') and self.joint_opt.sr_grad_weight:
+            others.append('train.fer_opt through train.joint_opt.sr_grad_weight')
+        if rule == 'psnr_pilot' and others:
             raise ValueError(
-                f'train.consistency_weights: rule {self.fer.auto_weights.rule} needs model_type SRFERModel (its '
-                'plain-SR twin); got '
-                f'{type(self).__name__}'
+                f'{where} restarts network_g from a twin trained on the pixel loss alone, so the pilot would drop '
+                f'{" and ".join(others)}; remove them or use another rule'
             )
         return PlainSRReference(self.get_bare_model(self.net_g), self.make_optimizer, self.cri_pix)
 
@@ -171,9 +179,10 @@ class SRFERModel(SafeSRModel):
         """
         self.fer.check_resume_state(resume_state)
         super().resume_training(resume_state)
-        rule = self.fer.auto_weights
-        if rule is not None and rule.rule == 'psnr_pilot' and not rule.piloting(resume_state.get('iter', 0) + 1):
-            self.plain_reference = None  # the pilot ended before this state: no twin from here on
+        rule, saved_iter = self.fer.auto_weights, resume_state.get('iter', 0)
+        if rule is not None and rule.rule == 'psnr_pilot' and not rule.piloting(saved_iter + 1):
+            self._resume_after_pilot(resume_state, saved_iter)
+            return
         if self.plain_reference is not None:
             if 'plain_reference' not in resume_state:
                 raise ValueError(
@@ -181,6 +190,25 @@ class SRFERModel(SafeSRModel):
                     f'{resume_state.get("iter")} holds no plain-SR twin (the run did not use the rule); start a new run'
                 )
             self.plain_reference.load_state_dict(resume_state['plain_reference'])
+
+    def _resume_after_pilot(self, resume_state: dict, saved_iter: int) -> None:
+        """``psnr_pilot``, resumed after its pilot: no twin from here on, unless the state was saved at the pilot's
+        last step before the restart (a stop on non-finite losses), which is then made.
+
+        Raises:
+            ValueError: The state holds a pilot still running past ``pilot_iters`` (lowered since).
+        """
+        saved_twin = resume_state.get('plain_reference')
+        if saved_twin is None:
+            self.plain_reference = None
+            return
+        if saved_iter != self.fer.auto_weights.pilot_iters:
+            raise ValueError(
+                f'train.consistency_weights.pilot_iters ({self.fer.auto_weights.pilot_iters}) ends before the training '
+                f'state of iteration {saved_iter}, whose pilot was still running; set it back or start a new run'
+            )
+        self.plain_reference.load_state_dict(saved_twin)
+        self.start_from_plain_reference()
 
     # ------------------------------------------------------------- validation
     def test(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from srfer_plugin.models.consistency_weights import DEFAULTS as CONSISTENCY_DEFAULTS
 from srfer_plugin.studies import synthetic
 
 STUDY_ITERS = synthetic.PRESETS['default']['sr_iters']  # the demo's 1,000 iterations
@@ -79,8 +80,10 @@ class Variant:
     def __post_init__(self) -> None:
         if (self.calibration_iters is not None or self.budget_db is not None) and not self.shares:
             raise ValueError(f'Variant {self.name}: calibration_iters and budget_db need shares=True')
-        if self.pilot_share is not None and (self.budget_db is None or not 0 < self.pilot_share < 1):
-            raise ValueError(f'Variant {self.name}: pilot_share needs budget_db and lies in (0, 1)')
+        if self.pilot_share is not None and (
+            self.budget_db is None or self.budget_start != 1 or not 0 < self.pilot_share < 1
+        ):
+            raise ValueError(f'Variant {self.name}: pilot_share needs budget_db (no budget_start) and lies in (0, 1)')
         unknown = [k for k, _ in self.joint if k not in JOINT_OVERRIDES.get(self.method, ())]
         if unknown:
             raise ValueError(
@@ -168,7 +171,9 @@ class Variant:
         shares = {term: share for term, share in (('l_att', self.att), ('l_pred', self.pred)) if share is not None}
         if self.pilot_share is not None:
             pilot_iters = min(max(1, round(total_iter * self.pilot_share)), total_iter - 1)
-            return {'rule': 'psnr_pilot', 'shares': shares, 'budget_db': self.budget_db, 'pilot_iters': pilot_iters}
+            rule = {'rule': 'psnr_pilot', 'shares': shares, 'budget_db': self.budget_db, 'pilot_iters': pilot_iters}
+            short = pilot_iters < CONSISTENCY_DEFAULTS['interval']  # a short run's pilot measures every step
+            return {**rule, 'interval': pilot_iters} if short else rule
         if self.budget_db is not None:
             return {
                 'rule': 'psnr_budget',

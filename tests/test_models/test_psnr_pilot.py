@@ -17,7 +17,7 @@ from srfer_plugin.models.consistency_weights import GAP_MOMENTUM, LOG_SCALE_LIMI
 from srfer_plugin.utils.checkpoint import safe_load
 
 TRAIN = {'pixel_opt': {'type': 'L1Loss'}, 'attention_opt': {'type': 'AttentionConsistencyLoss'}, 'total_iter': 10}
-PILOT = {'rule': 'psnr_pilot', 'shares': {'l_att': 0.5}, 'budget_db': 0.2, 'pilot_iters': 3}
+PILOT = {'rule': 'psnr_pilot', 'shares': {'l_att': 0.5}, 'budget_db': 0.2, 'pilot_iters': 3, 'interval': 1}
 
 
 def _weigh(weights: ConsistencyWeights, gap: float | None, current_iter: int) -> float:
@@ -66,6 +66,7 @@ def test_the_pilot_needs_the_gap():
         ({k: v for k, v in PILOT.items() if k != 'pilot_iters'}, 'pilot_iters must be a whole number >= 1.*None'),
         ({**PILOT, 'pilot_iters': 0}, 'pilot_iters must be a whole number >= 1'),
         ({**PILOT, 'pilot_iters': 10}, r'pilot_iters \(10\) must be below train.total_iter \(10\)'),
+        ({**PILOT, 'pilot_iters': 3, 'interval': 5}, r'pilot_iters \(3\) is below interval \(5\)'),
         ({**PILOT, 'budget_db': -1}, 'budget_db must be a number > 0'),
         ({**PILOT, 'budget_rate': 0.1}, r"\['budget_rate'\] belong to rule psnr_budget; got rule 'psnr_pilot'"),
         ({**PILOT, 'calibration_iters': 50}, 'psnr_pilot sets the weights from the PSNR gap; remove calibration_iters'),
@@ -107,6 +108,43 @@ def test_the_run_goes_on_from_the_twin_after_the_pilot(tiny_fer_root, tmp_path):
     model.feed_data(batch)
     model.optimize_parameters(3)  # no twin from here on
     assert model.get_current_log()['w_att'] > 0
+
+
+def test_the_pilot_refuses_a_loss_its_twin_does_not_train(tiny_fer_root, tmp_path):
+    """The twin learns from the pixel loss alone: a joint l_fer that reaches net_g would be lost in the restart."""
+    opt = _pilot_options(model_options(tiny_fer_root, str(tmp_path)), pilot_iters=2)
+    opt['train'].update(
+        train_network_fer=True,
+        fer_opt={'type': 'FERCrossEntropyLoss', 'loss_weight': 1.0},
+        optim_fer={'type': 'SGD', 'lr': 0.01},
+        joint_opt={'sr_grad_weight': 1},
+    )
+    with pytest.raises(ValueError, match='the pilot would drop train.fer_opt through train.joint_opt.sr_grad_weight'):
+        build_model(opt)
+
+
+def test_a_state_saved_at_the_pilot_end_before_the_restart_makes_it_on_resume(tiny_fer_root, tmp_path):
+    """A run stopped at the pilot's last step before the restart (non-finite losses) restarts on resume; a state of
+    a pilot that ran past a lowered pilot_iters is refused."""
+    opt = _pilot_options(model_options(tiny_fer_root, str(tmp_path)), pilot_iters=2)
+    torch.manual_seed(0)
+    model = build_model(copy.deepcopy(opt))
+    dataset = build_dataset(opt['datasets']['train'])
+    model.feed_data(torch.utils.data.default_collate([dataset[i] for i in (0, 3, 6, 9)]))
+    model.optimize_parameters(1)
+    for saved_iter in (2, 3):
+        model.save_training_state(0, saved_iter)  # holds the twin, as at the pilot's last step before the restart
+    states = opt['path']['training_states']
+    torch.manual_seed(0)  # the same (random) classifier: the state records its weights
+    resumed = build_model(copy.deepcopy(opt))
+    resumed.resume_training(safe_load(f'{states}/2.state'))
+    assert resumed.plain_reference is None
+    twin = model.plain_reference.net.state_dict()
+    assert all(torch.equal(v, twin[k]) for k, v in resumed.net_g.state_dict().items())
+    torch.manual_seed(0)
+    lowered = build_model(copy.deepcopy(opt))
+    with pytest.raises(ValueError, match=r'pilot_iters \(2\) ends before the training state of iteration 3'):
+        lowered.resume_training(safe_load(f'{states}/3.state'))
 
 
 @pytest.mark.parametrize('killed_after', [2, 4])

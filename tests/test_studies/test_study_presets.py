@@ -199,6 +199,9 @@ def test_weights_preset_automatic_rule_sets_shares_not_weights(fer, tmp_path):
         assert (name, train['consistency_weights']) == (expected_name, section), variant
         ConsistencyWeights(section, train)  # the model accepts the section as written
     assert 'from 0.1 to cost 0.5 dB against a plain-SR twin' in sp.descriptions('weights')['auto_budget']
+    short = sv.AUTO_PILOT.consistency_weights(30)  # a pilot shorter than the interval measures every step
+    assert (short['pilot_iters'], short['interval']) == (6, 6)
+    ConsistencyWeights(short, {**train, 'total_iter': 30})
     (at_one,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_budget_start1'])
     assert at_one.train_name == 'bench_study_att2.49_pred6_gshare_budget0.5_seed0'
     (full,) = sp.plan_study_cells('weights', [fer], [0], variants=['auto_full'])

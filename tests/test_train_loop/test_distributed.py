@@ -121,6 +121,7 @@ def test_psnr_pilot_twin_stays_one_network_across_ranks(tiny_fer_root, tmp_path)
         opt['train'][key].pop('loss_weight', None)
     opt['train']['consistency_weights'] = {
         'rule': 'psnr_pilot', 'shares': {'l_att': 0.05, 'l_pred': 0.05}, 'budget_db': 0.1, 'pilot_iters': 2,
+        'interval': 1,
     }  # fmt: skip
     exp = _torchrun_two_ranks(opt, tmp_path)
     _assert_ranks_agree(exp, ('net_g',))
