@@ -31,13 +31,12 @@ only (the GAN models have no twin).
 
 Rule ``psnr_pilot``: a pilot measures the classifier's PSNR cost, then the run starts over from plain SR with
 constant weights. For the first ``pilot_iters`` steps ``net_g`` trains with the gradient-share weights (scale 1)
-beside its plain-SR twin, and the running gap ``g`` is measured as in ``psnr_budget`` (from 0 at the first step, where
-the two are one network). At the pilot's end ``net_g``
-and its optimizer take the twin's state (the plain-SR network of that iteration: the pilot's own PSNR cost is
-dropped) and the weights are the shares times ``min(1, budget_db / g)`` from then on, held: the gradient norms are
-measured during the pilot only (running means, ``momentum``), so the weights stay constant after it as hand-set ones
-do; the twin is dropped. The shares are the most the rule gives; a classifier whose pilot costs more PSNR gets
-proportionally smaller weights.
+beside its plain-SR twin, and the running gap ``g`` is measured as in ``psnr_budget`` (from 0 at the first step,
+where the two are one network). At the pilot's end ``net_g`` and its optimizer take the twin's state (the plain-SR
+network of that iteration: the pilot's own PSNR cost is dropped) and the weights are the shares times
+``min(1, budget_db / g)`` from then on, held: the gradient norms are measured during the pilot only (running means,
+``momentum``), so the weights stay constant after it as hand-set ones do; the twin is dropped. The shares are the
+most the rule gives; a classifier whose pilot costs more PSNR gets proportionally smaller weights.
 """
 
 from __future__ import annotations
@@ -61,9 +60,9 @@ RULE_KEYS = {  # the keys of one rule only
     'psnr_budget': ('budget_db', 'budget_rate', 'budget_start'),
     'psnr_pilot': ('budget_db', 'pilot_iters'),
 }
-GAP_MOMENTUM = 0.95  # of the running PSNR gap (psnr_budget)
+GAP_MOMENTUM = 0.95  # of the running PSNR gap (psnr_budget, psnr_pilot)
 RISE_SHARE = 0.25  # psnr_budget: the scale rises at most a quarter as fast as it may fall
-LOG_SCALE_LIMIT = 5.0  # psnr_budget's scale stays within exp(-5) to exp(5) of the gradient-share weights
+LOG_SCALE_LIMIT = 5.0  # the twin rules' scale stays within exp(-5) to exp(5) of the gradient-share weights
 
 
 class ConsistencyWeights:

@@ -84,10 +84,10 @@ class SRFERModel(SafeSRModel):
         if type(self).optimize_parameters is not SRFERModel.optimize_parameters:  # consistency losses train net_g
             raise ValueError(f'{where} needs model_type SRFERModel (its plain-SR twin); got {type(self).__name__}')
         train_opt = self.opt['train']
-        others = ['train.perceptual_opt'] if train_opt.get('perceptual_opt') else []
+        others = ['train.perceptual_opt'] if train_opt.get('perceptual_opt') else []  # what trains net_g besides
         if self.fer.joint and train_opt.get('fer_opt') and self.joint_opt.sr_grad_weight:
             others.append('train.fer_opt through train.joint_opt.sr_grad_weight')
-        if rule == 'psnr_pilot' and others:
+        if rule == 'psnr_pilot' and others:  # (psnr_budget's twin is a yardstick only)
             raise ValueError(
                 f'{where} restarts network_g from a twin trained on the pixel loss alone, so the pilot would drop '
                 f'{" and ".join(others)}; remove them or use another rule'
