@@ -217,6 +217,14 @@ def without_classifier(opt: dict[str, Any]) -> dict[str, Any]:
     return opt
 
 
+def with_consistency_weights(opt: dict[str, Any], section: dict[str, Any]) -> dict[str, Any]:
+    """``opt`` with ``train.consistency_weights: section`` instead of the consistency losses' hand-set weights."""
+    for key in ('attention_opt', 'prediction_opt'):
+        opt['train'][key].pop('loss_weight', None)
+    opt['train']['consistency_weights'] = section
+    return opt
+
+
 def synthetic_faces_and_random_fer(root: str, size: int, **split_sizes: int) -> tuple[str, str]:
     """Synthetic 7-class faces of ``size`` px (``num_train``/``num_val``/``num_test``) and the demo's classifier
     with its random initialisation (seed 0) saved as an mmengine-style checkpoint.

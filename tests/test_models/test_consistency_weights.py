@@ -8,7 +8,7 @@ import pytest
 import torch
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from fer_fixtures import model_options
+from fer_fixtures import model_options, with_consistency_weights
 
 from srfer_plugin.models.consistency_weights import ConsistencyWeights
 
@@ -112,10 +112,8 @@ def test_bad_options_name_their_key(options, train, message):
 
 
 def test_a_training_step_logs_the_weights_and_saves_the_norms(tiny_fer_root, tmp_path):
-    opt = model_options(tiny_fer_root, str(tmp_path))
-    for key in ('attention_opt', 'prediction_opt'):
-        opt['train'][key].pop('loss_weight', None)
-    opt['train']['consistency_weights'] = {'rule': 'gradient_share', 'shares': {'l_att': 0.05, 'l_pred': 0.05}}
+    section = {'rule': 'gradient_share', 'shares': {'l_att': 0.05, 'l_pred': 0.05}}
+    opt = with_consistency_weights(model_options(tiny_fer_root, str(tmp_path)), section)
     torch.manual_seed(0)
     model = build_model(copy.deepcopy(opt))
     dataset = build_dataset(opt['datasets']['train'])
@@ -134,10 +132,8 @@ def test_a_training_step_logs_the_weights_and_saves_the_norms(tiny_fer_root, tmp
 def test_resuming_past_the_window_without_saved_norms_says_so(tiny_fer_root, tmp_path, monkeypatch):
     """A run resumed with ``calibration_iters`` from a state without norms (it ran with hand-set weights) measures
     once and holds: a warning names this."""
-    opt = model_options(tiny_fer_root, str(tmp_path))
-    for key in ('attention_opt', 'prediction_opt'):
-        opt['train'][key].pop('loss_weight', None)
-    opt['train']['consistency_weights'] = {**HELD, 'shares': {'l_att': 0.05, 'l_pred': 0.05}, 'calibration_iters': 10}
+    section = {**HELD, 'shares': {'l_att': 0.05, 'l_pred': 0.05}, 'calibration_iters': 10}
+    opt = with_consistency_weights(model_options(tiny_fer_root, str(tmp_path)), section)
     model = build_model(opt)
     warnings = []
     monkeypatch.setattr(

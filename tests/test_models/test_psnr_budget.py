@@ -10,7 +10,7 @@ import pytest
 import torch
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from fer_fixtures import model_options, tiny_train_options, write_options
+from fer_fixtures import model_options, tiny_train_options, with_consistency_weights, write_options
 from training_runs import full_and_killed_runs, logged_losses, run_training
 
 from srfer_plugin.models.consistency_weights import GAP_MOMENTUM, LOG_SCALE_LIMIT, RISE_SHARE, ConsistencyWeights
@@ -112,10 +112,7 @@ def test_the_twin_trains_on_pixels_alone_and_measures_the_gap():
 
 
 def _budget_options(opt: dict) -> dict:
-    for key in ('attention_opt', 'prediction_opt'):
-        opt['train'][key].pop('loss_weight', None)
-    opt['train']['consistency_weights'] = {**BUDGET, 'shares': {'l_att': 0.05, 'l_pred': 0.05}}
-    return opt
+    return with_consistency_weights(opt, {**BUDGET, 'shares': {'l_att': 0.05, 'l_pred': 0.05}})
 
 
 def test_a_training_step_trains_the_twin_and_logs_the_gap(tiny_fer_root, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from fer_fixtures import model_options, tiny_train_options, write_options
+from fer_fixtures import model_options, tiny_train_options, with_consistency_weights, write_options
 from training_runs import full_and_killed_runs, logged_losses, run_training
 
 from srfer_plugin.models.consistency_weights import GAP_MOMENTUM, LOG_SCALE_LIMIT, ConsistencyWeights
@@ -79,11 +79,8 @@ def test_bad_pilot_options_name_their_key(options, message):
 
 
 def _pilot_options(opt: dict, pilot_iters: int) -> dict:
-    for key in ('attention_opt', 'prediction_opt'):
-        opt['train'][key].pop('loss_weight', None)
     shares = {'l_att': 0.05, 'l_pred': 0.05}
-    opt['train']['consistency_weights'] = {**PILOT, 'shares': shares, 'pilot_iters': pilot_iters}
-    return opt
+    return with_consistency_weights(opt, {**PILOT, 'shares': shares, 'pilot_iters': pilot_iters})
 
 
 def test_the_run_goes_on_from_the_twin_after_the_pilot(tiny_fer_root, tmp_path):

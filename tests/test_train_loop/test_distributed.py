@@ -9,7 +9,15 @@ import subprocess
 import sys
 
 import torch
-from fer_fixtures import GAN_TRAIN, REPO_ROOT, TINY_NET_D, TINY_SR_ARCHS, tiny_train_options, write_options
+from fer_fixtures import (
+    GAN_TRAIN,
+    REPO_ROOT,
+    TINY_NET_D,
+    TINY_SR_ARCHS,
+    tiny_train_options,
+    with_consistency_weights,
+    write_options,
+)
 from training_runs import logged_losses, train_env
 
 from srfer_plugin.train_loop import normalize_launcher_argv
@@ -116,13 +124,11 @@ def test_frozen_classifier_is_not_wrapped_in_ddp(tiny_fer_root, tmp_path):
 def test_psnr_pilot_twin_stays_one_network_across_ranks(tiny_fer_root, tmp_path):
     """The plain-SR twin is not DDP-wrapped: its gradients are averaged by hand. At the pilot's end (iteration 2)
     net_g takes the twin's weights, so both ranks must hold the same twin then (and the same net_g after)."""
-    opt = _two_rank_options(tiny_fer_root, name='dist_pilot')
-    for key in ('attention_opt', 'prediction_opt'):
-        opt['train'][key].pop('loss_weight', None)
-    opt['train']['consistency_weights'] = {
+    pilot = {
         'rule': 'psnr_pilot', 'shares': {'l_att': 0.05, 'l_pred': 0.05}, 'budget_db': 0.1, 'pilot_iters': 2,
         'interval': 1,
     }  # fmt: skip
+    opt = with_consistency_weights(_two_rank_options(tiny_fer_root, name='dist_pilot'), pilot)
     exp = _torchrun_two_ranks(opt, tmp_path)
     _assert_ranks_agree(exp, ('net_g',))
     at_pilot_end = [torch.load(exp / 'rank_dumps' / f'rank{r}_2.pth', weights_only=True)['net_g'] for r in (0, 1)]
