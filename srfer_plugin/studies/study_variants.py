@@ -208,7 +208,7 @@ class Variant:
             if self.pilot_share is not None:
                 held = (
                     f', scaled to cost {self.budget_db:g} dB against a plain-SR twin in a pilot of '
-                    f'{self.pilot_share:.0%} of the run, then from plain SR'
+                    f'{self.pilot_share:.0%} of the run, then from plain SR, held'
                 )
             elif self.budget_db is not None:
                 held = f', scaled from {self.budget_start:g} to cost {self.budget_db:g} dB against a plain-SR twin'
