@@ -22,6 +22,7 @@ from typing import Any
 from srfer_plugin.studies.baselines_report import result_lines
 from srfer_plugin.studies.benchmark_options import REPO_ROOT
 from srfer_plugin.studies.benchmark_report import comparison, markdown_table, seed_sections
+from srfer_plugin.studies.study_variants import RERUNS
 
 DOCS = os.path.join(REPO_ROOT, 'docs')
 PAGE = 'results.md'
@@ -60,6 +61,10 @@ TRAINED: dict[str, str] = {
         'L1 + attention + prediction, shares 2.49 and 6.0 for a pilot of 200 iterations beside a plain-SR twin, then '
         'from the twin with the shares times min(1, 0.2 dB / the pilot gap), held (consistency_weights rule psnr_pilot)'
     ),
+    **{
+        rerun.name: f'`{rerun.name[len("rerun_") :]}` rerun (attention {rerun.att:g}: a new training)'
+        for rerun in RERUNS
+    },
     **{f'stage{s}': f'L1 + attention 0.1 on stage {s} only' for s in range(4)},
     **{
         f'att{a:g}_pred{p:g}': f'L1 + attention {a:g} + prediction {p:g}'
@@ -161,6 +166,7 @@ BLOCKS: dict[str, Callable[[str], list[str]]] = {
     'weights-grid': study('benchmark_weights_grid.csv', ('both', 'none')),
     'weights-budget': study('benchmark_weights_budget.csv', ('none',)),
     'weights-pilot': study('benchmark_weights_pilot.csv', ('none',)),
+    'weights-rerun': study('benchmark_weights_rerun.csv', ('none',)),
     'stages': study('benchmark_stages.csv', ('both', 'none')),
     'cost': study('benchmark_cost.csv', ('both', 'none')),
     'baselines': baselines_block,

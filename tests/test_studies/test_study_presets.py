@@ -144,7 +144,7 @@ def test_weights_preset(fer, tmp_path):
     cells = sp.plan_study_cells('weights', [fer], [2])
     rules = [
         'auto', 'auto_full', 'auto_pred0.3', 'auto_pred1', 'auto_hold', 'auto_budget', 'auto_budget_start1',
-        'auto_pilot',
+        'auto_pilot', 'rerun_att0.3_pred0.001', 'rerun_att0.03_pred0.0003',
     ]  # fmt: skip
     assert len(cells) == 1 + 9 + len(rules) and cells[0].method == 'none'
     assert [c.method for c in cells[-len(rules) :]] == rules
@@ -160,6 +160,13 @@ def test_weights_preset(fer, tmp_path):
         'bench_study_att0.1_pred0.001_seed2'
     )
     assert 'bench_weights_att0.3_pred0.0003_seed2' in {c.name for c in cells}
+    # a rerun of a grid cell is a training of its own, at weights that differ by 1e-6
+    rerun = next(c for c in cells if c.method == 'rerun_att0.3_pred0.001')
+    assert rerun.train_name == 'bench_study_att0.300001_pred0.001_seed2'
+    assert (
+        opts[rerun.name]['train']['attention_opt']['loss_weight'],
+        opts[rerun.name]['train']['prediction_opt']['loss_weight'],
+    ) == (0.300001, 0.001)
 
 
 def _rule_cell(fer, tmp_path, variant: str) -> tuple[str, dict]:
