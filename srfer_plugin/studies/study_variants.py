@@ -300,16 +300,16 @@ AUTO_PILOT = Variant(
     'auto_pilot', att=BUDGET_SHARES[0], pred=BUDGET_SHARES[1], shares=True, budget_db=PILOT_BUDGET_DB,
     pilot_share=PILOT_SHARE,
 )  # fmt: skip
+# Between the two: AUTO's attention share with a prediction share between AUTO's and AUTO_FULL's.
+AUTO_PRED_SHARES = (0.3, 1.0)
+AUTO_PRED = tuple(
+    Variant(f'auto_pred{p:g}', att=AUTO_SHARES[0], pred=p, shares=True) for p in AUTO_PRED_SHARES
+)  # fmt: skip
 # Reruns of the best grid cells within 0.7 dB (the demo's classifier; MobileNetV3-Small and RepVGG-A0) with the
 # attention weight moved by 1e-6, which names a new training: the run-to-run spread of the gain at one seed.
 RERUN_CELLS, RERUN_OFFSET = ((0.3, 0.001), (0.03, 0.0003)), 1e-6
 RERUNS = tuple(
     Variant(f'rerun_att{a:g}_pred{p:g}', att=round(a + RERUN_OFFSET, 6), pred=p) for a, p in RERUN_CELLS
-)  # fmt: skip
-# Between the two: AUTO's attention share with a prediction share between AUTO's and AUTO_FULL's.
-AUTO_PRED_SHARES = (0.3, 1.0)
-AUTO_PRED = tuple(
-    Variant(f'auto_pred{p:g}', att=AUTO_SHARES[0], pred=p, shares=True) for p in AUTO_PRED_SHARES
 )  # fmt: skip
 
 
